@@ -1,0 +1,1 @@
+//! crosscast-bench (work in progress).

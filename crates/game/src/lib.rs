@@ -1,0 +1,1 @@
+//! crosscast-game (work in progress).

@@ -1,0 +1,1 @@
+//! crosscast-host (work in progress).

@@ -1,0 +1,1 @@
+//! crosscast-ipc (work in progress).

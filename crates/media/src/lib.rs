@@ -1,0 +1,1 @@
+//! crosscast-media (work in progress).

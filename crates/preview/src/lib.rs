@@ -1,0 +1,1 @@
+//! crosscast-preview (work in progress).

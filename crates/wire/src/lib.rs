@@ -1,0 +1,1 @@
+//! crosscast-wire (work in progress).
