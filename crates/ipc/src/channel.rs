@@ -1,0 +1,114 @@
+//! A socket that speaks [`Message`]s: one SEQPACKET datagram per message, fds beside it.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crosscast_wire::{limits::MAX_MESSAGE_LEN, Message};
+
+use crate::os::socket::{Recv, SeqPacket};
+use crate::IpcError;
+
+/// A connected message socket, shareable between the thread that reads and those that send.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    sock: Arc<SeqPacket>,
+}
+
+/// One received message with the fds that came with it.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The raw datagram (already length-checked against the limit).
+    pub bytes: Vec<u8>,
+    /// Fds received beside it (close-on-exec).
+    pub fds: Vec<OwnedFd>,
+}
+
+impl Channel {
+    /// Wraps a connected socket.
+    pub fn new(sock: SeqPacket) -> Self {
+        Channel {
+            sock: Arc::new(sock),
+        }
+    }
+
+    /// The underlying socket.
+    pub fn socket(&self) -> &SeqPacket {
+        &self.sock
+    }
+
+    /// Sends one message.
+    pub fn send(&self, msg: &Message) -> Result<(), IpcError> {
+        self.sock.send(&msg.encode_to_vec(), &[])?;
+        Ok(())
+    }
+
+    /// Sends one message with fds attached.
+    pub fn send_with_fds(&self, msg: &Message, fds: &[BorrowedFd<'_>]) -> Result<(), IpcError> {
+        self.sock.send(&msg.encode_to_vec(), fds)?;
+        Ok(())
+    }
+
+    /// Sends raw bytes; for tests that play a hostile peer.
+    pub fn send_raw(&self, bytes: &[u8]) -> Result<(), IpcError> {
+        self.sock.send(bytes, &[])?;
+        Ok(())
+    }
+
+    /// Best-effort error report before closing; failures are ignored because the session is
+    /// ending anyway.
+    pub fn send_error(&self, err: &IpcError) {
+        let _ = self.send(&Message::Error {
+            code: err.code(),
+            reason: err.to_string(),
+        });
+    }
+
+    /// Waits up to `timeout` (forever if `None`) for one message. `Ok(None)` on timeout.
+    /// An oversize message or a closed peer is an error.
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<Incoming>, IpcError> {
+        if !self.sock.wait_readable(timeout)? {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+        let mut fds = Vec::new();
+        match self.sock.recv(&mut buf, &mut fds)? {
+            Recv::Message {
+                len,
+                truncated,
+                fds_truncated,
+            } => {
+                if truncated {
+                    return Err(IpcError::Protocol(format!(
+                        "message larger than the {MAX_MESSAGE_LEN}-byte limit"
+                    )));
+                }
+                if fds_truncated {
+                    return Err(IpcError::Protocol("too many fds in one message".into()));
+                }
+                buf.truncate(len);
+                Ok(Some(Incoming { bytes: buf, fds }))
+            }
+            Recv::Eof => Err(IpcError::PeerClosed("connection closed".into())),
+            Recv::WouldBlock => Ok(None),
+        }
+    }
+
+    /// Waits until `deadline` for one message; `Timeout(what)` when it passes.
+    pub fn recv_until(&self, deadline: Instant, what: &'static str) -> Result<Incoming, IpcError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(IpcError::Timeout(what));
+            }
+            if let Some(m) = self.recv(Some(left))? {
+                return Ok(m);
+            }
+        }
+    }
+
+    /// Shuts the socket down both ways so a thread blocked reading it wakes up.
+    pub fn shutdown(&self) {
+        let _ = self.sock.shutdown();
+    }
+}
