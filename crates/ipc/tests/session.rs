@@ -1,0 +1,276 @@
+//! The session layer over real kernel sockets and memfds: a game endpoint and a host endpoint
+//! on two threads of this process (the binary's tests repeat the important cases with two real
+//! processes).
+
+use std::time::Duration;
+
+use crosscast_ipc::auth::{authenticate_game, authenticate_host, random_bytes};
+use crosscast_ipc::os::socket::SeqPacket;
+use crosscast_ipc::{stamp, Channel, GameSession, HostOptions, HostSession, IpcError, SessionKey};
+use crosscast_wire::{AudioBlock, AudioConfig, QueuePolicy, SampleFormat, UidPolicy};
+
+const T: Duration = Duration::from_secs(5);
+
+fn uid() -> u32 {
+    crosscast_ipc::os::process::current_uid()
+}
+
+fn connect(opts: HostOptions) -> (HostSession, GameSession) {
+    let key = SessionKey::generate().unwrap();
+    let (a, b) = SeqPacket::pair().unwrap();
+    let (host_ch, game_ch) = (Channel::new(a), Channel::new(b));
+    let game_key = key.clone();
+    let game = std::thread::spawn(move || {
+        let o = authenticate_host(&game_ch, &game_key, T).unwrap();
+        GameSession::start(game_ch, o.session_id).unwrap()
+    });
+    let (outcome, peer) = authenticate_game(&host_ch, &key, &UidPolicy::only(uid()), T, 7).unwrap();
+    let host = HostSession::start(host_ch, opts, outcome.session_id, peer).unwrap();
+    let game = game.join().unwrap();
+    assert_eq!(game.session_id(), 7);
+    (host, game)
+}
+
+fn small(policy: QueuePolicy) -> HostOptions {
+    HostOptions {
+        width: 64,
+        height: 32,
+        policy,
+        ..HostOptions::default()
+    }
+}
+
+fn draw_and_queue(game: &GameSession, seq: u64) -> bool {
+    let mut w = game.dequeue(T).unwrap().expect("a free slot");
+    let px = w.pixels();
+    for (i, b) in px.iter_mut().enumerate() {
+        *b = (i as u64 * 31 + seq * 7) as u8;
+    }
+    stamp::write(px, seq);
+    game.queue(w, seq, crosscast_ipc::monotonic_ns()).unwrap()
+}
+
+#[test]
+fn fifo_hands_over_600_verified_frames_without_loss() {
+    let (mut host, game) = connect(small(QueuePolicy::Fifo));
+    let mut consumer = host.consumer().unwrap();
+    let producer = std::thread::spawn(move || {
+        game.wait_config(T).unwrap();
+        for seq in 1..=600 {
+            assert!(draw_and_queue(&game, seq));
+        }
+        game
+    });
+    let mut expected = 1;
+    while expected <= 600 {
+        assert!(consumer.wait_frame(T), "frame {expected} never arrived");
+        let f = consumer.acquire().unwrap().unwrap();
+        assert_eq!(f.seq, expected);
+        assert_eq!(stamp::verify(f.data), Ok(expected));
+        expected += 1;
+    }
+    let game = producer.join().unwrap();
+    let c = host.counters();
+    assert_eq!(
+        (c.frames_queued, c.frames_acquired, c.frames_dropped),
+        (600, 600, 0)
+    );
+    game.close();
+    assert!(host.wait_closed(T));
+}
+
+#[test]
+fn mailbox_drops_frames_for_a_slow_consumer_and_never_blocks_the_game() {
+    let (mut host, game) = connect(small(QueuePolicy::Mailbox));
+    let mut consumer = host.consumer().unwrap();
+    game.wait_config(T).unwrap();
+    // The consumer takes one frame, then sleeps while the game queues 50 more.
+    assert!(draw_and_queue(&game, 1));
+    assert!(consumer.wait_frame(T));
+    consumer.acquire().unwrap().unwrap();
+    for seq in 2..=51 {
+        assert!(draw_and_queue(&game, seq));
+    }
+    // Every replaced frame is released straight back: wait until the host has seen them all.
+    for _ in 0..500 {
+        if host.counters().frames_queued == 51 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let f = consumer.acquire().unwrap().unwrap();
+    assert_eq!(f.seq, 51, "mailbox hands over the newest frame");
+    assert_eq!(stamp::verify(f.data), Ok(51));
+    let c = host.counters();
+    assert_eq!(c.frames_dropped, 49);
+    assert_eq!(c.frames_acquired, 2);
+}
+
+#[test]
+fn resize_mid_stream_delivers_frames_of_the_new_size() {
+    let (mut host, game) = connect(small(QueuePolicy::Fifo));
+    let mut consumer = host.consumer().unwrap();
+    let first = game.wait_config(T).unwrap();
+    assert_eq!((first.width, first.height), (64, 32));
+    assert!(draw_and_queue(&game, 1));
+    assert!(consumer.wait_frame(T));
+    assert_eq!(consumer.acquire().unwrap().unwrap().width, 64);
+    game.request_resize(128, 96).unwrap();
+    let mut cfg = first.clone();
+    for _ in 0..500 {
+        cfg = game.config().unwrap();
+        if cfg.config_id != first.config_id {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!((cfg.width, cfg.height, cfg.config_id), (128, 96, 2));
+    assert!(draw_and_queue(&game, 2));
+    assert!(consumer.wait_frame(T));
+    let f = consumer.acquire().unwrap().unwrap();
+    assert_eq!((f.width, f.height, f.seq), (128, 96, 2));
+    assert_eq!(stamp::verify(f.data), Ok(2));
+    assert_eq!(host.counters().configs_sent, 2);
+}
+
+#[test]
+fn audio_blocks_arrive_sample_exact() {
+    let (host, game) = connect(small(QueuePolicy::Mailbox));
+    let config = AudioConfig {
+        sample_rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    game.send_audio_config(config).unwrap();
+    let t0 = crosscast_ipc::monotonic_ns();
+    // 30 s of audio in 10 ms blocks, sent as fast as the socket takes them.
+    let mut received = Vec::new();
+    let mut next_sample: u64 = 0;
+    for seq in 0..3000u64 {
+        let data: Vec<u8> = (0..480u64)
+            .flat_map(|i| {
+                let v = ((next_sample + i) % 32768) as i16;
+                [v.to_le_bytes(), v.to_le_bytes()].concat()
+            })
+            .collect();
+        game.send_audio(AudioBlock {
+            seq,
+            pts_ns: t0 + next_sample * 1_000_000_000 / 48_000,
+            sent_ns: 0,
+            config,
+            data,
+        })
+        .unwrap();
+        next_sample += 480;
+        if seq % 50 == 0 {
+            host.drain_audio(&mut received);
+        }
+    }
+    for _ in 0..500 {
+        if host.counters().audio_blocks == 3000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    host.drain_audio(&mut received);
+    let c = host.counters();
+    assert_eq!(
+        (
+            c.audio_blocks,
+            c.audio_gaps,
+            c.audio_overlaps,
+            c.audio_seq_gaps,
+            c.audio_dropped
+        ),
+        (3000, 0, 0, 0, 0)
+    );
+    let samples: Vec<i16> = received
+        .iter()
+        .flat_map(|b| {
+            b.data
+                .chunks_exact(4)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(samples.len(), 3000 * 480);
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(*s, (i as u64 % 32768) as i16, "sample {i}");
+    }
+}
+
+#[test]
+fn audio_gaps_are_counted() {
+    let (host, game) = connect(small(QueuePolicy::Mailbox));
+    let config = AudioConfig {
+        sample_rate: 48_000,
+        channels: 2,
+        format: SampleFormat::F32,
+    };
+    game.send_audio_config(config).unwrap();
+    let t0 = crosscast_ipc::monotonic_ns();
+    for (seq, start_ms) in [(0u64, 0u64), (1, 10), (2, 30), (3, 35)] {
+        game.send_audio(AudioBlock {
+            seq,
+            pts_ns: t0 + start_ms * 1_000_000,
+            sent_ns: 0,
+            config,
+            data: vec![0; 480 * 8],
+        })
+        .unwrap();
+    }
+    for _ in 0..500 {
+        if host.counters().audio_blocks == 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = host.counters();
+    assert_eq!((c.audio_gaps, c.audio_overlaps), (1, 1));
+}
+
+#[test]
+fn releasing_a_slot_twice_is_caught_on_the_game_side() {
+    // A game that queues a slot it no longer owns is cut off by the host.
+    let (host, game) = connect(small(QueuePolicy::Fifo));
+    game.wait_config(T).unwrap();
+    assert!(draw_and_queue(&game, 1));
+    let forged = crosscast_wire::Message::FrameQueued(crosscast_wire::FrameQueued {
+        config_id: 1,
+        slot: 0,
+        seq: 2,
+        pts_ns: crosscast_ipc::monotonic_ns(),
+        sent_ns: 0,
+    });
+    // Slot 0 was dequeued first and is now the host's.
+    game.channel().send(&forged).unwrap();
+    assert!(host.wait_closed(T));
+    assert!(
+        matches!(host.closed(), Some(IpcError::Slot(_))),
+        "{:?}",
+        host.closed()
+    );
+}
+
+#[test]
+fn the_game_cannot_fake_the_host_key() {
+    let (a, b) = SeqPacket::pair().unwrap();
+    let (host_ch, game_ch) = (Channel::new(a), Channel::new(b));
+    let game = std::thread::spawn(move || {
+        authenticate_host(
+            &game_ch,
+            &SessionKey::from_bytes(random_bytes().unwrap()),
+            T,
+        )
+    });
+    let host = authenticate_game(
+        &host_ch,
+        &SessionKey::generate().unwrap(),
+        &UidPolicy::only(uid()),
+        T,
+        1,
+    );
+    assert!(matches!(host, Err(IpcError::Handshake(_))));
+    let game = game.join().unwrap();
+    assert!(game.is_err(), "the game must learn it was refused");
+}
