@@ -216,7 +216,10 @@ fn apply_landlock() -> Result<LandlockReport> {
         RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced => {
             LandlockReport::Enforced {
                 abi: kernel_abi,
-                partial: status.ruleset == RulesetStatus::PartiallyEnforced,
+                // The crate also says "partial" when only the all-threads flag (ABI 8) is
+                // missing; the access rights are complete on any kernel of our ABI or newer.
+                partial: status.ruleset == RulesetStatus::PartiallyEnforced
+                    && kernel_abi < LANDLOCK_ABI as i32,
                 all_threads: status.all_threads,
             }
         }
@@ -393,6 +396,7 @@ fn x32_filter() -> BpfProgram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn level_parses_and_displays() {
@@ -430,6 +434,67 @@ mod tests {
             ..report
         };
         assert!(none.to_string().contains("landlock: not supported"));
+    }
+
+    const LANDLOCK_CHILD: &str = "CROSSCAST_OS_LANDLOCK_CHILD";
+
+    /// Landlock on its own (the seccomp filter would deny the same probes first and hide it):
+    /// a re-run of this test binary restricts itself and must be refused writes and TCP.
+    #[test]
+    fn landlock_alone_makes_files_read_only_and_blocks_tcp() {
+        if let Ok(dir) = std::env::var(LANDLOCK_CHILD) {
+            let dir = std::path::PathBuf::from(dir);
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            match apply_landlock().unwrap() {
+                LandlockReport::NotSupported => {
+                    eprintln!("landlock-child: not supported");
+                    return;
+                }
+                LandlockReport::Enforced { .. } => {}
+                LandlockReport::Off => panic!("landlock reported off"),
+            }
+            let eacces = Some(libc::EACCES);
+            let create = std::fs::File::create(dir.join("escaped.txt"));
+            assert_eq!(create.err().and_then(|e| e.raw_os_error()), eacces);
+            let mkdir = std::fs::create_dir(dir.join("escaped-dir"));
+            assert_eq!(mkdir.err().and_then(|e| e.raw_os_error()), eacces);
+            let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(20));
+            assert_eq!(tcp.err().and_then(|e| e.raw_os_error()), eacces);
+            std::fs::read(std::env::current_exe().unwrap()).unwrap();
+            eprintln!("landlock-child: enforced");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "crosscast-landlock-{}-{}",
+            std::process::id(),
+            super::super::process::monotonic_ns()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "os::sandbox::tests::landlock_alone_makes_files_read_only_and_blocks_tcp",
+                "--exact",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(LANDLOCK_CHILD, &dir)
+            .output()
+            .unwrap();
+        let escaped = dir.join("escaped.txt").exists() || dir.join("escaped-dir").exists();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            out.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!escaped);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("landlock-child: enforced")
+                || stderr.contains("landlock-child: not supported"),
+            "the child did not run the probes: {stderr}"
+        );
     }
 
     #[test]
