@@ -1,0 +1,347 @@
+//! The scene front end: size and buffer validation, stride handling, and dispatch to the
+//! pattern that does the drawing.
+
+use crate::aquarium::Aquarium;
+use crate::bars::Bars;
+use crate::{check_size, sync_flash_at, GameError, Pattern};
+
+/// Opaque black, the sync pattern's resting frame.
+const BLACK: [u8; 4] = [0, 0, 0, 255];
+/// Opaque white, the sync pattern's flash frame.
+const WHITE: [u8; 4] = [255, 255, 255, 255];
+
+/// One pattern's visual state at a given frame size; renders RGBA8 frames on demand.
+///
+/// Every frame is a pure function of `(frame_no, t_ns)` and the size: the scene keeps only
+/// caches (a pre-drawn background, rasterised glyphs), never animation state, so frames can be
+/// rendered out of order or skipped without changing any other frame.
+pub struct Scene {
+    pattern: Pattern,
+    width: u32,
+    height: u32,
+    kind: Kind,
+    /// Where the aquarium draws when the caller's stride is not `width * 4` (tiny-skia needs a
+    /// packed buffer); its rows are then copied into the caller's buffer.
+    scratch: Vec<u8>,
+}
+
+/// Per-pattern state.
+enum Kind {
+    Aquarium(Box<Aquarium>),
+    Sync,
+    Bars(Bars),
+}
+
+impl Kind {
+    fn build(pattern: Pattern, width: u32, height: u32) -> Result<Kind, GameError> {
+        Ok(match pattern {
+            Pattern::Aquarium => Kind::Aquarium(Box::new(Aquarium::new(width, height)?)),
+            Pattern::Sync => Kind::Sync,
+            Pattern::Bars => Kind::Bars(Bars::new(width, height)),
+        })
+    }
+}
+
+impl Scene {
+    /// Creates a scene for `pattern` at `width` x `height` pixels (each even, 16..=4096).
+    pub fn new(pattern: Pattern, width: u32, height: u32) -> Result<Scene, GameError> {
+        check_size(width, height)?;
+        Ok(Scene {
+            pattern,
+            width,
+            height,
+            kind: Kind::build(pattern, width, height)?,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Changes the frame size; on error the scene keeps its previous size.
+    pub fn resize(&mut self, width: u32, height: u32) -> Result<(), GameError> {
+        check_size(width, height)?;
+        if (width, height) == (self.width, self.height) {
+            return Ok(());
+        }
+        match &mut self.kind {
+            Kind::Aquarium(a) => a.resize(width, height)?,
+            Kind::Sync => {}
+            Kind::Bars(b) => *b = Bars::new(width, height),
+        }
+        self.width = width;
+        self.height = height;
+        self.scratch = Vec::new();
+        Ok(())
+    }
+
+    /// The pattern this scene draws.
+    pub fn pattern(&self) -> Pattern {
+        self.pattern
+    }
+
+    /// Frame width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Frame height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Bytes `render` needs in `dst` at row stride `stride`: `stride * (height - 1) + width * 4`.
+    pub fn required_len(&self, stride: usize) -> Result<usize, GameError> {
+        let row = self.row_bytes();
+        if stride < row {
+            return Err(GameError::StrideTooSmall { stride, min: row });
+        }
+        Ok(stride
+            .checked_mul(self.height as usize - 1)
+            .and_then(|n| n.checked_add(row))
+            .unwrap_or(usize::MAX))
+    }
+
+    /// Renders frame `frame_no` at game time `t_ns` (nanoseconds since the game started) into
+    /// `dst`: RGBA8 with opaque alpha, `stride` bytes per row. Bytes between `width * 4` and
+    /// `stride` in each row, and after the last row, are left untouched.
+    pub fn render(
+        &mut self,
+        dst: &mut [u8],
+        stride: usize,
+        frame_no: u64,
+        t_ns: u64,
+    ) -> Result<(), GameError> {
+        let needed = self.required_len(stride)?;
+        if dst.len() < needed {
+            return Err(GameError::BufferTooSmall {
+                len: dst.len(),
+                needed,
+            });
+        }
+        let row = self.row_bytes();
+        let rows = self.height as usize;
+        match &mut self.kind {
+            Kind::Sync => {
+                let px = if sync_flash_at(t_ns) { WHITE } else { BLACK };
+                for line in dst.chunks_mut(stride).take(rows) {
+                    for p in line[..row].chunks_exact_mut(4) {
+                        p.copy_from_slice(&px);
+                    }
+                }
+            }
+            Kind::Bars(bars) => bars.render(dst, stride),
+            Kind::Aquarium(aq) => {
+                if stride == row {
+                    aq.render(&mut dst[..row * rows], frame_no, t_ns);
+                } else {
+                    self.scratch.resize(row * rows, 0);
+                    aq.render(&mut self.scratch, frame_no, t_ns);
+                    for (d, s) in dst.chunks_mut(stride).zip(self.scratch.chunks_exact(row)) {
+                        d[..row].copy_from_slice(s);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.width as usize * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS_PER_MS: u64 = 1_000_000;
+
+    fn frame(scene: &mut Scene, frame_no: u64, t_ns: u64) -> Vec<u8> {
+        let row = scene.width() as usize * 4;
+        let mut buf = vec![0x5Au8; row * scene.height() as usize];
+        scene.render(&mut buf, row, frame_no, t_ns).expect("render");
+        buf
+    }
+
+    fn all_pixels(buf: &[u8], px: [u8; 4]) -> bool {
+        buf.chunks_exact(4).all(|p| p == px)
+    }
+
+    #[test]
+    fn sync_is_white_exactly_in_window() {
+        let mut s = Scene::new(Pattern::Sync, 64, 36).expect("scene");
+        for k in [0u64, 1, 2, 59, 3600] {
+            let base = k * 1_000 * NS_PER_MS;
+            for (t, white) in [
+                (base, true),
+                (base + 50 * NS_PER_MS, true),
+                (base + 100 * NS_PER_MS - 1, true),
+                (base + 100 * NS_PER_MS, false),
+                (base + 500 * NS_PER_MS, false),
+                (base + 1000 * NS_PER_MS - 1, false),
+            ] {
+                let f = frame(&mut s, k, t);
+                let want = if white { WHITE } else { BLACK };
+                assert!(all_pixels(&f, want), "t={t} want white={white}");
+            }
+        }
+        // At 60 fps exactly six frames per second fall in the 100 ms window (0..=83.3 ms).
+        let whites = (0..120u64)
+            .filter(|&n| {
+                let f = frame(&mut s, n, n * 1_000_000_000 / 60);
+                all_pixels(&f, WHITE)
+            })
+            .count();
+        assert_eq!(whites, 12);
+    }
+
+    #[test]
+    fn bars_identical_across_frames_and_opaque() {
+        let mut s = Scene::new(Pattern::Bars, 320, 180).expect("scene");
+        let a = frame(&mut s, 0, 0);
+        let b = frame(&mut s, 1234, 98_765_432_100);
+        assert_eq!(a, b);
+        assert!(a.chunks_exact(4).all(|p| p[3] == 255));
+        // Top-left is the 75% grey bar, the second bar is yellow.
+        assert_eq!(&a[..4], &[191, 191, 191, 255]);
+        let x = 320 / 7 + 5;
+        assert_eq!(&a[x * 4..x * 4 + 4], &[191, 191, 0, 255]);
+    }
+
+    #[test]
+    fn aquarium_is_deterministic_and_animated() {
+        let mut s = Scene::new(Pattern::Aquarium, 320, 180).expect("scene");
+        let a = frame(&mut s, 10, 10 * 16_666_667);
+        let b = frame(&mut s, 11, 11 * 16_666_667);
+        let a2 = frame(&mut s, 10, 10 * 16_666_667);
+        assert_ne!(a, b, "consecutive frames must differ");
+        assert_eq!(a, a2, "same (frame, time) must give the same frame");
+        // A second scene renders the same bytes: no hidden state from earlier frames.
+        let mut fresh = Scene::new(Pattern::Aquarium, 320, 180).expect("scene");
+        assert_eq!(frame(&mut fresh, 10, 10 * 16_666_667), a);
+        assert!(
+            a.chunks_exact(4).all(|p| p[3] == 255),
+            "alpha must be opaque"
+        );
+        // Only the counter changes when the time stands still, and only the clock when the
+        // counter does.
+        let c = frame(&mut s, 99, 10 * 16_666_667);
+        assert_ne!(a, c);
+        let d = frame(&mut s, 10, 10 * 16_666_667 + 1_000_000);
+        assert_ne!(a, d);
+    }
+
+    #[test]
+    fn aquarium_changes_over_seconds() {
+        let mut s = Scene::new(Pattern::Aquarium, 256, 144).expect("scene");
+        let frames: Vec<Vec<u8>> = (0..5u64)
+            .map(|k| frame(&mut s, k * 60, k * 1_000_000_000))
+            .collect();
+        for i in 0..frames.len() {
+            for j in i + 1..frames.len() {
+                let differing = frames[i]
+                    .chunks_exact(4)
+                    .zip(frames[j].chunks_exact(4))
+                    .filter(|(p, q)| p != q)
+                    .count();
+                // Fish and bubbles move, not just the text: well over 1% of pixels change.
+                assert!(
+                    differing > 256 * 144 / 100,
+                    "frames {i} and {j}: {differing}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn padding_is_untouched_for_every_pattern() {
+        for p in Pattern::ALL {
+            let (w, h) = (48u32, 20u32);
+            let row = w as usize * 4;
+            let stride = row + 36;
+            let mut s = Scene::new(p, w, h).expect("scene");
+            let mut padded = vec![0xA5u8; stride * h as usize + 17];
+            s.render(&mut padded, stride, 3, 50_000_000)
+                .expect("render");
+            let packed = frame(&mut s, 3, 50_000_000);
+            for (y, line) in padded.chunks(stride).enumerate() {
+                if y < h as usize {
+                    assert_eq!(&line[..row], &packed[y * row..(y + 1) * row], "{p} row {y}");
+                    assert!(line[row..].iter().all(|&b| b == 0xA5), "{p} pad of row {y}");
+                } else {
+                    assert!(line.iter().all(|&b| b == 0xA5), "{p} tail");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn minimal_buffer_without_last_row_padding_is_accepted() {
+        let (w, h) = (16u32, 16u32);
+        let stride = 16 * 4 + 8;
+        let mut s = Scene::new(Pattern::Aquarium, w, h).expect("scene");
+        let needed = s.required_len(stride).expect("len");
+        assert_eq!(needed, stride * 15 + 64);
+        let mut buf = vec![0u8; needed];
+        assert_eq!(s.render(&mut buf, stride, 0, 0), Ok(()));
+    }
+
+    #[test]
+    fn invalid_sizes_and_buffers_are_errors() {
+        for (w, h) in [
+            (0, 720),
+            (1280, 0),
+            (15, 16),
+            (1279, 720),
+            (8192, 720),
+            (8, 8),
+        ] {
+            assert_eq!(
+                Scene::new(Pattern::Sync, w, h).err(),
+                Some(GameError::InvalidSize {
+                    width: w,
+                    height: h
+                })
+            );
+        }
+        let mut s = Scene::new(Pattern::Bars, 32, 16).expect("scene");
+        assert_eq!(
+            s.resize(33, 16),
+            Err(GameError::InvalidSize {
+                width: 33,
+                height: 16
+            })
+        );
+        assert_eq!((s.width(), s.height()), (32, 16));
+        let mut buf = vec![0u8; 32 * 4 * 16];
+        assert_eq!(
+            s.render(&mut buf, 100, 0, 0),
+            Err(GameError::StrideTooSmall {
+                stride: 100,
+                min: 128
+            })
+        );
+        assert_eq!(
+            s.render(&mut buf[..100], 128, 0, 0),
+            Err(GameError::BufferTooSmall {
+                len: 100,
+                needed: 32 * 4 * 16
+            })
+        );
+        assert!(matches!(
+            s.render(&mut buf, usize::MAX, 0, 0),
+            Err(GameError::BufferTooSmall { .. })
+        ));
+    }
+
+    #[test]
+    fn resize_renders_at_new_size() {
+        for p in Pattern::ALL {
+            let mut s = Scene::new(p, 64, 36).expect("scene");
+            s.resize(128, 72).expect("resize");
+            let f = frame(&mut s, 1, 1_000);
+            assert_eq!(f.len(), 128 * 72 * 4);
+            assert!(f.chunks_exact(4).all(|px| px[3] == 255), "{p}");
+            let mut fresh = Scene::new(p, 128, 72).expect("scene");
+            assert_eq!(frame(&mut fresh, 1, 1_000), f, "{p}");
+        }
+    }
+}
