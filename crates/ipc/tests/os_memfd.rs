@@ -108,13 +108,13 @@ fn writes_are_visible_across_processes_and_seals_hold() {
 
 #[test]
 fn pipe_is_not_a_sealed_memfd() {
-    let (r, w) = std::io::pipe().unwrap();
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     assert_eq!(
-        SealedMemfd::from_received(OwnedFd::from(r), 4096).unwrap_err(),
+        SealedMemfd::from_received(r, 4096).unwrap_err(),
         OsError::NotSealedMemfd { reason: "a pipe" }
     );
     assert_eq!(
-        SealedMemfd::from_received(OwnedFd::from(w), 4096).unwrap_err(),
+        SealedMemfd::from_received(w, 4096).unwrap_err(),
         OsError::NotSealedMemfd { reason: "a pipe" }
     );
 }

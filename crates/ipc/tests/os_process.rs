@@ -49,10 +49,9 @@ fn recv_text(sock: &SeqPacket) -> String {
 }
 
 fn pipe_with(bytes: &[u8]) -> OwnedFd {
-    let (r, mut w) = std::io::pipe().unwrap();
-    w.write_all(bytes).unwrap();
-    drop(w);
-    OwnedFd::from(r)
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    std::fs::File::from(w).write_all(bytes).unwrap();
+    r
 }
 
 #[test]
@@ -115,7 +114,7 @@ fn spawned_child_sees_socket_on_3_and_key_on_4_and_nothing_else() {
     let key: [u8; KEY_LEN] = std::array::from_fn(|i| 255 - i as u8);
     let (host, game) = SeqPacket::pair().unwrap();
     // A parent fd that is not handed over: the child must not get it.
-    let (leak_r, leak_w) = std::io::pipe().unwrap();
+    let (leak_r, leak_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let child = spawn_with_fds(
         child_command(NAME),
         vec![
