@@ -1,0 +1,863 @@
+//! `LiveEncoder`: one H.264 + AAC encode on its own thread, fanned out to files and RTMP ingests.
+//!
+//! Threads and queues:
+//! - the caller (the host's output-clock thread) converts RGBA → I420 into a pooled image and
+//!   hands it over a bounded channel; audio blocks go over the same channel, so order is kept;
+//! - the encoder thread (nice `encoder_nice`, inherited by the x264 threads it starts) frames
+//!   audio, encodes both streams and writes local files directly;
+//! - each RTMP output has its own writer thread behind a bounded queue (see `rtmp`).
+
+use crate::audio::AudioFramer;
+use crate::config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl};
+use crate::convert::I420Image;
+use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
+use crate::stats::{Counters, EncoderStats, OutputKind, OutputShared, OutputState};
+use crate::{rtmp, MediaError};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use ffmpeg_next as ff;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// AAC-LC frame length in samples per channel.
+const AAC_FRAME: usize = 1024;
+/// Audio blocks that may wait for the encoder before `push_audio` drops one.
+const AUDIO_QUEUE_BLOCKS: usize = 512;
+/// How long `finish` waits for RTMP writers to send their tail before leaving them behind.
+const RTMP_FINISH_WAIT: Duration = Duration::from_secs(10);
+
+enum Msg {
+    Video(I420Image, i64),
+    Audio(Vec<f32>, u64),
+}
+
+/// Sets FFmpeg's global state once: quiet logging (errors come back as values).
+fn init_ffmpeg() -> Result<(), MediaError> {
+    static INIT: Once = Once::new();
+    static RESULT: Mutex<Option<String>> = Mutex::new(None);
+    INIT.call_once(|| {
+        if let Err(e) = ff::init() {
+            *RESULT.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+        }
+        ff::log::set_level(ff::log::Level::Quiet);
+    });
+    match RESULT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+    {
+        Some(e) => Err(MediaError::EncoderOpen {
+            codec: "ffmpeg".into(),
+            reason: e,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A running live encode; see the module docs for the threads behind it.
+pub struct LiveEncoder {
+    cfg: EncoderConfig,
+    tx: Option<Sender<Msg>>,
+    free_rx: Receiver<I420Image>,
+    spare: Vec<I420Image>,
+    images_allocated: usize,
+    last_frame_index: Option<u64>,
+    counters: Arc<Counters>,
+    outputs: Vec<Arc<OutputShared>>,
+    stopped: Arc<Mutex<Option<String>>>,
+    encoder_thread: Option<JoinHandle<()>>,
+    rtmp_threads: Vec<JoinHandle<()>>,
+    fps_window: Mutex<(Instant, u64, f64)>,
+}
+
+struct FileOut {
+    muxer: Option<Muxer>,
+    shared: Arc<OutputShared>,
+}
+
+struct RtmpOut {
+    tx: Sender<Arc<EncodedPacket>>,
+    need_key: bool,
+    shared: Arc<OutputShared>,
+}
+
+/// Validated outputs, before anything is opened.
+enum Planned {
+    File(PathBuf, FileFormat, String),
+    Rtmp(RtmpUrl),
+}
+
+fn plan(outputs: &[OutputSpec]) -> Result<Vec<Planned>, MediaError> {
+    outputs
+        .iter()
+        .map(|o| match o {
+            OutputSpec::File(path) => {
+                let format = FileFormat::from_path(path)?;
+                let s = path.to_str().ok_or_else(|| MediaError::InvalidPath {
+                    path: path.clone(),
+                    reason: "not valid UTF-8".into(),
+                })?;
+                if s.contains('\0') {
+                    return Err(MediaError::InvalidPath {
+                        path: path.clone(),
+                        reason: "contains a NUL byte".into(),
+                    });
+                }
+                // libavformat would read "name:rest" as a protocol; make plain paths explicit.
+                let url = if path.is_absolute() || s.starts_with("./") {
+                    s.to_owned()
+                } else {
+                    format!("./{s}")
+                };
+                Ok(Planned::File(path.clone(), format, url))
+            }
+            OutputSpec::Rtmp(url) => Ok(Planned::Rtmp(RtmpUrl::parse(url)?)),
+        })
+        .collect()
+}
+
+impl LiveEncoder {
+    /// Opens the encoders and every file now, starts the RTMP writers (which connect in the background).
+    pub fn start(cfg: EncoderConfig, outputs: &[OutputSpec]) -> Result<Self, MediaError> {
+        cfg.validate()?;
+        if outputs.is_empty() {
+            return Err(MediaError::InvalidConfig("no outputs given".into()));
+        }
+        let planned = plan(outputs)?;
+        init_ffmpeg()?;
+
+        let counters = Arc::new(Counters::default());
+        let stopped = Arc::new(Mutex::new(None));
+        let (tx, rx) = bounded(cfg.video_queue_frames + AUDIO_QUEUE_BLOCKS);
+        let (free_tx, free_rx) = unbounded();
+        let (init_tx, init_rx) = bounded::<Result<StreamSetup, MediaError>>(1);
+
+        let mut file_shared = Vec::new();
+        let mut all_shared = Vec::new();
+        let mut file_plans = Vec::new();
+        for p in &planned {
+            if let Planned::File(path, format, url) = p {
+                let kind = match format {
+                    FileFormat::Flv => OutputKind::FlvFile,
+                    FileFormat::Mp4 => OutputKind::Mp4File,
+                };
+                let shared =
+                    OutputShared::new(path.display().to_string(), kind, OutputState::Recording);
+                file_shared.push(shared.clone());
+                file_plans.push((url.clone(), *format, shared));
+            }
+        }
+        // RTMP outputs are started after the encoder so they get its codec parameters.
+        let mut rtmp_plans = Vec::new();
+        let mut next_file = file_shared.iter();
+        for p in &planned {
+            match p {
+                Planned::File(..) => {
+                    if let Some(shared) = next_file.next() {
+                        all_shared.push(shared.clone());
+                    }
+                }
+                Planned::Rtmp(url) => {
+                    let shared = OutputShared::new(
+                        url.display().to_owned(),
+                        OutputKind::Rtmp,
+                        OutputState::Connecting,
+                    );
+                    let (ptx, prx) = bounded(rtmp::QUEUE_PACKETS);
+                    all_shared.push(shared.clone());
+                    rtmp_plans.push((url.clone(), shared, ptx, prx));
+                }
+            }
+        }
+
+        let rtmp_outs: Vec<RtmpOut> = rtmp_plans
+            .iter()
+            .map(|(_, shared, ptx, _)| RtmpOut {
+                tx: ptx.clone(),
+                need_key: true,
+                shared: shared.clone(),
+            })
+            .collect();
+
+        let thread_cfg = cfg.clone();
+        let thread_counters = counters.clone();
+        let thread_stopped = stopped.clone();
+        let encoder_thread = std::thread::Builder::new()
+            .name("cc-encoder".into())
+            .spawn(move || {
+                encoder_main(
+                    thread_cfg,
+                    file_plans,
+                    rtmp_outs,
+                    rx,
+                    free_tx,
+                    init_tx,
+                    thread_counters,
+                    thread_stopped,
+                )
+            })
+            .map_err(|_| MediaError::Spawn("encoder".into()))?;
+
+        let setup = match init_rx.recv() {
+            Ok(Ok(setup)) => setup,
+            Ok(Err(e)) => {
+                let _ = encoder_thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = encoder_thread.join();
+                return Err(MediaError::EncoderStopped(
+                    "encoder thread exited during start".into(),
+                ));
+            }
+        };
+
+        let mut rtmp_threads = Vec::new();
+        for (url, shared, ptx, prx) in rtmp_plans {
+            // The encoder thread holds its own sender; ours must go so a finished encode ends the writer.
+            drop(ptx);
+            let setup = setup.clone();
+            let name = format!("cc-rtmp-{}", rtmp_threads.len());
+            match std::thread::Builder::new()
+                .name(name)
+                .spawn(move || rtmp::run(url, setup, prx, shared))
+            {
+                Ok(h) => rtmp_threads.push(h),
+                Err(_) => {
+                    drop(tx);
+                    let _ = encoder_thread.join();
+                    return Err(MediaError::Spawn("RTMP writer".into()));
+                }
+            }
+        }
+
+        Ok(Self {
+            cfg,
+            tx: Some(tx),
+            free_rx,
+            spare: Vec::new(),
+            images_allocated: 0,
+            last_frame_index: None,
+            counters,
+            outputs: all_shared,
+            stopped,
+            encoder_thread: Some(encoder_thread),
+            rtmp_threads,
+            fps_window: Mutex::new((Instant::now(), 0, 0.0)),
+        })
+    }
+
+    fn check_running(&self) -> Result<&Sender<Msg>, MediaError> {
+        if let Some(reason) = self
+            .stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Err(MediaError::EncoderStopped(reason));
+        }
+        self.tx
+            .as_ref()
+            .ok_or_else(|| MediaError::EncoderStopped("finished".into()))
+    }
+
+    /// Takes a free I420 image: a returned one, a new one while under the pool size, else none.
+    fn take_image(&mut self) -> Result<Option<I420Image>, MediaError> {
+        if let Some(img) = self.spare.pop() {
+            return Ok(Some(img));
+        }
+        if let Ok(img) = self.free_rx.try_recv() {
+            return Ok(Some(img));
+        }
+        if self.images_allocated < self.cfg.video_queue_frames + 1 {
+            self.images_allocated += 1;
+            return I420Image::new(self.cfg.width, self.cfg.height).map(Some);
+        }
+        if self.cfg.block_when_full {
+            return match self.free_rx.recv() {
+                Ok(img) => Ok(Some(img)),
+                Err(_) => Err(MediaError::EncoderStopped(self.stop_reason())),
+            };
+        }
+        Ok(None)
+    }
+
+    fn stop_reason(&self) -> String {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "encoder thread exited".into())
+    }
+
+    /// Converts one RGBA frame to I420 on this thread and queues it; `frame_index` is in 1/fps.
+    ///
+    /// When the encoder is behind the frame is dropped and counted (or, with
+    /// `block_when_full`, this waits for it).
+    pub fn push_video(
+        &mut self,
+        rgba: &[u8],
+        stride: usize,
+        frame_index: u64,
+    ) -> Result<(), MediaError> {
+        self.check_running()?;
+        if let Some(last) = self.last_frame_index {
+            if frame_index <= last {
+                return Err(MediaError::InvalidFrame(format!(
+                    "frame_index {frame_index} is not after the previous {last}"
+                )));
+            }
+        }
+        let pts = i64::try_from(frame_index).map_err(|_| {
+            MediaError::InvalidFrame(format!("frame_index {frame_index} too large"))
+        })?;
+        let Some(mut img) = self.take_image()? else {
+            self.counters.video_dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        };
+        if let Err(e) =
+            crate::convert::rgba_to_i420(rgba, stride, self.cfg.width, self.cfg.height, &mut img)
+        {
+            self.spare.push(img);
+            return Err(e);
+        }
+        self.last_frame_index = Some(frame_index);
+        let tx = self.check_running()?;
+        let msg = Msg::Video(img, pts);
+        if self.cfg.block_when_full {
+            tx.send(msg)
+                .map_err(|_| MediaError::EncoderStopped(self.stop_reason()))
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(Msg::Video(img, _))) => {
+                    self.spare.push(img);
+                    self.counters.video_dropped.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(TrySendError::Full(_)) => Ok(()),
+                Err(TrySendError::Disconnected(_)) => {
+                    Err(MediaError::EncoderStopped(self.stop_reason()))
+                }
+            }
+        }
+    }
+
+    /// Queues interleaved f32 samples starting at `first_sample` (in 1/sample_rate on the stream timeline).
+    pub fn push_audio(
+        &mut self,
+        interleaved_f32: &[f32],
+        first_sample: u64,
+    ) -> Result<(), MediaError> {
+        let channels = usize::from(self.cfg.channels);
+        if interleaved_f32.len() % channels != 0 {
+            return Err(MediaError::InvalidAudio(format!(
+                "{} samples is not a multiple of {channels} channels",
+                interleaved_f32.len()
+            )));
+        }
+        if first_sample > i64::MAX as u64 / 2 {
+            return Err(MediaError::InvalidAudio(format!(
+                "first_sample {first_sample} too large"
+            )));
+        }
+        if interleaved_f32.is_empty() {
+            return Ok(());
+        }
+        let tx = self.check_running()?;
+        let msg = Msg::Audio(interleaved_f32.to_vec(), first_sample);
+        if self.cfg.block_when_full {
+            tx.send(msg)
+                .map_err(|_| MediaError::EncoderStopped(self.stop_reason()))
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => {
+                    self.counters.audio_dropped.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    Err(MediaError::EncoderStopped(self.stop_reason()))
+                }
+            }
+        }
+    }
+
+    /// Current figures; cheap, callable from any thread holding `&self`.
+    pub fn stats(&self) -> EncoderStats {
+        let c = &self.counters;
+        let video = c.video_encoded.load(Ordering::Relaxed);
+        let encode_fps = {
+            let mut w = self
+                .fps_window
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let dt = w.0.elapsed().as_secs_f64();
+            if dt >= 0.5 {
+                w.2 = video.saturating_sub(w.1) as f64 / dt;
+                *w = (Instant::now(), video, w.2);
+            }
+            w.2
+        };
+        let outputs: Vec<_> = self.outputs.iter().map(|o| o.snapshot()).collect();
+        EncoderStats {
+            video_frames_encoded: video,
+            audio_frames_encoded: c.audio_encoded.load(Ordering::Relaxed),
+            bytes_written: outputs.iter().map(|o| o.bytes).sum(),
+            encode_fps,
+            video_frames_dropped: c.video_dropped.load(Ordering::Relaxed),
+            audio_blocks_dropped: c.audio_dropped.load(Ordering::Relaxed),
+            audio_gap_samples: c.audio_gap.load(Ordering::Relaxed),
+            audio_overlap_samples: c.audio_overlap.load(Ordering::Relaxed),
+            outputs,
+        }
+    }
+
+    /// Flushes the encoders, writes every trailer, joins the threads; errors if a recording failed.
+    pub fn finish(mut self) -> Result<EncoderStats, MediaError> {
+        self.shutdown();
+        let stats = self.stats();
+        if let Some(reason) = self
+            .stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Err(MediaError::EncoderStopped(reason));
+        }
+        for o in &stats.outputs {
+            if let OutputState::Failed(reason) = &o.state {
+                return Err(MediaError::OutputFailed {
+                    output: o.name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        Ok(stats)
+    }
+
+    fn shutdown(&mut self) {
+        // Dropping the sender is the end-of-stream signal for the encoder thread.
+        self.tx = None;
+        if let Some(h) = self.encoder_thread.take() {
+            let _ = h.join();
+        }
+        let deadline = Instant::now() + RTMP_FINISH_WAIT;
+        for h in std::mem::take(&mut self.rtmp_threads) {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // A writer stuck on a dead peer is left behind rather than holding up the caller.
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for LiveEncoder {
+    fn drop(&mut self) {
+        // Dropped without `finish` (e.g. on an error path): still close the files properly.
+        self.shutdown();
+    }
+}
+
+fn ff_err(codec: &str) -> impl Fn(ff::Error) -> MediaError + '_ {
+    move |e| MediaError::EncoderOpen {
+        codec: codec.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn set_nice(nice: i32) -> Result<(), MediaError> {
+    // On Linux PRIO_PROCESS with a thread id changes only that thread; threads it creates inherit it.
+    let tid = rustix::thread::gettid();
+    rustix::process::setpriority_process(Some(tid), nice).map_err(|e| MediaError::Priority {
+        nice,
+        reason: e.to_string(),
+    })
+}
+
+fn open_video(cfg: &EncoderConfig) -> Result<ff::encoder::Video, MediaError> {
+    let codec = ff::encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderOpen {
+        codec: "libx264".into(),
+        reason: "FFmpeg was built without libx264".into(),
+    })?;
+    let mut enc = ff::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(ff_err("libx264"))?;
+    let fps = i32::try_from(cfg.fps).unwrap_or(60);
+    enc.set_width(cfg.width);
+    enc.set_height(cfg.height);
+    enc.set_format(ff::format::Pixel::YUV420P);
+    enc.set_time_base(ff::Rational::new(1, fps));
+    enc.set_frame_rate(Some(ff::Rational::new(fps, 1)));
+    enc.set_gop(cfg.keyint_frames);
+    enc.set_max_b_frames(0);
+    let bps = cfg.video_bitrate_kbps as usize * 1000;
+    enc.set_bit_rate(bps);
+    enc.set_max_bit_rate(bps);
+    enc.set_colorspace(ff::color::Space::BT709);
+    enc.set_color_range(ff::color::Range::MPEG);
+    enc.set_color_primaries(ff::color::Primaries::BT709);
+    enc.set_color_transfer_characteristic(ff::color::TransferCharacteristic::BT709);
+    // Same threading as the ffmpeg CLI baseline: x264 picks the thread count.
+    enc.set_threading(ff::threading::Config {
+        kind: ff::threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    // FLV and MP4 carry SPS/PPS in the header (avcC), and RTMP re-sends it on every reconnect.
+    enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+    let mut opts = ff::Dictionary::new();
+    opts.set("preset", &cfg.preset);
+    opts.set("tune", "zerolatency");
+    let kbps = cfg.video_bitrate_kbps;
+    let k = cfg.keyint_frames;
+    // Fixed GOP (no scene-cut keyframes) and a one-second VBV: the CBR-like shape ingests expect.
+    opts.set(
+        "x264-params",
+        &format!("keyint={k}:min-keyint={k}:scenecut=0:vbv-maxrate={kbps}:vbv-bufsize={kbps}"),
+    );
+    enc.open_as_with(codec, opts).map_err(ff_err("libx264"))
+}
+
+fn open_audio(cfg: &EncoderConfig) -> Result<ff::encoder::Audio, MediaError> {
+    let codec = ff::encoder::find_by_name("aac").ok_or_else(|| MediaError::EncoderOpen {
+        codec: "aac".into(),
+        reason: "FFmpeg was built without its native AAC encoder".into(),
+    })?;
+    let mut enc = ff::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .audio()
+        .map_err(ff_err("aac"))?;
+    let rate = i32::try_from(cfg.sample_rate).unwrap_or(48_000);
+    enc.set_rate(rate);
+    let layout = if cfg.channels == 1 {
+        ff::ChannelLayout::MONO
+    } else {
+        ff::ChannelLayout::STEREO
+    };
+    enc.set_channel_layout(layout);
+    enc.set_channels(i32::from(cfg.channels));
+    enc.set_format(ff::format::Sample::F32(ff::format::sample::Type::Planar));
+    enc.set_bit_rate(cfg.audio_bitrate_kbps as usize * 1000);
+    enc.set_time_base(ff::Rational::new(1, rate));
+    enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+    let enc = enc
+        .open_as_with(codec, ff::Dictionary::new())
+        .map_err(ff_err("aac"))?;
+    if enc.frame_size() as usize != AAC_FRAME {
+        return Err(MediaError::EncoderOpen {
+            codec: "aac".into(),
+            reason: format!("unexpected frame size {}", enc.frame_size()),
+        });
+    }
+    Ok(enc)
+}
+
+fn open_file(url: &str, format: FileFormat, setup: &StreamSetup) -> Result<Muxer, String> {
+    let mut mux_opts = ff::Dictionary::new();
+    // Push every packet to the file at once so a killed process loses as little as possible.
+    mux_opts.set("flush_packets", "1");
+    if format == FileFormat::Mp4 {
+        // Fragmented MP4: moov up front, self-contained fragments from each keyframe, so the
+        // file plays even if the trailer is never written.
+        mux_opts.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+    }
+    Muxer::open(
+        url,
+        format.muxer_name(),
+        ff::Dictionary::new(),
+        mux_opts,
+        setup,
+    )
+}
+
+struct Encoding {
+    video: ff::encoder::Video,
+    audio: ff::encoder::Audio,
+    video_frame: ff::frame::Video,
+    audio_frame: ff::frame::Audio,
+    video_tb: ff::Rational,
+    audio_tb: ff::Rational,
+    channels: usize,
+    files: Vec<FileOut>,
+    rtmp: Vec<RtmpOut>,
+    counters: Arc<Counters>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encoder_main(
+    cfg: EncoderConfig,
+    file_plans: Vec<(String, FileFormat, Arc<OutputShared>)>,
+    rtmp: Vec<RtmpOut>,
+    rx: Receiver<Msg>,
+    free_tx: Sender<I420Image>,
+    init_tx: Sender<Result<StreamSetup, MediaError>>,
+    counters: Arc<Counters>,
+    stopped: Arc<Mutex<Option<String>>>,
+) {
+    let mut enc = match init(&cfg, file_plans, rtmp, counters) {
+        Ok((enc, setup)) => {
+            let _ = init_tx.send(Ok(setup));
+            enc
+        }
+        Err(e) => {
+            let _ = init_tx.send(Err(e));
+            return;
+        }
+    };
+    drop(init_tx);
+    let mut framer = AudioFramer::new(enc.channels, AAC_FRAME, cfg.sample_rate);
+    let mut result = Ok(());
+    while let Ok(msg) = rx.recv() {
+        result = match msg {
+            Msg::Video(img, pts) => {
+                let r = enc.encode_video(&img, pts);
+                let _ = free_tx.send(img);
+                r
+            }
+            Msg::Audio(samples, first) => enc.encode_audio_block(&mut framer, &samples, first),
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = enc.flush(&mut framer);
+    }
+    if let Err(e) = result {
+        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+    }
+    enc.close();
+}
+
+fn init(
+    cfg: &EncoderConfig,
+    file_plans: Vec<(String, FileFormat, Arc<OutputShared>)>,
+    rtmp: Vec<RtmpOut>,
+    counters: Arc<Counters>,
+) -> Result<(Encoding, StreamSetup), MediaError> {
+    if let Some(nice) = cfg.encoder_nice {
+        // Before the encoders open, so x264's worker threads inherit it.
+        set_nice(nice)?;
+    }
+    let video = open_video(cfg)?;
+    let audio = open_audio(cfg)?;
+    let video_tb = ff::Rational::new(1, i32::try_from(cfg.fps).unwrap_or(60));
+    let audio_tb = ff::Rational::new(1, i32::try_from(cfg.sample_rate).unwrap_or(48_000));
+    let setup = StreamSetup {
+        video: ff::codec::Parameters::from(&*video),
+        audio: ff::codec::Parameters::from(&*audio),
+        video_tb,
+        audio_tb,
+        fps: i32::try_from(cfg.fps).unwrap_or(60),
+    };
+    let mut files = Vec::new();
+    for (url, format, shared) in file_plans {
+        let muxer = open_file(&url, format, &setup).map_err(|reason| MediaError::OpenOutput {
+            output: shared.name().to_owned(),
+            reason,
+        })?;
+        files.push(FileOut {
+            muxer: Some(muxer),
+            shared,
+        });
+    }
+    let layout = if cfg.channels == 1 {
+        ff::ChannelLayout::MONO
+    } else {
+        ff::ChannelLayout::STEREO
+    };
+    let mut audio_frame = ff::frame::Audio::new(
+        ff::format::Sample::F32(ff::format::sample::Type::Planar),
+        AAC_FRAME,
+        layout,
+    );
+    audio_frame.set_rate(cfg.sample_rate);
+    let mut video_frame = ff::frame::Video::new(ff::format::Pixel::YUV420P, cfg.width, cfg.height);
+    video_frame.set_color_range(ff::color::Range::MPEG);
+    video_frame.set_color_space(ff::color::Space::BT709);
+    Ok((
+        Encoding {
+            video,
+            audio,
+            video_frame,
+            audio_frame,
+            video_tb,
+            audio_tb,
+            channels: usize::from(cfg.channels),
+            files,
+            rtmp,
+            counters,
+        },
+        setup,
+    ))
+}
+
+fn copy_plane(dst: &mut [u8], dst_stride: usize, src: &[u8], width: usize, rows: usize) {
+    for (d, s) in dst
+        .chunks_mut(dst_stride)
+        .zip(src.chunks_exact(width))
+        .take(rows)
+    {
+        d[..width].copy_from_slice(s);
+    }
+}
+
+impl Encoding {
+    fn encode_video(&mut self, img: &I420Image, pts: i64) -> Result<(), String> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let f = &mut self.video_frame;
+        let s0 = f.stride(0);
+        copy_plane(f.data_mut(0), s0, img.y(), w, h);
+        let s1 = f.stride(1);
+        copy_plane(f.data_mut(1), s1, img.u(), w / 2, h / 2);
+        let s2 = f.stride(2);
+        copy_plane(f.data_mut(2), s2, img.v(), w / 2, h / 2);
+        f.set_pts(Some(pts));
+        self.video
+            .send_frame(&self.video_frame)
+            .map_err(|e| format!("H.264 encode failed: {e}"))?;
+        self.counters.video_encoded.fetch_add(1, Ordering::Relaxed);
+        self.drain(Kind::Video)
+    }
+
+    fn encode_audio_block(
+        &mut self,
+        framer: &mut AudioFramer,
+        samples: &[f32],
+        first: u64,
+    ) -> Result<(), String> {
+        let mut result = Ok(());
+        let report = framer.push(samples, first, &mut |pts, frame| {
+            if result.is_ok() {
+                result = self.encode_audio_frame(pts, frame);
+            }
+        });
+        self.counters
+            .audio_gap
+            .fetch_add(report.gap, Ordering::Relaxed);
+        self.counters
+            .audio_overlap
+            .fetch_add(report.overlap, Ordering::Relaxed);
+        result
+    }
+
+    fn encode_audio_frame(&mut self, pts: u64, interleaved: &[f32]) -> Result<(), String> {
+        let ch = self.channels;
+        for c in 0..ch {
+            let plane = self.audio_frame.plane_mut::<f32>(c);
+            for (d, s) in plane.iter_mut().zip(interleaved.iter().skip(c).step_by(ch)) {
+                // NaN or infinities from a buggy game must not poison the AAC encoder's state.
+                *d = if s.is_finite() {
+                    s.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                };
+            }
+        }
+        self.audio_frame.set_pts(Some(pts as i64));
+        self.audio
+            .send_frame(&self.audio_frame)
+            .map_err(|e| format!("AAC encode failed: {e}"))?;
+        self.counters.audio_encoded.fetch_add(1, Ordering::Relaxed);
+        self.drain(Kind::Audio)
+    }
+
+    fn drain(&mut self, kind: Kind) -> Result<(), String> {
+        let mut pkt = ff::Packet::empty();
+        loop {
+            let r = match kind {
+                Kind::Video => self.video.receive_packet(&mut pkt),
+                Kind::Audio => self.audio.receive_packet(&mut pkt),
+            };
+            match r {
+                Ok(()) => {
+                    let tb = match kind {
+                        Kind::Video => self.video_tb,
+                        Kind::Audio => self.audio_tb,
+                    };
+                    self.distribute(EncodedPacket::new(kind, &pkt, tb));
+                }
+                Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(()),
+                Err(ff::Error::Eof) => return Ok(()),
+                Err(e) => return Err(format!("encoder output failed: {e}")),
+            }
+        }
+    }
+
+    fn distribute(&mut self, p: Arc<EncodedPacket>) {
+        for f in &mut self.files {
+            if let Some(m) = f.muxer.as_mut() {
+                match m.write(&p, 0) {
+                    Ok(n) => {
+                        f.shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        // Stop this file (it stays playable up to here); the others continue.
+                        f.muxer = None;
+                        f.shared
+                            .set_state(OutputState::Failed(format!("write failed: {e}")));
+                    }
+                }
+            }
+        }
+        for r in &mut self.rtmp {
+            if r.need_key {
+                if p.kind == Kind::Video && p.key {
+                    r.need_key = false;
+                } else {
+                    r.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            match r.tx.try_send(p.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    // A hole in the stream: skip to the next keyframe so the ingest can decode again.
+                    r.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    r.need_key = true;
+                }
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    fn flush(&mut self, framer: &mut AudioFramer) -> Result<(), String> {
+        let mut result = Ok(());
+        framer.flush(&mut |pts, frame| {
+            if result.is_ok() {
+                result = self.encode_audio_frame(pts, frame);
+            }
+        });
+        result?;
+        self.video
+            .send_eof()
+            .map_err(|e| format!("H.264 flush failed: {e}"))?;
+        self.drain(Kind::Video)?;
+        self.audio
+            .send_eof()
+            .map_err(|e| format!("AAC flush failed: {e}"))?;
+        self.drain(Kind::Audio)
+    }
+
+    fn close(self) {
+        for f in self.files {
+            if let Some(m) = f.muxer {
+                match m.finish() {
+                    Ok(()) => f.shared.set_state(OutputState::Finished),
+                    Err(e) => f
+                        .shared
+                        .set_state(OutputState::Failed(format!("trailer failed: {e}"))),
+                }
+            }
+        }
+        // Dropping the RTMP senders tells each writer to send its tail and close.
+        drop(self.rtmp);
+    }
+}

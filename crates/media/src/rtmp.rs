@@ -1,0 +1,136 @@
+//! One RTMP output: its own thread, a bounded packet queue, reconnect with exponential backoff.
+//!
+//! The encoder thread only ever `try_send`s into the queue, so a slow or dead server can never
+//! hold up encoding or the local recordings. Every (re)connection is a fresh FLV session: the
+//! header carries the codec extradata again, the session starts at the next video keyframe, and
+//! its timestamps are rebased to start at zero there.
+
+use crate::config::RtmpUrl;
+use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
+use crate::stats::{OutputShared, OutputState};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use ffmpeg_next as ff;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// First retry delay; doubles per failed attempt.
+pub(crate) const BACKOFF_START: Duration = Duration::from_millis(250);
+/// Longest retry delay.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Packets (audio + video) an RTMP output may have waiting, about 4 s at 60 fps.
+pub(crate) const QUEUE_PACKETS: usize = 512;
+
+enum SessionEnd {
+    /// The encoder finished; the trailer was written.
+    Finished,
+    /// Writing failed; reconnect.
+    Failed(String),
+}
+
+pub(crate) fn run(
+    url: RtmpUrl,
+    setup: StreamSetup,
+    rx: Receiver<Arc<EncodedPacket>>,
+    shared: Arc<OutputShared>,
+) {
+    let mut backoff = BACKOFF_START;
+    let mut attempt = 0u32;
+    let mut sessions = 0u64;
+    loop {
+        match connect(&url, &setup) {
+            Ok(mux) => {
+                sessions += 1;
+                if sessions > 1 {
+                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                attempt = 0;
+                backoff = BACKOFF_START;
+                shared.set_state(OutputState::Live);
+                match send_loop(mux, &rx, &shared) {
+                    SessionEnd::Finished => {
+                        shared.set_state(OutputState::Finished);
+                        return;
+                    }
+                    SessionEnd::Failed(e) => {
+                        attempt += 1;
+                        shared.set_state(OutputState::Reconnecting {
+                            attempt,
+                            last_error: e,
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                attempt += 1;
+                shared.set_state(OutputState::Reconnecting {
+                    attempt,
+                    last_error: e,
+                });
+            }
+        }
+        // Wait out the backoff while draining the queue, so the encoder never sees it full
+        // because of us and so we resume with fresh packets.
+        let deadline = Instant::now() + backoff;
+        loop {
+            match rx.recv_deadline(deadline) {
+                Ok(_) => {
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    shared.set_state(OutputState::Finished);
+                    return;
+                }
+            }
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+fn connect(url: &RtmpUrl, setup: &StreamSetup) -> Result<Muxer, String> {
+    let mut mux_opts = ff::Dictionary::new();
+    // A live stream cannot seek back to patch duration and size into the header.
+    mux_opts.set("flvflags", "no_duration_filesize");
+    Muxer::open(url.as_str(), "flv", ff::Dictionary::new(), mux_opts, setup)
+}
+
+fn send_loop(
+    mut mux: Muxer,
+    rx: &Receiver<Arc<EncodedPacket>>,
+    shared: &OutputShared,
+) -> SessionEnd {
+    let mut base_us: Option<i64> = None;
+    loop {
+        let Ok(p) = rx.recv() else {
+            return match mux.finish() {
+                Ok(()) => SessionEnd::Finished,
+                // The stream is over either way; report it as finished with what was sent.
+                Err(_) => SessionEnd::Finished,
+            };
+        };
+        let base = match base_us {
+            Some(b) => b,
+            None if p.kind == Kind::Video && p.key => {
+                let b = p.dts_us().unwrap_or(0);
+                base_us = Some(b);
+                b
+            }
+            None => {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        // Audio encoded before the session's first keyframe would get a negative timestamp.
+        if p.dts_us().is_some_and(|t| t < base) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        match mux.write(&p, base) {
+            Ok(n) => {
+                shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => return SessionEnd::Failed(format!("write failed: {e}")),
+        }
+    }
+}
