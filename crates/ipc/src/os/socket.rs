@@ -156,6 +156,18 @@ impl SeqPacket {
     /// See [sendmsg(2)](https://man7.org/linux/man-pages/man2/sendmsg.2.html).
     #[doc(alias = "sendmsg")]
     pub fn send(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        self.send_with(bytes, fds, SendFlags::NOSIGNAL)
+    }
+
+    /// Like [`send`](Self::send), but never waits, whatever the socket's mode
+    /// (`MSG_DONTWAIT`): a full peer queue is [`OsError::WouldBlock`]. For the host, so a game
+    /// that stops reading cannot stall it.
+    #[doc(alias = "MSG_DONTWAIT")]
+    pub fn try_send(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        self.send_with(bytes, fds, SendFlags::NOSIGNAL | SendFlags::DONTWAIT)
+    }
+
+    fn send_with(&self, bytes: &[u8], fds: &[BorrowedFd<'_>], flags: SendFlags) -> Result<()> {
         if bytes.is_empty() {
             return Err(OsError::EmptyMessage);
         }
@@ -170,7 +182,7 @@ impl SeqPacket {
         }
         let iov = [IoSlice::new(bytes)];
         loop {
-            match rustix::net::sendmsg(&self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+            match rustix::net::sendmsg(&self.fd, &iov, &mut control, flags) {
                 Ok(n) if n == bytes.len() => return Ok(()),
                 // SEQPACKET is all-or-nothing; a short count means the kernel broke that promise.
                 Ok(_) => return Err(OsError::MessageTooLarge { len: bytes.len() }),
@@ -200,6 +212,17 @@ impl SeqPacket {
     /// See [recvmsg(2)](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
     #[doc(alias = "recvmsg")]
     pub fn recv(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<Recv> {
+        self.recv_with(buf, fds, RecvFlags::empty())
+    }
+
+    /// Like [`recv`](Self::recv), but never waits, whatever the socket's mode
+    /// (`MSG_DONTWAIT`): no queued message is [`Recv::WouldBlock`].
+    #[doc(alias = "MSG_DONTWAIT")]
+    pub fn try_recv(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<Recv> {
+        self.recv_with(buf, fds, RecvFlags::DONTWAIT)
+    }
+
+    fn recv_with(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>, flags: RecvFlags) -> Result<Recv> {
         fds.clear();
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -210,7 +233,7 @@ impl SeqPacket {
                 &self.fd,
                 &mut iov,
                 &mut control,
-                RecvFlags::CMSG_CLOEXEC | RecvFlags::TRUNC,
+                flags | RecvFlags::CMSG_CLOEXEC | RecvFlags::TRUNC,
             ) {
                 Ok(msg) => break msg,
                 Err(Errno::INTR) => continue,
@@ -487,6 +510,32 @@ mod tests {
         b.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(b.recv(&mut buf, &mut Vec::new()).unwrap(), Recv::WouldBlock);
+    }
+
+    #[test]
+    fn try_send_reports_a_full_peer_instead_of_blocking() {
+        let (a, b) = SeqPacket::pair().unwrap();
+        let mut sent = 0usize;
+        // The peer never reads; the kernel's send buffer fills up after a few hundred messages.
+        let err = loop {
+            match a.try_send(&[0u8; 1024], &[]) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 1_000_000, "send buffer never filled");
+        };
+        assert_eq!(err, OsError::WouldBlock { op: "sendmsg" });
+        assert!(!a.wait_writable(Some(Duration::from_millis(1))).unwrap());
+        let mut buf = [0u8; 2048];
+        assert!(matches!(
+            b.try_recv(&mut buf, &mut Vec::new()).unwrap(),
+            Recv::Message { len: 1024, .. }
+        ));
+        let (_c, d) = SeqPacket::pair().unwrap();
+        assert_eq!(
+            d.try_recv(&mut buf, &mut Vec::new()).unwrap(),
+            Recv::WouldBlock
+        );
     }
 
     #[test]
