@@ -210,3 +210,56 @@ fn connect_to_unknown_name_is_no_listener() {
         OsError::NoListener
     );
 }
+
+/// A peer whose pid namespace we cannot see is reported with pid 0 (and must not crash us).
+/// Needs root and `unshare(1)`: the listener runs in a new pid namespace, we connect from
+/// outside it; from inside, our pid is invisible.
+#[test]
+fn peer_from_an_invisible_pid_namespace_has_pid_zero() {
+    const NAME: &str = "peer_from_an_invisible_pid_namespace_has_pid_zero";
+    const CHILD_ENV: &str = "CROSSCAST_OS_TEST_CHILD";
+    if let Ok(name) = std::env::var(CHILD_ENV) {
+        if let Some(listen_name) = name.strip_prefix("pidns:") {
+            let listener = Listener::bind_abstract(listen_name).unwrap();
+            let conn = listener.accept().unwrap();
+            let cred = conn.peer_cred().unwrap();
+            conn.send(format!("{} {}", cred.pid, cred.uid).as_bytes(), &[])
+                .unwrap();
+            return;
+        }
+    }
+    let unshare = std::path::Path::new("/usr/bin/unshare");
+    if current_uid() != 0 || !unshare.exists() {
+        eprintln!("skipped: needs root and /usr/bin/unshare");
+        return;
+    }
+    let listen_name = unique_name("pidns");
+    let mut child = std::process::Command::new(unshare)
+        .args(["--pid", "--fork"])
+        .arg(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--test-threads=1"])
+        .env(CHILD_ENV, format!("pidns:{listen_name}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Connect once the listener is up (generous bound for a loaded machine).
+    let mut conn = None;
+    for _ in 0..600 {
+        match SeqPacket::connect_abstract(&listen_name) {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(OsError::NoListener) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let conn = conn.expect("listener in the new pid namespace never came up");
+    let mut buf = [0u8; 64];
+    let n = match recv_one(&conn, &mut buf, &mut Vec::new()) {
+        Recv::Message { len, .. } => len,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "0 0");
+}

@@ -19,11 +19,13 @@
 //! # Ok::<(), crosscast_ipc::os::OsError>(())
 //! ```
 //!
-//! No `unsafe` here: rustix types the ancillary data.
+//! Rustix types the ancillary data; the only `unsafe` is reading `SO_PEERCRED` (see
+//! [`SeqPacket::peer_cred`]).
+#![allow(unsafe_code)]
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
@@ -76,7 +78,7 @@ pub enum Recv {
 /// Credentials of the peer process, as the kernel recorded them at `connect`/`socketpair` time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
-    /// Process id (0 when the peer lives in a pid namespace we cannot see).
+    /// Process id as seen from our pid namespace (0 when the peer's is not visible from it).
     pub pid: i32,
     /// Effective user id.
     pub uid: u32,
@@ -294,16 +296,53 @@ impl SeqPacket {
 
     /// The peer's pid, uid and gid as recorded by the kernel when the connection was made;
     /// the peer cannot forge them.
+    ///
+    /// The pid is 0 when the peer lives in a pid namespace that is not visible from ours
+    /// (e.g. the host runs in a container and the peer outside it, sharing the network
+    /// namespace and hence the abstract socket names).
     /// See [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html).
     #[doc(alias = "SO_PEERCRED")]
     #[doc(alias = "getsockopt")]
     pub fn peer_cred(&self) -> Result<PeerCred> {
-        let cred = rustix::net::sockopt::socket_peercred(&self.fd)
-            .map_err(OsError::sys("getsockopt(SO_PEERCRED)"))?;
+        // Not rustix's `socket_peercred`: its `UCred` holds the pid as a non-zero type, and a
+        // peer from an invisible pid namespace makes the kernel report 0, which would be an
+        // invalid value there. Reading plain integers has no such failure mode.
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `cred` and `len` are live, writable locals; `len` holds the exact size of
+        // `cred`, so the kernel writes at most that many bytes into it. `libc::ucred` is plain
+        // integers, valid for any bytes written. The fd is open for the duration of the call
+        // because `self` borrows it.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            let errno = Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO);
+            return Err(OsError::Sys {
+                op: "getsockopt(SO_PEERCRED)",
+                errno,
+            });
+        }
+        if len as usize != std::mem::size_of::<libc::ucred>() {
+            return Err(OsError::Sys {
+                op: "getsockopt(SO_PEERCRED)",
+                errno: Errno::INVAL,
+            });
+        }
         Ok(PeerCred {
-            pid: cred.pid.as_raw_nonzero().get(),
-            uid: cred.uid.as_raw(),
-            gid: cred.gid.as_raw(),
+            pid: cred.pid,
+            uid: cred.uid,
+            gid: cred.gid,
         })
     }
 
