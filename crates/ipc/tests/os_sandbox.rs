@@ -55,7 +55,10 @@ fn child_main(level: SandboxLevel) {
     let mut fds = Vec::new();
     assert_eq!(recv_text(&sock, &mut fds), "slot");
     let mut slot = SealedMemfd::from_received(fds.pop().unwrap(), SLOT_LEN).unwrap();
-    slot.as_mut_slice().fill(0xA5);
+    // Render from a thread started inside the sandbox, as the game's render thread would be.
+    std::thread::spawn(move || slot.as_mut_slice().fill(0xA5))
+        .join()
+        .unwrap();
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let connect = outcome(TcpStream::connect_timeout(&addr, Duration::from_secs(20)));
