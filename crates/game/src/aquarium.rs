@@ -10,10 +10,11 @@ use std::f64::consts::TAU;
 use std::fmt::Write as _;
 
 use tiny_skia::{
-    Color, FillRule, GradientStop, LineCap, LinearGradient, Paint, Path, PathBuilder, Pixmap,
-    PixmapMut, Point, Rect, SpreadMode, Stroke, Transform,
+    Color, FillRule, GradientStop, LinearGradient, Paint, Path, PathBuilder, Pixmap, PixmapMut,
+    Point, Rect, SpreadMode, Stroke, Transform,
 };
 
+use crate::raster::{Canvas, Sprite, SpriteCache};
 use crate::synth::BLIP_PERIOD_MS;
 use crate::text::TextPainter;
 use crate::{unit, GameError, NS_PER_SEC};
@@ -36,8 +37,10 @@ const FISH: usize = 8;
 const WEEDS: usize = 10;
 /// Free-floating bubbles.
 const BUBBLES: usize = 26;
-/// Segments along a seaweed strand.
-const WEED_SEGMENTS: usize = 12;
+/// Phase lag of the sway wave from a strand's root to its tip, in radians.
+const WEED_WAVE: f64 = 5.4;
+/// Sideways sway of a strand's tip at the design size, in pixels.
+const WEED_SWAY: f32 = 38.0;
 
 /// A fish's colours.
 #[derive(Clone, Copy)]
@@ -117,7 +120,8 @@ struct Weed {
     x: f32,
     height: f32,
     width: f32,
-    colour: Color,
+    /// Colour at the strand's edges; its middle is lighter.
+    colour: [u8; 3],
     sway_rate: f64,
     sway_phase: f64,
 }
@@ -139,8 +143,9 @@ struct FishShapes {
     dorsal: Path,
     pelvic: Path,
     belly: Path,
-    stripes: [Path; 2],
-    gill: Path,
+    /// The body grown a little, drawn underneath in the fin colour as an outline.
+    outline: Path,
+    stripes: Path,
     eye: Path,
     pupil: Path,
     glint: Path,
@@ -157,6 +162,8 @@ pub(crate) struct Aquarium {
     weeds: Vec<Weed>,
     bubbles: Vec<Bubble>,
     shapes: FishShapes,
+    /// Pre-drawn bubbles by quantised radius.
+    sprites: SpriteCache,
     text: TextPainter,
     line: String,
 }
@@ -173,6 +180,7 @@ impl Aquarium {
             weeds: make_weeds(),
             bubbles: make_bubbles(),
             shapes: fish_shapes().ok_or(GameError::Drawing("fish outline"))?,
+            sprites: SpriteCache::new(),
             text: TextPainter::new(text_px(height)).map_err(GameError::Font)?,
             line: String::with_capacity(32),
         })
@@ -188,6 +196,8 @@ impl Aquarium {
         self.scale = scale;
         self.background = background;
         self.text = text;
+        // Bubble rims are drawn in scaled pixels, so the sprites belong to the old size.
+        self.sprites = SpriteCache::new();
         Ok(())
     }
 
@@ -195,10 +205,13 @@ impl Aquarium {
     pub(crate) fn render(&mut self, buf: &mut [u8], frame_no: u64, t_ns: u64) {
         buf.copy_from_slice(self.background.data());
         let t = t_ns as f64 / NS_PER_SEC as f64;
+        {
+            let mut canvas = Canvas::new(buf, self.width as usize, self.height as usize);
+            self.draw_weeds(&mut canvas, t);
+            self.draw_bubbles(&mut canvas, t);
+            self.draw_aerator_bubbles(&mut canvas, t_ns);
+        }
         if let Some(mut pm) = PixmapMut::from_bytes(buf, self.width, self.height) {
-            self.draw_weeds(&mut pm, t);
-            self.draw_bubbles(&mut pm, t);
-            self.draw_aerator_bubbles(&mut pm, t_ns);
             self.draw_fish(&mut pm, t);
             self.draw_panel(&mut pm, frame_no, t_ns);
         }
@@ -213,62 +226,53 @@ impl Aquarium {
         self.height as f32
     }
 
-    fn draw_weeds(&self, pm: &mut PixmapMut<'_>, t: f64) {
+    /// Seaweed, filled row by row: each strand is a tapering band whose centre line sways with
+    /// a wave travelling up the strand.
+    fn draw_weeds(&self, canvas: &mut Canvas<'_>, t: f64) {
         let s = self.scale;
         let base_y = self.h() * (SAND_TOP + 0.04);
         for weed in &self.weeds {
-            let mut left = [(0f32, 0f32); WEED_SEGMENTS + 1];
-            let mut right = left;
-            for (i, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
-                let f = i as f32 / WEED_SEGMENTS as f32;
-                let sway = (weed.sway_rate * t + weed.sway_phase - 0.45 * i as f64).sin() as f32;
-                let x = weed.x * self.w() + 38.0 * s * f.powf(1.5) * sway;
-                let y = base_y - weed.height * self.h() * f;
+            let len = weed.height * self.h();
+            let top = base_y - len;
+            let first = top.floor().max(0.0) as usize;
+            let last = (base_y.ceil().max(0.0) as usize).min(canvas.height());
+            let edge = weed.colour;
+            let centre = weed.colour.map(|c| c.saturating_add(45));
+            for row in first..last {
+                let y = row as f32 + 0.5;
+                let f = ((base_y - y) / len).clamp(0.0, 1.0);
+                // Partial coverage of the rows holding the tip and the root.
+                let vcov = ((row as f32 + 1.0 - top).min(1.0)).min(base_y - row as f32);
+                let wave = weed.sway_rate * t + weed.sway_phase - WEED_WAVE * f64::from(f);
+                let x = weed.x * self.w() + WEED_SWAY * s * f * f.sqrt() * wave.sin() as f32;
                 let half = 0.5 * weed.width * s * (1.0 - 0.85 * f);
-                *l = (x - half, y);
-                *r = (x + half, y);
-            }
-            let mut pb = PathBuilder::with_capacity(2 * WEED_SEGMENTS + 3, 2 * WEED_SEGMENTS + 3);
-            pb.move_to(left[0].0, left[0].1);
-            for &(x, y) in &left[1..] {
-                pb.line_to(x, y);
-            }
-            for &(x, y) in right.iter().rev() {
-                pb.line_to(x, y);
-            }
-            pb.close();
-            if let Some(path) = pb.finish() {
-                pm.fill_path(
-                    &path,
-                    &solid(weed.colour),
-                    FillRule::Winding,
-                    Transform::identity(),
-                    None,
-                );
+                canvas.span(row, x - half, x + half, vcov.clamp(0.0, 1.0), edge, centre);
             }
         }
     }
 
-    fn draw_bubbles(&self, pm: &mut PixmapMut<'_>, t: f64) {
+    fn draw_bubbles(&mut self, canvas: &mut Canvas<'_>, t: f64) {
         let s = self.scale;
-        let bottom = self.h() * SAND_TOP;
+        let (w, h) = (self.w(), self.h());
+        let bottom = h * SAND_TOP;
         for b in &self.bubbles {
             let r = b.radius * s;
             // Rise from the sand to above the top, then start again: a wrapped ramp in time.
             let travel = bottom + 4.0 * r;
-            let risen = ((b.speed as f64 * self.h() as f64 * t + (b.offset * travel) as f64)
-                % travel as f64) as f32;
+            let risen = ((f64::from(b.speed) * f64::from(h) * t + f64::from(b.offset * travel))
+                % f64::from(travel)) as f32;
             let y = bottom + r - risen;
-            let x = b.x * self.w() + 6.0 * s * (2.2 * t + b.wobble_phase).sin() as f32;
-            draw_bubble(pm, x, y, r, s);
+            let x = b.x * w + 6.0 * s * (2.2 * t + b.wobble_phase).sin() as f32;
+            blit_bubble(&mut self.sprites, canvas, x, y, r, s);
         }
     }
 
-    fn draw_aerator_bubbles(&self, pm: &mut PixmapMut<'_>, t_ns: u64) {
+    fn draw_aerator_bubbles(&mut self, canvas: &mut Canvas<'_>, t_ns: u64) {
         let s = self.scale;
+        let (w, h) = (self.w(), self.h());
         let period_ns = BLIP_PERIOD_MS * 1_000_000;
-        let x0 = AERATOR_X * self.w();
-        let y0 = self.h() * (SAND_TOP + 0.02);
+        let x0 = AERATOR_X * w;
+        let y0 = h * (SAND_TOP + 0.02);
         let latest = t_ns / period_ns;
         // A release reaches the top in 1 / AERATOR_RISE seconds; older ones are gone.
         let visible = (1.0 / AERATOR_RISE * 1000.0) as u64 / BLIP_PERIOD_MS + 2;
@@ -282,19 +286,21 @@ impl Aquarium {
                 if a < 0.0 {
                     continue;
                 }
-                let y = y0 - a * AERATOR_RISE * self.h() * (1.0 + 0.15 * k as f32);
+                let y = y0 - a * AERATOR_RISE * h * (1.0 + 0.15 * k as f32);
                 if y < -20.0 * s {
                     continue;
                 }
                 let x = x0 + 5.0 * s * (a * 6.0 + k as f32).sin();
                 // Bubbles grow a little as they rise into lower pressure.
-                draw_bubble(pm, x, y, radius * s * (1.0 + 0.15 * a.min(3.0)), s);
+                let r = radius * s * (1.0 + 0.15 * a.min(3.0));
+                blit_bubble(&mut self.sprites, canvas, x, y, r, s);
             }
         }
     }
 
     fn draw_fish(&self, pm: &mut PixmapMut<'_>, t: f64) {
         let s = self.scale;
+        let sh = &self.shapes;
         for fish in &self.fish {
             let size = fish.size * s;
             let half_span = (0.5 * self.w() - 1.6 * size).max(0.0);
@@ -304,7 +310,7 @@ impl Aquarium {
             let (sin_t, cos_t) = theta.sin_cos();
             let shape_norm = 0.97f64.asin();
             let x = 0.5 * self.w() + half_span * ((0.97 * sin_t).asin() / shape_norm) as f32;
-            let vx = half_span as f64 * fish.x_rate * 0.97 * cos_t
+            let vx = f64::from(half_span) * fish.x_rate * 0.97 * cos_t
                 / (1.0 - 0.9409 * sin_t * sin_t).sqrt()
                 / shape_norm;
             let facing = (3.0 * cos_t).clamp(-1.0, 1.0) as f32;
@@ -317,7 +323,7 @@ impl Aquarium {
             let y_theta = fish.y_rate * t + fish.y_phase;
             let y = self.h() * (fish.y_base + fish.y_amp * y_theta.sin() as f32)
                 + 3.0 * s * (2.3 * t + fish.x_phase).sin() as f32;
-            let vy = self.h() as f64 * fish.y_amp as f64 * fish.y_rate * y_theta.cos();
+            let vy = f64::from(self.h()) * f64::from(fish.y_amp) * fish.y_rate * y_theta.cos();
             // Nose up or down along the path; mirrored fish rotate the other way, and the tilt
             // fades out while the fish is edge-on in a turn.
             let tilt = (vy.atan2(vx.abs() + 1.0) as f32).clamp(-0.45, 0.45) * facing.abs();
@@ -327,31 +333,28 @@ impl Aquarium {
                 .pre_rotate(tilt_deg)
                 .pre_scale(flip * size, size);
             let wag = 20.0 * (fish.wag_rate * t + fish.wag_phase).sin() as f32;
-            let tail_tf = tf.pre_concat(Transform::from_rotate_at(wag, -0.72, 0.0));
-            let fin_tf = tf.pre_concat(Transform::from_rotate_at(0.5 * wag, 0.0, 0.4));
-            let sh = &self.shapes;
-            let fin = solid(fish.fin);
-            pm.fill_path(&sh.tail, &fin, FillRule::Winding, tail_tf, None);
-            pm.fill_path(&sh.dorsal, &fin, FillRule::Winding, tf, None);
-            pm.fill_path(&sh.pelvic, &fin, FillRule::Winding, fin_tf, None);
+            // Fins, tail and the outline share a colour, so they go out as one path: the
+            // rasteriser's cost is mostly per call, not per pixel, at these sizes.
+            let mut fins = PathBuilder::with_capacity(40, 120);
+            fins.push_path(&sh.outline);
+            fins.push_path(&sh.dorsal);
+            for (part, pivot, angle) in [
+                (&sh.tail, (-0.72, 0.0), wag),
+                (&sh.pelvic, (0.0, 0.4), 0.5 * wag),
+            ] {
+                let turn = Transform::from_rotate_at(angle, pivot.0, pivot.1);
+                if let Some(p) = part.clone().transform(turn) {
+                    fins.push_path(&p);
+                }
+            }
+            if let Some(fins) = fins.finish() {
+                pm.fill_path(&fins, &solid(fish.fin), FillRule::Winding, tf, None);
+            }
             pm.fill_path(&sh.body, &solid(fish.body), FillRule::Winding, tf, None);
             pm.fill_path(&sh.belly, &solid(fish.belly), FillRule::Winding, tf, None);
             if let Some(stripe) = fish.stripe {
-                for p in &sh.stripes {
-                    pm.fill_path(p, &solid(stripe), FillRule::Winding, tf, None);
-                }
+                pm.fill_path(&sh.stripes, &solid(stripe), FillRule::Winding, tf, None);
             }
-            let outline = Stroke {
-                width: 0.06,
-                ..Stroke::default()
-            };
-            pm.stroke_path(&sh.body, &fin, &outline, tf, None);
-            let gill = Stroke {
-                width: 0.05,
-                line_cap: LineCap::Round,
-                ..Stroke::default()
-            };
-            pm.stroke_path(&sh.gill, &fin, &gill, tf, None);
             pm.fill_path(
                 &sh.eye,
                 &solid(rgb(250, 250, 250)),
@@ -467,6 +470,26 @@ fn solid(c: Color) -> Paint<'static> {
     p
 }
 
+/// Blits a bubble of radius `r` centred on (`x`, `y`), snapped to whole pixels (bubbles move
+/// slowly enough that it does not show), from a sprite drawn with tiny-skia on first use.
+fn blit_bubble(sprites: &mut SpriteCache, canvas: &mut Canvas<'_>, x: f32, y: f32, r: f32, s: f32) {
+    // Quarter-pixel radius steps: smooth growth, a bounded number of sprites.
+    let key = (r * 4.0).round().max(1.0) as u32;
+    let sprite = sprites.get(key, || {
+        let r = key as f32 / 4.0;
+        let size = (2.0 * r + 2.0 * s + 4.0).ceil() as u32;
+        let mut pm = Pixmap::new(size, size)?;
+        let c = size as f32 / 2.0;
+        draw_bubble(&mut pm.as_mut(), c, c, r, s);
+        Some(Sprite::from_pixmap(pm))
+    });
+    if let Some(sprite) = sprite {
+        let half = sprite.width() as f32 / 2.0;
+        canvas.blit(sprite, (x - half).round() as i32, (y - half).round() as i32);
+    }
+}
+
+/// A bubble: a faint body, a bright rim and a highlight.
 fn draw_bubble(pm: &mut PixmapMut<'_>, x: f32, y: f32, r: f32, s: f32) {
     let id = Transform::identity();
     if let Some(c) = PathBuilder::from_circle(x, y, r) {
@@ -544,18 +567,21 @@ fn fish_shapes() -> Option<FishShapes> {
     pelvic.quad_to(-0.12, 0.45, -0.05, 0.3);
     pelvic.close();
 
-    let mut gill = PathBuilder::new();
-    gill.move_to(0.42, -0.26);
-    gill.quad_to(0.3, 0.0, 0.42, 0.26);
+    let body = body.finish()?;
+    let mut stripes = PathBuilder::new();
+    stripes.push_path(&oval(0.22, 0.0, 0.09, 0.42)?);
+    stripes.push_path(&oval(-0.42, 0.0, 0.07, 0.3)?);
 
     Some(FishShapes {
-        body: body.finish()?,
+        outline: body
+            .clone()
+            .transform(Transform::from_row(1.05, 0.0, 0.0, 1.12, 0.0, 0.0))?,
+        body,
         tail: tail.finish()?,
         dorsal: dorsal.finish()?,
         pelvic: pelvic.finish()?,
         belly: oval(0.1, 0.2, 0.62, 0.16)?,
-        stripes: [oval(0.22, 0.0, 0.09, 0.42)?, oval(-0.42, 0.0, 0.07, 0.3)?],
-        gill: gill.finish()?,
+        stripes: stripes.finish()?,
         eye: oval(0.62, -0.1, 0.13, 0.13)?,
         pupil: oval(0.66, -0.1, 0.066, 0.066)?,
         glint: oval(0.64, -0.135, 0.026, 0.026)?,
@@ -598,11 +624,11 @@ fn make_weeds() -> Vec<Weed> {
                 x: (i as f32 + 0.2 + 0.6 * r(i, 0)) / WEEDS as f32,
                 height: 0.16 + 0.26 * r(i, 1),
                 width: 12.0 + 10.0 * r(i, 2),
-                colour: rgb(
+                colour: [
                     (20.0 + 40.0 * g) as u8,
-                    (110.0 + 80.0 * g) as u8,
-                    (50.0 + 40.0 * (1.0 - g)) as u8,
-                ),
+                    (100.0 + 70.0 * g) as u8,
+                    (45.0 + 40.0 * (1.0 - g)) as u8,
+                ],
                 sway_rate: 0.8 + 0.7 * f64::from(r(i, 4)),
                 sway_phase: TAU * f64::from(r(i, 5)),
             }

@@ -23,6 +23,7 @@
 mod aquarium;
 mod bars;
 mod mixer;
+mod raster;
 mod scene;
 mod synth;
 mod text;

@@ -1,0 +1,184 @@
+//! Small hand-written raster helpers for the parts of the aquarium where a general path
+//! rasteriser costs too much per frame: blitting pre-drawn sprites and filling near-vertical
+//! strands span by span with analytic anti-aliasing.
+
+use std::collections::HashMap;
+
+use tiny_skia::Pixmap;
+
+/// A packed, opaque RGBA frame being drawn into.
+pub(crate) struct Canvas<'a> {
+    data: &'a mut [u8],
+    width: usize,
+    height: usize,
+}
+
+impl<'a> Canvas<'a> {
+    /// Wraps `data`, which holds `width * height` RGBA pixels (extra bytes are ignored).
+    pub(crate) fn new(data: &'a mut [u8], width: usize, height: usize) -> Canvas<'a> {
+        let height = height.min(data.len() / 4 / width.max(1));
+        Canvas {
+            data,
+            width,
+            height,
+        }
+    }
+
+    /// Frame height in pixels.
+    pub(crate) fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Composites premultiplied `sprite` with its top-left corner at (`x`, `y`), clipped to the
+    /// frame (source-over; the frame stays opaque).
+    pub(crate) fn blit(&mut self, sprite: &Sprite, x: i32, y: i32) {
+        for sy in 0..sprite.height {
+            let py = y + sy as i32;
+            if py < 0 || py as usize >= self.height {
+                continue;
+            }
+            let x0 = x.max(0);
+            let x1 = (x + sprite.width as i32).min(self.width as i32);
+            if x0 >= x1 {
+                return;
+            }
+            let src_row = &sprite.data[sy * sprite.width * 4..(sy + 1) * sprite.width * 4];
+            let src = &src_row[(x0 - x) as usize * 4..(x1 - x) as usize * 4];
+            let start = (py as usize * self.width + x0 as usize) * 4;
+            let dst = &mut self.data[start..start + src.len()];
+            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                let inv = 255 - u32::from(s[3]);
+                if inv == 255 {
+                    continue;
+                }
+                for c in 0..3 {
+                    d[c] = (u32::from(s[c]) + (u32::from(d[c]) * inv + 127) / 255) as u8;
+                }
+            }
+        }
+    }
+
+    /// Blends a horizontal span `[x0, x1)` (fractional edges are anti-aliased) of row `y` with
+    /// `vcov` vertical coverage. The colour goes from `edge` at the span's ends to `centre` in
+    /// its middle, which gives strands a rounded look.
+    pub(crate) fn span(
+        &mut self,
+        y: usize,
+        x0: f32,
+        x1: f32,
+        vcov: f32,
+        edge: [u8; 3],
+        centre: [u8; 3],
+    ) {
+        if y >= self.height || x1 <= x0 || vcov <= 0.0 {
+            return;
+        }
+        let first = x0.floor().max(0.0) as usize;
+        let last = (x1.ceil().max(0.0) as usize).min(self.width);
+        let mid = 0.5 * (x0 + x1);
+        let half = (0.5 * (x1 - x0)).max(1e-3);
+        let row = &mut self.data[y * self.width * 4..(y + 1) * self.width * 4];
+        for px in first..last {
+            let left = px as f32;
+            let cov = (x1.min(left + 1.0) - x0.max(left)).clamp(0.0, 1.0) * vcov;
+            if cov <= 0.0 {
+                continue;
+            }
+            let k = 1.0 - ((left + 0.5 - mid).abs() / half).min(1.0);
+            let a = (cov * 256.0) as u32;
+            let d = &mut row[px * 4..px * 4 + 3];
+            for c in 0..3 {
+                let src = f32::from(edge[c]) + (f32::from(centre[c]) - f32::from(edge[c])) * k;
+                let dst = u32::from(d[c]);
+                d[c] = ((src as u32 * a + dst * (256 - a.min(256))) >> 8) as u8;
+            }
+        }
+    }
+}
+
+/// A small premultiplied RGBA image drawn once and blitted many times.
+pub(crate) struct Sprite {
+    width: usize,
+    height: usize,
+    data: Vec<u8>,
+}
+
+impl Sprite {
+    /// Takes over a tiny-skia pixmap (premultiplied RGBA, like the sprite format).
+    pub(crate) fn from_pixmap(pm: Pixmap) -> Sprite {
+        Sprite {
+            width: pm.width() as usize,
+            height: pm.height() as usize,
+            data: pm.take(),
+        }
+    }
+
+    /// Width in pixels.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+}
+
+/// Sprites keyed by a quantised size, drawn on first use.
+pub(crate) struct SpriteCache {
+    sprites: HashMap<u32, Option<Sprite>>,
+}
+
+impl SpriteCache {
+    pub(crate) fn new() -> SpriteCache {
+        SpriteCache {
+            sprites: HashMap::new(),
+        }
+    }
+
+    /// The sprite for `key`, drawing it with `draw` the first time (`None` if it cannot be drawn).
+    pub(crate) fn get(
+        &mut self,
+        key: u32,
+        draw: impl FnOnce() -> Option<Sprite>,
+    ) -> Option<&Sprite> {
+        self.sprites.entry(key).or_insert_with(draw).as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blit_clips_and_composites() {
+        let mut pm = Pixmap::new(4, 4).expect("pixmap");
+        pm.fill(tiny_skia::Color::from_rgba8(255, 0, 0, 128));
+        let sprite = Sprite::from_pixmap(pm);
+        let mut buf = vec![0u8; 8 * 8 * 4];
+        for p in buf.chunks_exact_mut(4) {
+            p.copy_from_slice(&[0, 0, 200, 255]);
+        }
+        let mut canvas = Canvas::new(&mut buf, 8, 8);
+        canvas.blit(&sprite, -2, -2);
+        canvas.blit(&sprite, 6, 6);
+        canvas.blit(&sprite, 100, 0);
+        canvas.blit(&sprite, 0, -100);
+        let px = |x: usize, y: usize| &buf[(y * 8 + x) * 4..(y * 8 + x) * 4 + 4];
+        assert_eq!(px(0, 0), &[128, 0, 100, 255]);
+        assert_eq!(px(2, 2), &[0, 0, 200, 255]);
+        assert_eq!(px(7, 7), &[128, 0, 100, 255]);
+    }
+
+    #[test]
+    fn span_covers_fractional_edges() {
+        let mut buf = vec![0u8; 10 * 2 * 4];
+        let mut canvas = Canvas::new(&mut buf, 10, 2);
+        canvas.span(1, 2.5, 6.0, 1.0, [200, 200, 200], [200, 200, 200]);
+        canvas.span(5, 0.0, 10.0, 1.0, [9, 9, 9], [9, 9, 9]);
+        canvas.span(0, -5.0, 20.0, 0.5, [100, 100, 100], [100, 100, 100]);
+        let r = |x: usize, y: usize| buf[(y * 10 + x) * 4];
+        assert_eq!(r(1, 1), 0);
+        assert_eq!(r(2, 1), 100);
+        assert_eq!(r(3, 1), 200);
+        assert_eq!(r(5, 1), 200);
+        assert_eq!(r(6, 1), 0);
+        assert_eq!(r(0, 0), 50);
+        assert_eq!(r(9, 0), 50);
+    }
+}
