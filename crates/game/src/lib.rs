@@ -233,6 +233,14 @@ mod tests {
     }
 
     #[test]
+    fn scene_and_mixer_can_move_to_another_thread() {
+        fn send<T: Send + 'static>() {}
+        send::<Scene>();
+        send::<Mixer>();
+        send::<GameError>();
+    }
+
+    #[test]
     fn unit_is_in_range_and_stable() {
         for i in 0..1000 {
             let u = unit(42, i);

@@ -76,21 +76,27 @@ impl<'a> Canvas<'a> {
         let first = x0.floor().max(0.0) as usize;
         let last = (x1.ceil().max(0.0) as usize).min(self.width);
         let mid = 0.5 * (x0 + x1);
-        let half = (0.5 * (x1 - x0)).max(1e-3);
+        let inv_half = 2.0 / (x1 - x0).max(1e-3);
+        let edge = edge.map(i32::from);
+        let rise = [0, 1, 2].map(|c| i32::from(centre[c]) - edge[c]);
+        let vcov256 = (vcov.min(1.0) * 256.0) as i32;
         let row = &mut self.data[y * self.width * 4..(y + 1) * self.width * 4];
-        for px in first..last {
+        for (px, d) in row.chunks_exact_mut(4).enumerate().take(last).skip(first) {
             let left = px as f32;
-            let cov = (x1.min(left + 1.0) - x0.max(left)).clamp(0.0, 1.0) * vcov;
-            if cov <= 0.0 {
+            // Only the two end pixels are partly covered; the rest take the full vertical cover.
+            let a = if left >= x0 && left + 1.0 <= x1 {
+                vcov256
+            } else {
+                ((x1.min(left + 1.0) - x0.max(left)).clamp(0.0, 1.0) * vcov * 256.0) as i32
+            };
+            if a <= 0 {
                 continue;
             }
-            let k = 1.0 - ((left + 0.5 - mid).abs() / half).min(1.0);
-            let a = (cov * 256.0) as u32;
-            let d = &mut row[px * 4..px * 4 + 3];
+            let k = 256 - (((left + 0.5 - mid).abs() * inv_half).min(1.0) * 256.0) as i32;
             for c in 0..3 {
-                let src = f32::from(edge[c]) + (f32::from(centre[c]) - f32::from(edge[c])) * k;
-                let dst = u32::from(d[c]);
-                d[c] = ((src as u32 * a + dst * (256 - a.min(256))) >> 8) as u8;
+                let src = edge[c] + ((rise[c] * k) >> 8);
+                let dst = i32::from(d[c]);
+                d[c] = (dst + (((src - dst) * a) >> 8)).clamp(0, 255) as u8;
             }
         }
     }
