@@ -792,6 +792,14 @@ impl Encoding {
     }
 
     fn distribute(&mut self, p: Arc<EncodedPacket>) {
+        // The AAC encoder labels its output with the input pts minus its delay (1024 samples),
+        // so the first packet (encoder priming) lands before zero. Muxers would "fix" that by
+        // shifting every stream (FLV) or by moving the first video frame (fragmented MP4), and
+        // FLV has no edit list to tell players to skip it. Dropping the priming packet keeps
+        // both streams starting at zero with decoded audio sample n at n / sample_rate.
+        if p.kind == Kind::Audio && p.pts.is_some_and(|t| t < 0) {
+            return;
+        }
         for f in &mut self.files {
             if let Some(m) = f.muxer.as_mut() {
                 match m.write(&p, 0) {
