@@ -211,11 +211,12 @@ impl Aquarium {
             self.draw_bubbles(&mut canvas, t);
             self.draw_aerator_bubbles(&mut canvas, t_ns);
         }
+        let first_line = self.format_lines(frame_no, t_ns);
         if let Some(mut pm) = PixmapMut::from_bytes(buf, self.width, self.height) {
             self.draw_fish(&mut pm, t);
-            self.draw_panel(&mut pm, frame_no, t_ns);
+            self.draw_panel(&mut pm, first_line);
         }
-        self.draw_text(buf, frame_no, t_ns);
+        self.draw_text(buf, first_line);
     }
 
     fn w(&self) -> f32 {
@@ -355,27 +356,13 @@ impl Aquarium {
             if let Some(stripe) = fish.stripe {
                 pm.fill_path(&sh.stripes, &solid(stripe), FillRule::Winding, tf, None);
             }
-            pm.fill_path(
-                &sh.eye,
-                &solid(rgb(250, 250, 250)),
-                FillRule::Winding,
-                tf,
-                None,
-            );
-            pm.fill_path(
-                &sh.pupil,
-                &solid(rgb(10, 10, 20)),
-                FillRule::Winding,
-                tf,
-                None,
-            );
-            pm.fill_path(
-                &sh.glint,
-                &solid(rgb(255, 255, 255)),
-                FillRule::Winding,
-                tf,
-                None,
-            );
+            for (part, c) in [
+                (&sh.eye, rgb(250, 250, 250)),
+                (&sh.pupil, rgb(10, 10, 20)),
+                (&sh.glint, rgb(255, 255, 255)),
+            ] {
+                pm.fill_path(part, &solid(c), FillRule::Winding, tf, None);
+            }
         }
     }
 
@@ -388,7 +375,8 @@ impl Aquarium {
         (margin, margin, w, h, pad)
     }
 
-    fn format_lines(&mut self, frame_no: u64, t_ns: u64) -> (usize, usize) {
+    /// Writes the panel's two lines into `self.line`; returns the length of the first.
+    fn format_lines(&mut self, frame_no: u64, t_ns: u64) -> usize {
         let ms = t_ns / 1_000_000;
         self.line.clear();
         // Writing to a String cannot fail.
@@ -401,16 +389,21 @@ impl Aquarium {
             ms / 1_000 % 60,
             ms % 1_000
         );
-        (first, self.line.len() - first)
+        first
     }
 
-    fn draw_panel(&mut self, pm: &mut PixmapMut<'_>, frame_no: u64, t_ns: u64) {
-        let (a, b) = self.format_lines(frame_no, t_ns);
-        let (x, y, w, h, pad) = self.panel_box(a.max(b));
+    /// Characters in the longer panel line (the text is ASCII).
+    fn panel_chars(&self, first_line: usize) -> usize {
+        first_line.max(self.line.len() - first_line)
+    }
+
+    fn draw_panel(&self, pm: &mut PixmapMut<'_>, first_line: usize) {
+        let (x, y, w, h, pad) = self.panel_box(self.panel_chars(first_line));
         if let Some(path) = rounded_rect(x, y, w, h, pad) {
+            let shade = solid(Color::from_rgba8(0, 12, 30, 165));
             pm.fill_path(
                 &path,
-                &solid(Color::from_rgba8(0, 12, 30, 165)),
+                &shade,
                 FillRule::Winding,
                 Transform::identity(),
                 None,
@@ -418,24 +411,15 @@ impl Aquarium {
         }
     }
 
-    fn draw_text(&mut self, buf: &mut [u8], frame_no: u64, t_ns: u64) {
-        let (a, b) = self.format_lines(frame_no, t_ns);
-        let (x, y, _, _, pad) = self.panel_box(a.max(b));
-        let (x, y, pad) = (x as i32, y as i32, pad as i32);
+    fn draw_text(&mut self, buf: &mut [u8], first_line: usize) {
+        let (x, y, _, _, pad) = self.panel_box(self.panel_chars(first_line));
+        let (x, y) = ((x + pad) as i32, (y + pad) as i32);
         let lh = self.text.line_height();
         let width = self.width as usize;
-        let line = std::mem::take(&mut self.line);
+        let (top, bottom) = self.line.split_at(first_line);
+        self.text.draw(buf, width, x, y, top, [255, 255, 255]);
         self.text
-            .draw(buf, width, x + pad, y + pad, &line[..a], [255, 255, 255]);
-        self.text.draw(
-            buf,
-            width,
-            x + pad,
-            y + pad + lh,
-            &line[a..],
-            [255, 230, 120],
-        );
-        self.line = line;
+            .draw(buf, width, x, y + lh, bottom, [255, 230, 120]);
     }
 }
 
