@@ -56,6 +56,12 @@ fn init_ffmpeg() -> Result<(), MediaError> {
     }
 }
 
+// The host moves the encoder into its output-clock thread.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<LiveEncoder>();
+};
+
 /// A running live encode; see the module docs for the threads behind it.
 pub struct LiveEncoder {
     cfg: EncoderConfig,

@@ -1,0 +1,167 @@
+//! Bad input gives a clear `MediaError` (never a panic), and an unreachable ingest is retried
+//! in the background while local recording goes on.
+
+mod common;
+
+use common::{free_port, gradient_frame, probe, wait_until};
+use crosscast_media::{EncoderConfig, LiveEncoder, MediaError, OutputSpec, OutputState};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn cfg() -> EncoderConfig {
+    let mut c = EncoderConfig::new(160, 90, 30);
+    c.preset = "ultrafast".into();
+    c
+}
+
+fn start_err(outputs: &[OutputSpec]) -> MediaError {
+    match LiveEncoder::start(cfg(), outputs) {
+        Ok(_) => panic!("start accepted {outputs:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn unwritable_paths_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no/such/dir/out.flv");
+    let e = start_err(&[OutputSpec::File(missing.clone())]);
+    assert!(
+        matches!(&e, MediaError::OpenOutput { output, .. } if output.contains("out.flv")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("No such file"), "{e}");
+    eprintln!("missing dir: {e}");
+
+    // A directory where the file should be.
+    let is_dir = dir.path().join("taken.mp4");
+    std::fs::create_dir(&is_dir).expect("mkdir");
+    let e = start_err(&[OutputSpec::File(is_dir)]);
+    assert!(matches!(e, MediaError::OpenOutput { .. }), "{e}");
+
+    // A read-only filesystem (root ignores permission bits, not this).
+    let e = start_err(&[OutputSpec::File(PathBuf::from("/proc/crosscast-test.flv"))]);
+    assert!(matches!(e, MediaError::OpenOutput { .. }), "{e}");
+    eprintln!("read-only: {e}");
+
+    // One bad file fails the start even when other outputs are fine, and leaves nothing running.
+    let good = dir.path().join("good.flv");
+    let e = start_err(&[OutputSpec::File(good), OutputSpec::File(missing)]);
+    assert!(matches!(e, MediaError::OpenOutput { .. }), "{e}");
+}
+
+#[test]
+fn bad_names_and_urls_are_rejected_before_anything_starts() {
+    let e = start_err(&[OutputSpec::File(PathBuf::from("out.mkv"))]);
+    assert!(matches!(e, MediaError::UnsupportedExtension { .. }), "{e}");
+    let e = start_err(&[OutputSpec::File(PathBuf::from("noext"))]);
+    assert!(matches!(e, MediaError::UnsupportedExtension { .. }), "{e}");
+    for url in [
+        "http://127.0.0.1/live/key",
+        "rtmp://127.0.0.1",
+        "rtmp://127.0.0.1/live",
+        "rtmp://127.0.0.1:notaport/live/key",
+        "rtmp:///live/key",
+        "",
+    ] {
+        let e = start_err(&[OutputSpec::Rtmp(url.into())]);
+        assert!(matches!(e, MediaError::InvalidRtmpUrl { .. }), "{url}: {e}");
+        eprintln!("{e}");
+    }
+    let e = start_err(&[]);
+    assert!(matches!(e, MediaError::InvalidConfig(_)), "{e}");
+    let mut odd = cfg();
+    odd.width = 161;
+    let e = LiveEncoder::start(odd, &[OutputSpec::Rtmp("rtmp://h/a/k".into())]).err();
+    assert!(matches!(e, Some(MediaError::InvalidConfig(_))), "{e:?}");
+    let mut bad = cfg();
+    bad.preset = "ludicrous".into();
+    let e = LiveEncoder::start(bad, &[OutputSpec::Rtmp("rtmp://h/a/k".into())]).err();
+    assert!(matches!(e, Some(MediaError::InvalidConfig(_))), "{e:?}");
+}
+
+#[test]
+fn bad_frames_and_audio_are_refused_and_the_encode_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.flv");
+    let mut enc = LiveEncoder::start(cfg(), &[OutputSpec::File(out.clone())]).expect("start");
+    let good = gradient_frame(160, 90, 0);
+    enc.push_video(&good, 640, 0).expect("first frame");
+    let e = enc.push_video(&good[..100], 640, 1).unwrap_err();
+    assert!(matches!(e, MediaError::InvalidFrame(_)), "{e}");
+    let e = enc.push_video(&good, 100, 1).unwrap_err();
+    assert!(matches!(e, MediaError::InvalidFrame(_)), "{e}");
+    // Time never goes backwards on a constant-rate stream.
+    let e = enc.push_video(&good, 640, 0).unwrap_err();
+    assert!(matches!(e, MediaError::InvalidFrame(_)), "{e}");
+    let e = enc.push_audio(&[0.0; 3], 0).unwrap_err();
+    assert!(matches!(e, MediaError::InvalidAudio(_)), "{e}");
+    let e = enc.push_audio(&[0.0; 2], u64::MAX).unwrap_err();
+    assert!(matches!(e, MediaError::InvalidAudio(_)), "{e}");
+    // NaN samples are not an error; they are silenced.
+    enc.push_audio(&[f32::NAN; 2048], 0).expect("nan audio");
+    enc.push_video(&good, 640, 1).expect("later frame");
+    let stats = enc.finish().expect("finish");
+    assert_eq!(stats.video_frames_encoded, 2);
+    assert_eq!(probe(&out).video_frames, 2);
+}
+
+#[test]
+fn unreachable_ingest_retries_while_recording_continues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.mp4");
+    // Nothing listens on this port: connections are refused at once.
+    let url = format!("rtmp://127.0.0.1:{}/live/secret", free_port());
+    let mut c = cfg();
+    c.block_when_full = true;
+    let mut enc = LiveEncoder::start(c, &[OutputSpec::File(out.clone()), OutputSpec::Rtmp(url)])
+        .expect("an unreachable server is not a start error");
+    assert!(
+        wait_until(Duration::from_secs(30), || matches!(
+            enc.stats().outputs[1].state,
+            OutputState::Reconnecting { attempt, .. } if attempt >= 2
+        )),
+        "{:?}",
+        enc.stats().outputs
+    );
+    if let OutputState::Reconnecting { last_error, .. } = &enc.stats().outputs[1].state {
+        assert!(!last_error.is_empty());
+    }
+    assert!(!enc.stats().outputs[1].name.contains("secret"));
+    for i in 0..30 {
+        enc.push_video(&gradient_frame(160, 90, i), 640, i)
+            .expect("push");
+    }
+    let stats = enc.finish().expect("finish");
+    assert_eq!(stats.outputs[0].state, OutputState::Finished);
+    assert_eq!(stats.outputs[1].state, OutputState::Finished);
+    assert_eq!(probe(&out).video_frames, 30);
+}
+
+#[test]
+fn encoder_thread_gets_the_requested_nice_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = cfg();
+    // Raising nice needs no privilege.
+    c.encoder_nice = Some(7);
+    let enc = LiveEncoder::start(c, &[OutputSpec::File(dir.path().join("n.flv"))]).expect("start");
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc") {
+        let task = task.expect("task").path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim() == "cc-encoder" {
+            let stat = std::fs::read_to_string(task.join("stat")).expect("stat");
+            // Field 19 is nice; fields after the parenthesised comm are space separated.
+            let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+            let nice: i32 = after
+                .split_whitespace()
+                .nth(16)
+                .and_then(|n| n.parse().ok())
+                .expect("nice field");
+            assert_eq!(nice, 7);
+            found = true;
+        }
+    }
+    assert!(found, "no cc-encoder thread");
+    enc.finish().expect("finish");
+}
