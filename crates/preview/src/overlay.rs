@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crate::text::{Bitmap, Span, TextRenderer};
 use crate::{Comment, PreviewError};
 
-/// The backdrop behind the panel and the indicator: dark blue-grey at about 60 % opacity.
+/// The backdrop behind the panel and the indicator: dark blue-grey at about 66 % opacity.
 const BACKDROP_RGB: [u32; 3] = [12, 14, 22];
-const BACKDROP_ALPHA: u32 = 150; // out of 256
+const BACKDROP_ALPHA: u32 = 170; // out of 256
 /// The live indicator's dot.
 pub(crate) const DOT_RGB: [u8; 3] = [232, 28, 36];
 const USER_RGB: [u8; 3] = [255, 204, 92];

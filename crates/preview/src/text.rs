@@ -44,6 +44,10 @@ struct GlyphRaster {
 pub(crate) struct TextRenderer {
     /// Primary first, then the fallback.
     fonts: [FontRef<'static>; 2],
+    /// Per font, the factor from the requested size to its `PxScale`, so that both fonts get
+    /// the same em size (`PxScale` alone sizes by ascent-to-descent, which would make the
+    /// fallback's CJK look much smaller than the Latin beside it).
+    em_fix: [f32; 2],
     /// Key: font index, glyph and pixel size in 1/64 px. Rasters are at whole-pixel positions:
     /// sub-pixel placement would multiply the cache for no visible gain at these sizes.
     glyphs: HashMap<(u8, GlyphId, u32), Option<GlyphRaster>>,
@@ -73,8 +77,20 @@ fn breaks_anywhere(c: char) -> bool {
 impl TextRenderer {
     pub(crate) fn new() -> Result<TextRenderer, PreviewError> {
         let load = |b| FontRef::try_from_slice(b).map_err(|e| PreviewError::Font(e.to_string()));
+        let fonts = [load(PRIMARY_BYTES)?, load(FALLBACK_BYTES)?];
+        let height_per_em = |f: &FontRef<'static>| {
+            let h = f.height_unscaled() / f.units_per_em().unwrap_or(1000.0);
+            if h.is_finite() && h > 0.0 {
+                h
+            } else {
+                1.0
+            }
+        };
+        let base = height_per_em(&fonts[0]);
+        let em_fix = [1.0, height_per_em(&fonts[1]) / base];
         Ok(TextRenderer {
-            fonts: [load(PRIMARY_BYTES)?, load(FALLBACK_BYTES)?],
+            fonts,
+            em_fix,
             glyphs: HashMap::new(),
         })
     }
@@ -93,35 +109,31 @@ impl TextRenderer {
         }
     }
 
-    fn advance(&self, g: FGlyph, scale: PxScale) -> f32 {
+    fn scale(&self, font: u8, px: f32) -> PxScale {
+        PxScale::from(px * self.em_fix[usize::from(font)])
+    }
+
+    fn advance(&self, g: FGlyph, px: f32) -> f32 {
         self.fonts[usize::from(g.font)]
-            .as_scaled(scale)
+            .as_scaled(self.scale(g.font, px))
             .h_advance(g.id)
     }
 
-    fn kern(&self, a: FGlyph, b: FGlyph, scale: PxScale) -> f32 {
+    fn kern(&self, a: FGlyph, b: FGlyph, px: f32) -> f32 {
         if a.font != b.font {
             return 0.0;
         }
         self.fonts[usize::from(a.font)]
-            .as_scaled(scale)
+            .as_scaled(self.scale(a.font, px))
             .kern(a.id, b.id)
     }
 
     /// Ascent (rounded) and line height in pixels at `px`, covering both fonts.
     fn metrics(&self, px: f32) -> (i32, u32) {
-        let scale = PxScale::from(px);
-        let ascent = self
-            .fonts
-            .iter()
-            .map(|f| f.as_scaled(scale).ascent())
-            .fold(0.0, f32::max);
-        let descent = self
-            .fonts
-            .iter()
-            .map(|f| f.as_scaled(scale).descent())
-            .fold(0.0, f32::min);
-        let gap = self.fonts[0].as_scaled(scale).line_gap();
+        let scaled = |n: usize| self.fonts[n].as_scaled(self.scale(n as u8, px));
+        let ascent = (0..2).map(|n| scaled(n).ascent()).fold(0.0, f32::max);
+        let descent = (0..2).map(|n| scaled(n).descent()).fold(0.0, f32::min);
+        let gap = scaled(0).line_gap();
         (
             ascent.round() as i32,
             (ascent - descent + gap).ceil().max(1.0) as u32,
@@ -136,9 +148,7 @@ impl TextRenderer {
     /// Width in pixels of `text` on one line.
     #[cfg(test)]
     pub(crate) fn width(&self, text: &str, px: f32) -> f32 {
-        text.chars()
-            .map(|c| self.advance(self.glyph(c), PxScale::from(px)))
-            .sum()
+        text.chars().map(|c| self.advance(self.glyph(c), px)).sum()
     }
 
     /// Whether a bundled font has a real glyph for `c`.
@@ -150,7 +160,6 @@ impl TextRenderer {
     /// Lays `spans` out as one paragraph wrapped to `max_width` pixels (at most [`MAX_LINES`]
     /// lines) and rasterizes it. `max_width == u32::MAX` means one line.
     pub(crate) fn render(&mut self, spans: &[Span<'_>], px: f32, max_width: u32) -> Bitmap {
-        let scale = PxScale::from(px);
         let mut items: Vec<Item> = Vec::new();
         for span in spans {
             for ch in span.text.chars() {
@@ -158,12 +167,12 @@ impl TextRenderer {
                 items.push(Item {
                     ch,
                     g,
-                    adv: self.advance(g, scale),
+                    adv: self.advance(g, px),
                     rgb: span.rgb,
                 });
             }
         }
-        let lines = wrap(&items, max_width as f32, |a, b| self.kern(a, b, scale));
+        let lines = wrap(&items, max_width as f32, |a, b| self.kern(a, b, px));
         let truncated = lines.len() > MAX_LINES;
         let lines = &lines[..lines.len().min(MAX_LINES)];
         let (ascent, line_h) = self.metrics(px);
@@ -172,7 +181,7 @@ impl TextRenderer {
             Item {
                 ch: '…',
                 g,
-                adv: self.advance(g, scale),
+                adv: self.advance(g, px),
                 rgb: [255, 255, 255],
             }
         };
@@ -186,7 +195,7 @@ impl TextRenderer {
             let line_items = items[range.clone()].iter().chain(last.then_some(&ellipsis));
             for it in line_items {
                 if let Some(p) = prev {
-                    x += self.kern(p, it.g, scale);
+                    x += self.kern(p, it.g, px);
                 }
                 placed.push((x.round() as i32, baseline, it.g, it.rgb));
                 x += it.adv;
@@ -208,6 +217,7 @@ impl TextRenderer {
         }
         for (x, baseline, g, rgb) in placed {
             let font = &self.fonts[usize::from(g.font)];
+            let scale = PxScale::from(px * self.em_fix[usize::from(g.font)]);
             let raster = self
                 .glyphs
                 .entry((g.font, g.id, key_px))
