@@ -32,18 +32,19 @@ impl<'a> Canvas<'a> {
     /// Composites premultiplied `sprite` with its top-left corner at (`x`, `y`), clipped to the
     /// frame (source-over; the frame stays opaque).
     pub(crate) fn blit(&mut self, sprite: &Sprite, x: i32, y: i32) {
-        for sy in 0..sprite.height {
-            let py = y + sy as i32;
+        let x0 = x.max(0);
+        let x1 = x.saturating_add(sprite.width as i32).min(self.width as i32);
+        if x0 >= x1 {
+            return;
+        }
+        let row_bytes = sprite.width * 4;
+        let src_cols = (x0 - x) as usize * 4..(x1 - x) as usize * 4;
+        for (sy, src_row) in sprite.data.chunks_exact(row_bytes).enumerate() {
+            let py = y.saturating_add(sy as i32);
             if py < 0 || py as usize >= self.height {
                 continue;
             }
-            let x0 = x.max(0);
-            let x1 = (x + sprite.width as i32).min(self.width as i32);
-            if x0 >= x1 {
-                return;
-            }
-            let src_row = &sprite.data[sy * sprite.width * 4..(sy + 1) * sprite.width * 4];
-            let src = &src_row[(x0 - x) as usize * 4..(x1 - x) as usize * 4];
+            let src = &src_row[src_cols.clone()];
             let start = (py as usize * self.width + x0 as usize) * 4;
             let dst = &mut self.data[start..start + src.len()];
             for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
@@ -105,7 +106,7 @@ impl<'a> Canvas<'a> {
 /// A small premultiplied RGBA image drawn once and blitted many times.
 pub(crate) struct Sprite {
     width: usize,
-    height: usize,
+    /// `width * 4` bytes per row.
     data: Vec<u8>,
 }
 
@@ -114,7 +115,6 @@ impl Sprite {
     pub(crate) fn from_pixmap(pm: Pixmap) -> Sprite {
         Sprite {
             width: pm.width() as usize,
-            height: pm.height() as usize,
             data: pm.take(),
         }
     }
@@ -165,6 +165,8 @@ mod tests {
         canvas.blit(&sprite, 6, 6);
         canvas.blit(&sprite, 100, 0);
         canvas.blit(&sprite, 0, -100);
+        canvas.blit(&sprite, i32::MAX, i32::MAX);
+        canvas.blit(&sprite, i32::MIN, i32::MIN);
         let px = |x: usize, y: usize| &buf[(y * 8 + x) * 4..(y * 8 + x) * 4 + 4];
         assert_eq!(px(0, 0), &[128, 0, 100, 255]);
         assert_eq!(px(2, 2), &[0, 0, 200, 255]);
