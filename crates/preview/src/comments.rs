@@ -657,6 +657,23 @@ mod tests {
     }
 
     #[test]
+    fn stream_source_reads_to_its_end() {
+        // The stdin path, fed from memory: the last line needs no newline, then the feed ends.
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let mut ing = Ingest::new(FeedLimits::default(), Arc::clone(&shared));
+        let input = "{\"user\":\"a\",\"text\":\"one\"}\r\n{oops}\n{\"user\":\"b\",\"text\":\"二\"}";
+        read_stream(
+            std::io::Cursor::new(input),
+            &mut ing,
+            &AtomicBool::new(false),
+        );
+        let s = lock(&shared);
+        let texts: Vec<_> = s.comments.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["one", "二"]);
+        assert_eq!((s.stats.malformed, s.stats.ended), (1, true));
+    }
+
+    #[test]
     fn missing_file_is_an_error() {
         let err = CommentFeed::start(
             CommentSource::File("/nonexistent/c.jsonl".into()),

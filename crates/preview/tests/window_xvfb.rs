@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crosscast_preview::{Comment, LiveStatus, Overlay, Preview, PreviewTarget};
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt, EventMask};
+use x11rb::protocol::xproto::{
+    AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt, EventMask,
+};
 
 const W: u32 = 1280;
 const H: u32 = 720;
@@ -197,25 +199,14 @@ fn save_png(path: &Path, (w, h, rgb): &(u32, u32, Vec<u8>)) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// Asks the window to close as a window manager's close button does (WM_DELETE_WINDOW).
-fn close_window(display: &str) {
+/// The preview window (found by its title) on `display`, and a connection to act on it.
+fn find_window(display: &str) -> (x11rb::rust_connection::RustConnection, u32) {
     let (conn, screen) = x11rb::connect(Some(display)).expect("connect to Xvfb");
     let root = conn.setup().roots[screen].root;
-    let atom = |name: &str| {
-        conn.intern_atom(false, name.as_bytes())
-            .unwrap()
-            .reply()
-            .unwrap()
-            .atom
-    };
-    let (protocols, delete, net_name) = (
-        atom("WM_PROTOCOLS"),
-        atom("WM_DELETE_WINDOW"),
-        atom("_NET_WM_NAME"),
-    );
-    let utf8 = atom("UTF8_STRING");
+    let net_name = atom(&conn, "_NET_WM_NAME");
+    let utf8 = atom(&conn, "UTF8_STRING");
     let tree = conn.query_tree(root).unwrap().reply().unwrap();
-    let mut found = 0;
+    let mut found = Vec::new();
     for win in tree.children {
         let name = |prop, ty| {
             conn.get_property(false, win, prop, ty, 0, 1024)
@@ -233,18 +224,61 @@ fn close_window(display: &str) {
             .flatten()
             .any(|t| t.as_slice() == TITLE.as_bytes())
         {
-            let ev =
-                ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
-            conn.send_event(false, win, EventMask::NO_EVENT, ev)
-                .unwrap();
-            found += 1;
+            found.push(win);
         }
     }
-    conn.flush().unwrap();
     assert_eq!(
-        found, 1,
+        found.len(),
+        1,
         "expected one window titled {TITLE:?} on {display}"
     );
+    (conn, found[0])
+}
+
+fn atom(conn: &impl Connection, name: &str) -> u32 {
+    conn.intern_atom(false, name.as_bytes())
+        .unwrap()
+        .reply()
+        .unwrap()
+        .atom
+}
+
+/// Resizes the window as a user dragging its border would (no window manager to ask).
+fn resize_window(display: &str, w: u32, h: u32) {
+    let (conn, win) = find_window(display);
+    conn.configure_window(win, &ConfigureWindowAux::new().width(w).height(h))
+        .unwrap();
+    conn.flush().unwrap();
+}
+
+/// Asks the window to close as a window manager's close button does (WM_DELETE_WINDOW).
+fn close_window(display: &str) {
+    let (conn, win) = find_window(display);
+    let (protocols, delete) = (atom(&conn, "WM_PROTOCOLS"), atom(&conn, "WM_DELETE_WINDOW"));
+    let ev = ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+    conn.send_event(false, win, EventMask::NO_EVENT, ev)
+        .unwrap();
+    conn.flush().unwrap();
+}
+
+/// Share of the 640x480 window showing the 1280x720 frame halved and letterboxed: black bars
+/// of 60 rows above and below, the frame (every other pixel) between them.
+fn letterboxed_share(shot: &(u32, u32, Vec<u8>), composed: &[u8]) -> f64 {
+    let (sw, _, rgb) = shot;
+    let (mut ok, mut total) = (0usize, 0usize);
+    for y in (0..480u32).step_by(2) {
+        for x in (0..640u32).step_by(2) {
+            let s = &rgb[((y * sw + x) * 3) as usize..][..3];
+            let want: &[u8] = if !(60..420).contains(&y) {
+                &[0, 0, 0]
+            } else {
+                &composed[(((y - 60) * 2 * W + x * 2) * 4) as usize..][..3]
+            };
+            total += 1;
+            ok += usize::from(s == want);
+        }
+    }
+    ok as f64 / total as f64
 }
 
 #[test]
@@ -328,6 +362,23 @@ fn window_shows_game_and_overlay_under_xvfb_and_close_ends_it() {
         overlay_share * 100.0
     );
     assert!(!preview.closed());
+
+    // Resized to 4:3, the 16:9 frame is scaled down with its aspect kept: bars above and below.
+    resize_window(&xvfb.display, 640, 480);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        preview.submit(&composed, W, H);
+        std::thread::sleep(Duration::from_millis(200));
+        let share = letterboxed_share(&screenshot(&xvfb.display), &composed);
+        if share > 0.99 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after resizing, only {:.1}% of the window is the letterboxed frame",
+            share * 100.0
+        );
+    }
 
     close_window(&xvfb.display);
     let deadline = Instant::now() + PATIENCE;
