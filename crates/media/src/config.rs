@@ -2,6 +2,7 @@
 
 use crate::MediaError;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// x264 presets accepted by `EncoderConfig::preset`, fastest first.
 pub const X264_PRESETS: &[&str] = &[
@@ -43,6 +44,8 @@ pub struct EncoderConfig {
     pub video_queue_frames: usize,
     /// Block `push_video`/`push_audio` when the encoder is behind instead of dropping (lossless recording).
     pub block_when_full: bool,
+    /// An RTMP connect or write making no progress for this long counts as a lost connection.
+    pub rtmp_timeout: Duration,
 }
 
 impl EncoderConfig {
@@ -61,6 +64,7 @@ impl EncoderConfig {
             audio_bitrate_kbps: 160,
             video_queue_frames: 8,
             block_when_full: false,
+            rtmp_timeout: Duration::from_secs(10),
         }
     }
 
@@ -143,6 +147,14 @@ impl EncoderConfig {
             return bad(format!(
                 "video queue {} frames must be 1..=120",
                 self.video_queue_frames
+            ));
+        }
+        if self.rtmp_timeout < Duration::from_millis(200)
+            || self.rtmp_timeout > Duration::from_secs(300)
+        {
+            return bad(format!(
+                "RTMP timeout {:?} must be 200 ms..=300 s",
+                self.rtmp_timeout
             ));
         }
         Ok(())

@@ -10,6 +10,7 @@
 use crate::audio::AudioFramer;
 use crate::config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl};
 use crate::convert::I420Image;
+use crate::ffi_io::IoWatch;
 use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
 use crate::stats::{Counters, EncoderStats, OutputKind, OutputShared, OutputState};
 use crate::{rtmp, MediaError};
@@ -25,8 +26,10 @@ use std::time::{Duration, Instant};
 const AAC_FRAME: usize = 1024;
 /// Audio blocks that may wait for the encoder before `push_audio` drops one.
 const AUDIO_QUEUE_BLOCKS: usize = 512;
-/// How long `finish` waits for RTMP writers to send their tail before leaving them behind.
-const RTMP_FINISH_WAIT: Duration = Duration::from_secs(10);
+/// How long `finish` lets RTMP writers send their queued tail before aborting their I/O.
+const RTMP_FINISH_WAIT: Duration = Duration::from_secs(5);
+/// How long an aborted RTMP writer gets to return (FFmpeg polls the abort every ~100 ms).
+const RTMP_ABORT_WAIT: Duration = Duration::from_secs(3);
 
 enum Msg {
     Video(I420Image, i64),
@@ -75,6 +78,7 @@ pub struct LiveEncoder {
     stopped: Arc<Mutex<Option<String>>>,
     encoder_thread: Option<JoinHandle<()>>,
     rtmp_threads: Vec<JoinHandle<()>>,
+    rtmp_watches: Vec<Arc<IoWatch>>,
     fps_window: Mutex<(Instant, u64, f64)>,
 }
 
@@ -221,19 +225,25 @@ impl LiveEncoder {
         };
 
         let mut rtmp_threads = Vec::new();
+        let mut rtmp_watches = Vec::new();
         for (url, shared, ptx, prx) in rtmp_plans {
+            let watch = IoWatch::new(cfg.rtmp_timeout);
+            rtmp_watches.push(watch.clone());
             // The encoder thread holds its own sender; ours must go so a finished encode ends the writer.
             drop(ptx);
             let setup = setup.clone();
             let name = format!("cc-rtmp-{}", rtmp_threads.len());
             match std::thread::Builder::new()
                 .name(name)
-                .spawn(move || rtmp::run(url, setup, prx, shared))
+                .spawn(move || rtmp::run(url, setup, prx, shared, watch))
             {
                 Ok(h) => rtmp_threads.push(h),
                 Err(_) => {
                     drop(tx);
                     let _ = encoder_thread.join();
+                    for w in &rtmp_watches {
+                        w.abort();
+                    }
                     return Err(MediaError::Spawn("RTMP writer".into()));
                 }
             }
@@ -251,6 +261,7 @@ impl LiveEncoder {
             stopped,
             encoder_thread: Some(encoder_thread),
             rtmp_threads,
+            rtmp_watches,
             fps_window: Mutex::new((Instant::now(), 0, 0.0)),
         })
     }
@@ -450,12 +461,21 @@ impl LiveEncoder {
         if let Some(h) = self.encoder_thread.take() {
             let _ = h.join();
         }
-        let deadline = Instant::now() + RTMP_FINISH_WAIT;
-        for h in std::mem::take(&mut self.rtmp_threads) {
-            while !h.is_finished() && Instant::now() < deadline {
+        let threads = std::mem::take(&mut self.rtmp_threads);
+        let wait_all = |limit: Duration| {
+            let deadline = Instant::now() + limit;
+            while threads.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            // A writer stuck on a dead peer is left behind rather than holding up the caller.
+        };
+        wait_all(RTMP_FINISH_WAIT);
+        // Writers still busy are stuck on a slow or silent server: cut their I/O short.
+        for w in &self.rtmp_watches {
+            w.abort();
+        }
+        wait_all(RTMP_ABORT_WAIT);
+        for h in threads {
+            // Cannot happen with the abort above, but never hold the caller hostage to a peer.
             if h.is_finished() {
                 let _ = h.join();
             }
@@ -571,8 +591,10 @@ fn open_file(url: &str, format: FileFormat, setup: &StreamSetup) -> Result<Muxer
     mux_opts.set("flush_packets", "1");
     if format == FileFormat::Mp4 {
         // Fragmented MP4: moov up front, self-contained fragments from each keyframe, so the
-        // file plays even if the trailer is never written.
+        // file plays even if the trailer is never written; cut at least every second so a
+        // crash loses at most one second even with long GOPs.
         mux_opts.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+        mux_opts.set("frag_duration", "1000000");
     }
     Muxer::open(
         url,
@@ -580,6 +602,7 @@ fn open_file(url: &str, format: FileFormat, setup: &StreamSetup) -> Result<Muxer
         ff::Dictionary::new(),
         mux_opts,
         setup,
+        None,
     )
 }
 

@@ -8,13 +8,15 @@
 //!
 //! Needs FFmpeg ≥ 5.1 shared libraries with libx264.
 
-#![forbid(unsafe_code)]
+// Unsafe only in `ffi_io` (an FFmpeg call ffmpeg-next lacks), each block with a SAFETY note.
+#![deny(unsafe_code)]
 
 mod audio;
 mod config;
 mod convert;
 mod encoder;
 mod error;
+mod ffi_io;
 mod mux;
 mod rtmp;
 mod stats;

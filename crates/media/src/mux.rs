@@ -1,5 +1,6 @@
 //! One libavformat muxer (file or RTMP) fed with packets from the shared encode.
 
+use crate::ffi_io::{output_as_with_interrupt, IoWatch};
 use ffmpeg_next as ff;
 use std::sync::Arc;
 
@@ -55,22 +56,38 @@ pub(crate) struct StreamSetup {
 }
 
 pub(crate) struct Muxer {
+    // Declared (so dropped) before `_interrupt`: closing may still poll the callback.
     ctx: ff::format::context::Output,
     /// Stream time bases chosen by the muxer in `write_header` (FLV forces 1/1000).
     stream_tb: [ff::Rational; 2],
+    _interrupt: Option<crate::ffi_io::InterruptibleOutputGuard>,
 }
 
 impl Muxer {
     /// Opens `url` (file path or RTMP URL), adds video and audio streams and writes the header.
+    ///
+    /// With a `watch`, blocking network I/O (connect, writes, close) gives up when the watch
+    /// says so.
     pub(crate) fn open(
         url: &str,
         format: &str,
         io_options: ff::Dictionary<'_>,
         mux_options: ff::Dictionary<'_>,
         setup: &StreamSetup,
+        watch: Option<Arc<IoWatch>>,
     ) -> Result<Self, String> {
-        let mut ctx =
-            ff::format::output_as_with(url, format, io_options).map_err(|e| e.to_string())?;
+        let (mut ctx, interrupt) = match watch {
+            Some(w) => {
+                let (ctx, guard) = output_as_with_interrupt(url, format, io_options, w)
+                    .map_err(|e| e.to_string())?
+                    .into_parts();
+                (ctx, Some(guard))
+            }
+            None => (
+                ff::format::output_as_with(url, format, io_options).map_err(|e| e.to_string())?,
+                None,
+            ),
+        };
         for (params, tb) in [
             (&setup.video, setup.video_tb),
             (&setup.audio, setup.audio_tb),
@@ -91,7 +108,11 @@ impl Muxer {
             ctx.stream(0).map_or(setup.video_tb, |s| s.time_base()),
             ctx.stream(1).map_or(setup.audio_tb, |s| s.time_base()),
         ];
-        Ok(Self { ctx, stream_tb })
+        Ok(Self {
+            ctx,
+            stream_tb,
+            _interrupt: interrupt,
+        })
     }
 
     /// Writes one packet, shifted back by `offset_us`; returns the payload size.

@@ -6,6 +6,7 @@
 //! its timestamps are rebased to start at zero there.
 
 use crate::config::RtmpUrl;
+use crate::ffi_io::IoWatch;
 use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
 use crate::stats::{OutputShared, OutputState};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -33,12 +34,17 @@ pub(crate) fn run(
     setup: StreamSetup,
     rx: Receiver<Arc<EncodedPacket>>,
     shared: Arc<OutputShared>,
+    watch: Arc<IoWatch>,
 ) {
     let mut backoff = BACKOFF_START;
     let mut attempt = 0u32;
     let mut sessions = 0u64;
     loop {
-        match connect(&url, &setup) {
+        if watch.aborted() {
+            shared.set_state(OutputState::Finished);
+            return;
+        }
+        match connect(&url, &setup, &watch) {
             Ok(mux) => {
                 sessions += 1;
                 if sessions > 1 {
@@ -47,7 +53,7 @@ pub(crate) fn run(
                 attempt = 0;
                 backoff = BACKOFF_START;
                 shared.set_state(OutputState::Live);
-                match send_loop(mux, &rx, &shared) {
+                match send_loop(mux, &rx, &shared, &watch) {
                     SessionEnd::Finished => {
                         shared.set_state(OutputState::Finished);
                         return;
@@ -88,26 +94,49 @@ pub(crate) fn run(
     }
 }
 
-fn connect(url: &RtmpUrl, setup: &StreamSetup) -> Result<Muxer, String> {
+/// Describes a failed FFmpeg call, naming the timeout when that is what stopped it.
+fn io_error(what: &str, e: impl std::fmt::Display, watch: &IoWatch) -> String {
+    if watch.timed_out() {
+        format!(
+            "{what}: no progress for {:.1} s (server not answering)",
+            watch.timeout().as_secs_f64()
+        )
+    } else {
+        format!("{what}: {e}")
+    }
+}
+
+fn connect(url: &RtmpUrl, setup: &StreamSetup, watch: &Arc<IoWatch>) -> Result<Muxer, String> {
     let mut mux_opts = ff::Dictionary::new();
     // A live stream cannot seek back to patch duration and size into the header.
     mux_opts.set("flvflags", "no_duration_filesize");
-    Muxer::open(url.as_str(), "flv", ff::Dictionary::new(), mux_opts, setup)
+    watch.begin();
+    let r = Muxer::open(
+        url.as_str(),
+        "flv",
+        ff::Dictionary::new(),
+        mux_opts,
+        setup,
+        Some(watch.clone()),
+    );
+    watch.end();
+    r.map_err(|e| io_error("connect failed", e, watch))
 }
 
 fn send_loop(
     mut mux: Muxer,
     rx: &Receiver<Arc<EncodedPacket>>,
     shared: &OutputShared,
+    watch: &IoWatch,
 ) -> SessionEnd {
     let mut base_us: Option<i64> = None;
     loop {
         let Ok(p) = rx.recv() else {
-            return match mux.finish() {
-                Ok(()) => SessionEnd::Finished,
-                // The stream is over either way; report it as finished with what was sent.
-                Err(_) => SessionEnd::Finished,
-            };
+            // The stream is over either way; a failed trailer only loses the end marker.
+            watch.begin();
+            let _ = mux.finish();
+            watch.end();
+            return SessionEnd::Finished;
         };
         let base = match base_us {
             Some(b) => b,
@@ -126,11 +155,14 @@ fn send_loop(
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        match mux.write(&p, base) {
+        watch.begin();
+        let r = mux.write(&p, base);
+        watch.end();
+        match r {
             Ok(n) => {
                 shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
-            Err(e) => return SessionEnd::Failed(format!("write failed: {e}")),
+            Err(e) => return SessionEnd::Failed(io_error("write failed", e, watch)),
         }
     }
 }

@@ -139,6 +139,52 @@ fn unreachable_ingest_retries_while_recording_continues() {
 }
 
 #[test]
+fn silent_server_times_out_and_is_retried() {
+    // Accepts TCP connections and never answers: the RTMP handshake would wait forever.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((s, _)) = listener.accept() {
+                held.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        held.len()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = cfg();
+    c.rtmp_timeout = Duration::from_millis(500);
+    let url = format!("rtmp://127.0.0.1:{port}/live/key");
+    let enc = LiveEncoder::start(
+        c,
+        &[
+            OutputSpec::File(dir.path().join("o.flv")),
+            OutputSpec::Rtmp(url),
+        ],
+    )
+    .expect("start");
+    let timed_out = wait_until(Duration::from_secs(60), || {
+        matches!(
+            &enc.stats().outputs[1].state,
+            OutputState::Reconnecting { attempt, last_error }
+                if *attempt >= 2 && last_error.contains("no progress")
+        )
+    });
+    assert!(timed_out, "{:?}", enc.stats().outputs);
+    // Finishing while a connect is hanging must not hang.
+    let stats = enc.finish().expect("finish");
+    assert_eq!(stats.outputs[1].state, OutputState::Finished);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let accepted = holder.join().expect("holder thread");
+    assert!(accepted >= 2, "only {accepted} connection attempts");
+}
+
+#[test]
 fn encoder_thread_gets_the_requested_nice_value() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = cfg();
