@@ -51,8 +51,8 @@ impl Comment {
 /// Where comments come from (`--comments PATH` or `--comments -`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommentSource {
-    /// A file read from its start and then followed as it grows (truncation and replacement
-    /// are noticed, as with `tail -F`).
+    /// A file, read from its last [`FeedLimits::backlog_bytes`] and then followed as it grows
+    /// (truncation and replacement are noticed, as with `tail -F`).
     File(PathBuf),
     /// Standard input, read until it closes.
     Stdin,
@@ -72,6 +72,10 @@ pub struct FeedLimits {
     pub max_text_chars: usize,
     /// Undrained warnings kept; more are counted in [`FeedStats::warnings_dropped`].
     pub max_warnings: usize,
+    /// A file is read from about this many bytes before its end at start (like `tail -f`
+    /// shows the last lines, not the whole history). These lines are history, not a flood:
+    /// they skip the rate limit, bounded by this size and by `keep_newest`.
+    pub backlog_bytes: u64,
 }
 
 impl Default for FeedLimits {
@@ -82,6 +86,7 @@ impl Default for FeedLimits {
             max_line_bytes: 4096,
             max_text_chars: 280,
             max_warnings: 64,
+            backlog_bytes: 16 * 1024,
         }
     }
 }
@@ -131,13 +136,14 @@ impl CommentFeed {
         let stop2 = Arc::clone(&stop);
         let (thread, join_on_drop) = match src {
             CommentSource::File(path) => {
-                let file = File::open(&path).map_err(|source| PreviewError::CommentsOpen {
+                let mut file = File::open(&path).map_err(|source| PreviewError::CommentsOpen {
                     path: path.clone(),
                     source,
                 })?;
+                let pos = ingest.start_at_tail(&mut file);
                 let t = std::thread::Builder::new()
                     .name("comments-file".into())
-                    .spawn(move || follow_file(path, file, &mut ingest, &stop2))
+                    .spawn(move || follow_file(path, file, pos, &mut ingest, &stop2))
                     .map_err(|source| PreviewError::Spawn {
                         what: "comments",
                         source,
@@ -206,6 +212,8 @@ struct Ingest {
     line_no: u64,
     tokens: f64,
     last_refill: Instant,
+    /// Bytes still to come of the history read at start; lines ending there skip the rate limit.
+    backlog_left: u64,
 }
 
 impl Ingest {
@@ -219,6 +227,7 @@ impl Ingest {
             line_no: 0,
             tokens,
             last_refill: Instant::now(),
+            backlog_left: 0,
         }
     }
 
@@ -228,7 +237,10 @@ impl Ingest {
                 Some(i) => (&bytes[..i], true),
                 None => (bytes, false),
             };
-            bytes = &bytes[segment.len() + usize::from(newline)..];
+            let consumed = segment.len() + usize::from(newline);
+            bytes = &bytes[consumed..];
+            let in_backlog = self.backlog_left > 0;
+            self.backlog_left = self.backlog_left.saturating_sub(consumed as u64);
             if !self.discarding {
                 if self.pending.len() + segment.len() > self.limits.max_line_bytes {
                     self.line_no += 1;
@@ -248,7 +260,7 @@ impl Ingest {
                     self.discarding = false;
                 } else {
                     let line = std::mem::take(&mut self.pending);
-                    self.line(&line);
+                    self.line(&line, in_backlog);
                     self.pending = line;
                     self.pending.clear();
                 }
@@ -256,11 +268,26 @@ impl Ingest {
         }
     }
 
+    /// Positions a just-opened file `backlog_bytes` before its end and returns that offset.
+    /// Done before `CommentFeed::start` returns, so whatever is appended after it counts as live.
+    fn start_at_tail(&mut self, file: &mut File) -> u64 {
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut pos = 0;
+        let backlog = self.limits.backlog_bytes;
+        if len > backlog && file.seek(SeekFrom::Start(len - backlog)).is_ok() {
+            pos = len - backlog;
+            // Mid-line: the rest of that line is not a whole comment.
+            self.discarding = true;
+        }
+        self.backlog_left = len - pos;
+        pos
+    }
+
     /// The source ended: a last line without a newline still counts.
     fn finish(&mut self) {
         if !self.discarding && !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
-            self.line(&line);
+            self.line(&line, false);
         }
         self.pending.clear();
         self.discarding = false;
@@ -272,7 +299,7 @@ impl Ingest {
         self.discarding = false;
     }
 
-    fn line(&mut self, raw: &[u8]) {
+    fn line(&mut self, raw: &[u8], in_backlog: bool) {
         self.line_no += 1;
         if raw.iter().all(u8::is_ascii_whitespace) {
             return;
@@ -282,13 +309,16 @@ impl Ingest {
         self.tokens =
             (self.tokens + now.duration_since(self.last_refill).as_secs_f64() * rate).min(rate);
         self.last_refill = now;
-        if self.tokens < 1.0 {
-            let mut s = lock(&self.shared);
-            s.stats.lines += 1;
-            s.stats.rate_dropped += 1;
-            return;
+        // History read at start is bounded by `backlog_bytes`, so it is no flood.
+        if !in_backlog {
+            if self.tokens < 1.0 {
+                let mut s = lock(&self.shared);
+                s.stats.lines += 1;
+                s.stats.rate_dropped += 1;
+                return;
+            }
+            self.tokens -= 1.0;
         }
-        self.tokens -= 1.0;
         match parse_comment_line(raw, self.limits.max_text_chars) {
             Ok(mut c) => {
                 c.received = now;
@@ -400,9 +430,14 @@ fn read_stream(mut r: impl Read, ingest: &mut Ingest, stop: &AtomicBool) {
 
 /// Reads `file` to its end, then keeps polling for appended data like `tail -F`: a truncated
 /// file is read again from its start, a replaced one (new inode at `path`) is reopened.
-fn follow_file(path: PathBuf, mut file: File, ingest: &mut Ingest, stop: &AtomicBool) {
+fn follow_file(
+    path: PathBuf,
+    mut file: File,
+    mut pos: u64,
+    ingest: &mut Ingest,
+    stop: &AtomicBool,
+) {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut pos: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         match file.read(&mut buf) {
             Ok(0) => {
@@ -625,13 +660,7 @@ mod tests {
     fn flood_is_rate_limited_and_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flood.jsonl");
-        let mut body = String::new();
-        for i in 0..10_000 {
-            body.push_str(&format!(
-                "{{\"user\":\"u{i}\",\"text\":\"flood {i} 洪水\"}}\n"
-            ));
-        }
-        std::fs::write(&path, body).unwrap();
+        let mut f = File::create(&path).unwrap();
         let limits = FeedLimits {
             max_per_second: 20,
             keep_newest: 8,
@@ -639,6 +668,13 @@ mod tests {
         };
         let t0 = Instant::now();
         let feed = CommentFeed::start(CommentSource::File(path), limits).unwrap();
+        let mut body = String::new();
+        for i in 0..10_000 {
+            body.push_str(&format!(
+                "{{\"user\":\"u{i}\",\"text\":\"flood {i} 洪水\"}}\n"
+            ));
+        }
+        f.write_all(body.as_bytes()).unwrap();
         let s = wait_for(&feed, "all 10k lines", |s| s.lines == 10_000);
         let elapsed = t0.elapsed().as_secs_f64();
         // A token bucket of 20/s holding at most 20 tokens cannot admit more than this.
@@ -654,6 +690,43 @@ mod tests {
         let snap = feed.snapshot();
         assert_eq!(snap.len() as u64, s.accepted.min(8));
         assert_eq!(s.evicted, s.accepted.saturating_sub(8));
+    }
+
+    #[test]
+    fn existing_file_starts_from_its_tail_without_rate_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let mut body = String::new();
+        for i in 0..10_000 {
+            body.push_str(&format!("{{\"user\":\"u\",\"text\":\"old {i}\"}}\n"));
+        }
+        std::fs::write(&path, &body).unwrap();
+        let limits = FeedLimits {
+            backlog_bytes: 2048,
+            keep_newest: 16,
+            ..FeedLimits::default()
+        };
+        let feed = CommentFeed::start(CommentSource::File(path.clone()), limits).unwrap();
+        let lines_in_tail = body[body.len() - 2048..].matches('\n').count() as u64 - 1;
+        let s = wait_for(&feed, "the tail of the file", |s| s.lines == lines_in_tail);
+        assert_eq!(
+            (s.accepted, s.rate_dropped, s.malformed),
+            (lines_in_tail, 0, 0),
+            "{s:?}"
+        );
+        let snap = feed.snapshot();
+        assert_eq!(snap.len(), 16);
+        assert_eq!(snap.last().unwrap().text, "old 9999");
+        // What is appended afterwards is live again.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writeln!(f, r#"{{"user":"n","text":"new"}}"#).unwrap();
+        wait_for(&feed, "the appended line", |s| {
+            s.accepted == lines_in_tail + 1
+        });
+        assert_eq!(feed.snapshot().last().unwrap().text, "new");
     }
 
     #[test]
