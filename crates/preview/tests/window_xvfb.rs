@@ -22,16 +22,32 @@ const TITLE: &str = "crosscast preview (xvfb test)";
 /// Generous: a loaded 2-core machine can take seconds to start Xvfb or map a window.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Kills and reaps the Xvfb it started, by pid, however the test ends.
+/// Stops and reaps the Xvfb it started, by pid, however the test ends, and leaves no socket
+/// or lock file behind.
 struct Xvfb {
     child: Child,
+    number: u32,
     display: String,
 }
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM lets Xvfb remove its socket and lock file; SIGKILL only if it will not go.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Ours: the number was free when this Xvfb took it.
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.number));
+        let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.number));
     }
 }
 
@@ -55,7 +71,11 @@ fn start_xvfb() -> Xvfb {
                 "cannot run Xvfb ({e}): install Debian package `xvfb` for the preview window test"
             )
         });
-    let mut x = Xvfb { child, display };
+    let mut x = Xvfb {
+        child,
+        number: n,
+        display,
+    };
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Ok(Some(status)) = x.child.try_wait() {
