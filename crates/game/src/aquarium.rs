@@ -239,15 +239,24 @@ impl Aquarium {
             let last = (base_y.ceil().max(0.0) as usize).min(canvas.height());
             let edge = weed.colour;
             let centre = weed.colour.map(|c| c.saturating_add(45));
+            // The sway wave's phase is linear in the row, so its sine is stepped by rotation
+            // instead of evaluated per row.
+            let phase0 = weed.sway_rate * t + weed.sway_phase
+                - WEED_WAVE * f64::from((base_y - first as f32 - 0.5) / len);
+            let (mut sin, mut cos) = phase0.sin_cos();
+            let (step_sin, step_cos) = (WEED_WAVE / f64::from(len)).sin_cos();
             for row in first..last {
                 let y = row as f32 + 0.5;
                 let f = ((base_y - y) / len).clamp(0.0, 1.0);
                 // Partial coverage of the rows holding the tip and the root.
                 let vcov = ((row as f32 + 1.0 - top).min(1.0)).min(base_y - row as f32);
-                let wave = weed.sway_rate * t + weed.sway_phase - WEED_WAVE * f64::from(f);
-                let x = weed.x * self.w() + WEED_SWAY * s * f * f.sqrt() * wave.sin() as f32;
+                let x = weed.x * self.w() + WEED_SWAY * s * f * f.sqrt() * sin as f32;
                 let half = 0.5 * weed.width * s * (1.0 - 0.85 * f);
                 canvas.span(row, x - half, x + half, vcov.clamp(0.0, 1.0), edge, centre);
+                (sin, cos) = (
+                    sin * step_cos + cos * step_sin,
+                    cos * step_cos - sin * step_sin,
+                );
             }
         }
     }

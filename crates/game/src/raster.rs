@@ -76,24 +76,37 @@ impl<'a> Canvas<'a> {
         }
         let first = x0.floor().max(0.0) as usize;
         let last = (x1.ceil().max(0.0) as usize).min(self.width);
+        if first >= last {
+            return;
+        }
         let mid = 0.5 * (x0 + x1);
         let inv_half = 2.0 / (x1 - x0).max(1e-3);
+        // Distance of each pixel centre from the middle, in 1/65536 of the half width, stepped
+        // per pixel so the loop stays in integers.
+        let mut dist = (f64::from(first as f32 + 0.5 - mid) * f64::from(inv_half) * 65536.0) as i64;
+        let step = (f64::from(inv_half) * 65536.0) as i64;
         let edge = edge.map(i32::from);
         let rise = [0, 1, 2].map(|c| i32::from(centre[c]) - edge[c]);
-        let vcov256 = (vcov.min(1.0) * 256.0) as i32;
-        let row = &mut self.data[y * self.width * 4..(y + 1) * self.width * 4];
-        for (px, d) in row.chunks_exact_mut(4).enumerate().take(last).skip(first) {
+        let full = (vcov.min(1.0) * 256.0) as i32;
+        let partial = |px: usize| {
             let left = px as f32;
-            // Only the two end pixels are partly covered; the rest take the full vertical cover.
-            let a = if left >= x0 && left + 1.0 <= x1 {
-                vcov256
+            ((x1.min(left + 1.0) - x0.max(left)).clamp(0.0, 1.0) * vcov.min(1.0) * 256.0) as i32
+        };
+        let start = (y * self.width + first) * 4;
+        let pixels = &mut self.data[start..start + (last - first) * 4];
+        let n = last - first;
+        for (i, d) in pixels.chunks_exact_mut(4).enumerate() {
+            // Only the end pixels can be partly covered.
+            let a = if i == 0 || i + 1 == n {
+                partial(first + i)
             } else {
-                ((x1.min(left + 1.0) - x0.max(left)).clamp(0.0, 1.0) * vcov * 256.0) as i32
+                full
             };
+            let k = 256 - (dist.unsigned_abs() >> 8).min(256) as i32;
+            dist += step;
             if a <= 0 {
                 continue;
             }
-            let k = 256 - (((left + 0.5 - mid).abs() * inv_half).min(1.0) * 256.0) as i32;
             for c in 0..3 {
                 let src = edge[c] + ((rise[c] * k) >> 8);
                 let dst = i32::from(d[c]);
