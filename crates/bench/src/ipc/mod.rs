@@ -54,6 +54,9 @@ pub const TRANSPORTS: [&str; 8] = [
     "surface",
 ];
 
+/// Transports whose receiver uses the sender's memory in place instead of copying the object.
+pub const ZERO_COPY: [&str; 2] = ["iceoryx2", "surface"];
+
 /// The article's object sizes: 3 KB, 4 MB and 10 MB (as 3 KiB, 4 MiB and 10 MiB).
 pub const DEFAULT_SIZES: [usize; 3] = [3072, 4_194_304, 10_485_760];
 
@@ -197,9 +200,11 @@ pub fn run_ipc(
                     Row::new(&case, Summary::default()).with_extra("note", reason)
                 }
             };
-            report
-                .rows
-                .push(row.with_transport(transport).with_size(size as u64));
+            report.rows.push(
+                row.with_transport(transport)
+                    .with_size(size as u64)
+                    .with_extra("zero_copy", ZERO_COPY.contains(&transport)),
+            );
         }
     }
     if let Some(path) = &opts.json {
@@ -232,6 +237,17 @@ pub(crate) struct Received {
 
 /// The host side of a transport.
 pub(crate) trait Receive {
+    /// Starts the peer. Transports that hand the peer more than the control socket (the
+    /// surface's session socket and key) override this.
+    fn spawn(&mut self, mut cmd: Command) -> Result<Child, String> {
+        cmd.spawn().map_err(|e| format!("spawning the peer: {e}"))
+    }
+
+    /// Completes the connection once the peer has its set-up step (e.g. a handshake).
+    fn connect(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Waits up to `timeout` for message `expect_seq`, takes it and validates it.
     fn recv(&mut self, expect_seq: u32, timeout: Duration) -> Result<Received, String>;
 }
@@ -303,7 +319,7 @@ fn setup_sender(args: &PeerArgs, fds: Vec<OwnedFd>) -> Result<Box<dyn Send>, Str
             size,
         )?),
         "iceoryx2" => Box::new(iox::IoxTx::new(args.text("--service")?, size)?),
-        "surface" => surface::sender(next_fd("control socket")?, size)?,
+        "surface" => Box::new(surface::SurfaceTx::new(size)?),
         other => return Err(format!("unknown transport {other}")),
     })
 }
@@ -424,8 +440,8 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
     )
     .map_err(|e| format!("could not run: control socketpair: {e}"))?;
     let total = plan.count + plan.warmup;
-    let child = Command::new(peer_exe)
-        .args(["bench", "ipc-peer"])
+    let mut cmd = Command::new(peer_exe);
+    cmd.args(["bench", "ipc-peer"])
         .args(["--transport", plan.transport])
         .args(["--size", &plan.size.to_string()])
         .args(["--count", &total.to_string()])
@@ -433,9 +449,10 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
         .args(&args)
         .stdin(Stdio::from(ctl_child))
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not run: spawning {}: {e}", peer_exe.display()))?;
+        .stderr(Stdio::piped());
+    let child = rx
+        .spawn(cmd)
+        .map_err(|e| format!("could not run: {e} ({})", peer_exe.display()))?;
     let mut peer = PeerGuard(Some(child));
     let fail = |peer: &mut PeerGuard, what: String| {
         let said = peer.kill();
@@ -448,13 +465,17 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
 
     let sent = ctl::send(ctl.as_fd(), ctl::Step::Setup, &ctl::borrow_all(&fds));
     drop(fds);
-    if let Err(e) = sent.and_then(|()| ctl::recv(ctl.as_fd(), ctl::Step::Ready, STEP_TIMEOUT)) {
+    let ready = sent
+        .and_then(|()| rx.connect())
+        .and_then(|()| ctl::recv(ctl.as_fd(), ctl::Step::Ready, STEP_TIMEOUT));
+    if let Err(e) = ready {
         // A peer that cannot set its side up is an environment limit, not a broken transport.
         let said = peer.kill();
-        return Err(format!(
-            "could not run: {}",
-            if said.is_empty() { e } else { said }
-        ));
+        return Err(if said.is_empty() {
+            format!("could not run: {e}")
+        } else {
+            format!("could not run: {e} (peer: {said})")
+        });
     }
     if let Err(e) = ctl::send(ctl.as_fd(), ctl::Step::Go, &[]) {
         return Err(fail(&mut peer, e));
