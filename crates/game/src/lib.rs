@@ -48,6 +48,19 @@ pub const MAX_CHANNELS: u16 = 2;
 /// Nanoseconds in one second of game time.
 const NS_PER_SEC: u64 = 1_000_000_000;
 
+/// The sync pattern repeats every this many nanoseconds of game time (one second).
+pub const SYNC_PERIOD_NS: u64 = NS_PER_SEC;
+/// How long each sync flash and beep lasts, from the start of its period (100 ms).
+pub const SYNC_FLASH_NS: u64 = NS_PER_SEC / 10;
+/// Frequency of the sync beep, in Hz.
+pub const SYNC_BEEP_HZ: u32 = 1_000;
+/// Peak amplitude of the sync beep (full scale is 1.0).
+pub const SYNC_BEEP_AMPLITUDE: f32 = 0.5;
+/// Frequency of the bars tone, in Hz.
+pub const BARS_TONE_HZ: u32 = 440;
+/// Level of the bars tone, in dBFS (peak).
+pub const BARS_TONE_DBFS: f32 = -12.0;
+
 /// What the game shows and plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Pattern {
@@ -162,9 +175,19 @@ fn check_size(width: u32, height: u32) -> Result<(), GameError> {
     }
 }
 
-/// Whether game time `t_ns` falls in the sync pattern's flash/beep window `[k s, k s + 100 ms)`.
-fn sync_flash_at(t_ns: u64) -> bool {
-    t_ns % NS_PER_SEC < NS_PER_SEC / 10
+/// Whether game time `t_ns` (ns since the game started) falls in a sync flash and beep, that
+/// is in `[k s, k s + 100 ms)` for a whole second `k`. Analysis tools use it to know where
+/// flashes and beeps were sent.
+pub fn sync_flash_at(t_ns: u64) -> bool {
+    t_ns % SYNC_PERIOD_NS < SYNC_FLASH_NS
+}
+
+/// Whether audio sample `n` (since the game started, at `sample_rate` Hz) falls in a sync beep:
+/// the sample's time `n / sample_rate` is in `[k s, k s + 100 ms)`, computed exactly in integers.
+/// A zero rate has no beep.
+pub fn sync_beep_at(n: u64, sample_rate: u32) -> bool {
+    let rate = u64::from(sample_rate);
+    rate != 0 && (n % rate) * (SYNC_PERIOD_NS / SYNC_FLASH_NS) < rate
 }
 
 /// A fixed-output 64-bit mixer (SplitMix64's finaliser): the deterministic "randomness" of both
@@ -230,6 +253,26 @@ mod tests {
         assert!(sync_flash_at(7_000_000_000));
         assert!(sync_flash_at(7_099_999_999));
         assert!(!sync_flash_at(7_100_000_000));
+        assert!(sync_beep_at(0, 48_000));
+        assert!(sync_beep_at(4_799, 48_000));
+        assert!(!sync_beep_at(4_800, 48_000));
+        assert!(sync_beep_at(48_000, 48_000));
+        assert!(!sync_beep_at(47_999, 48_000));
+        assert!(sync_beep_at(4_409, 44_100));
+        assert!(!sync_beep_at(4_410, 44_100));
+        assert!(!sync_beep_at(0, 0));
+        // Sample n's time n / rate is in the window exactly when the flash test says so (the
+        // window's edges are whole nanoseconds, so flooring the time to ns cannot cross one).
+        for rate in [8_000u32, 44_100, 48_000] {
+            for n in (0..3 * u64::from(rate)).step_by(7) {
+                let t_ns = (u128::from(n) * 1_000_000_000 / u128::from(rate)) as u64;
+                assert_eq!(
+                    sync_beep_at(n, rate),
+                    sync_flash_at(t_ns),
+                    "n={n} rate={rate}"
+                );
+            }
+        }
     }
 
     #[test]

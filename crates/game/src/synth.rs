@@ -5,41 +5,34 @@
 
 use std::f64::consts::TAU;
 
-use crate::{mix64, unit};
+use crate::{mix64, sync_beep_at, unit, BARS_TONE_HZ, SYNC_BEEP_AMPLITUDE, SYNC_BEEP_HZ};
 
 /// Interval between two bubble "blips", in milliseconds; the aquarium's aerator releases a big
 /// bubble on the same beat, so what is seen and heard agree.
 pub(crate) const BLIP_PERIOD_MS: u64 = 1_700;
 
-/// Peak amplitude of the sync pattern's beep.
-pub(crate) const SYNC_BEEP_AMPLITUDE: f64 = 0.5;
-/// Frequency of the sync pattern's beep, in Hz.
-pub(crate) const SYNC_BEEP_HZ: u64 = 1_000;
-/// Frequency of the bars tone, in Hz.
-pub(crate) const BARS_TONE_HZ: u64 = 440;
-/// Amplitude of the bars tone: -12 dBFS.
-pub(crate) const BARS_TONE_AMPLITUDE: f64 = 0.251_188_643_150_958; // 10^(-12/20)
+/// Amplitude of the bars tone: 10^(-12/20), i.e. -12 dBFS.
+const BARS_TONE_AMPLITUDE: f64 = 0.251_188_643_150_958;
 
-/// The sync beep: a 1 kHz sine for the first tenth of every second, exact silence elsewhere.
+/// The sync beep: a 1 kHz sine for the first tenth of every second, exact silence elsewhere
+/// (see [`sync_beep_at`]).
 ///
-/// Sample `n` lies at `n / rate` s, inside `[k s, k s + 100 ms)` exactly when
-/// `(n mod rate) * 10 < rate`. The sine is sampled half a sample late so that no sample inside
-/// the window is zero (the first and last are ±0.016 at 48 kHz): the window's edges are then
-/// visible in the samples themselves, and the onset still has no click.
+/// The sine is sampled half a sample late so that no sample inside the window is zero (the
+/// first and last are ±0.016 at 48 kHz): the window's edges are then visible in the samples
+/// themselves, and the onset still has no click.
 pub(crate) fn sync_beep(n: u64, rate: u32) -> f32 {
-    let rate = u64::from(rate);
-    let i = n % rate;
-    if i * 10 >= rate {
+    if !sync_beep_at(n, rate) {
         return 0.0;
     }
-    let cycles = (i as f64 + 0.5) * SYNC_BEEP_HZ as f64 / rate as f64;
-    (SYNC_BEEP_AMPLITUDE * (TAU * cycles).sin()) as f32
+    let i = n % u64::from(rate);
+    let cycles = (i as f64 + 0.5) * f64::from(SYNC_BEEP_HZ) / f64::from(rate);
+    (f64::from(SYNC_BEEP_AMPLITUDE) * (TAU * cycles).sin()) as f32
 }
 
 /// The bars tone: 440 Hz at -12 dBFS, phase computed in integers so it never drifts.
 pub(crate) fn bars_tone(n: u64, rate: u32) -> f32 {
     let rate = u64::from(rate);
-    let phase = (n % rate) * BARS_TONE_HZ % rate;
+    let phase = (n % rate) * u64::from(BARS_TONE_HZ) % rate;
     (BARS_TONE_AMPLITUDE * (TAU * phase as f64 / rate as f64).sin()) as f32
 }
 
@@ -242,6 +235,12 @@ impl NoiseBand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_amplitude_matches_its_level() {
+        let want = 10f64.powf(f64::from(crate::BARS_TONE_DBFS) / 20.0);
+        assert!((BARS_TONE_AMPLITUDE - want).abs() < 1e-12);
+    }
 
     #[test]
     fn noise_band_slides_exactly() {
