@@ -1,1 +1,36 @@
-fn main() {}
+//! `crosscast`: stream a sandboxed game process live from a privileged host process.
+//!
+//! Subcommands: `live` (spawn the game and stream it), `host` (named mode: wait for games),
+//! `game` (the demo game), `keygen` (a session key file), `bench` (the measurements the design
+//! rests on). Run `crosscast <command> --help` for each.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cli;
+mod game;
+mod live;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Live(args) => live::live(args),
+        cli::Command::Host(args) => live::host(args),
+        cli::Command::Game(args) => game::run(args),
+        cli::Command::Keygen { file } => crosscast_ipc::SessionKey::write_new(&file)
+            .map(|_| eprintln!("wrote a new 32-byte key to {} (mode 0600)", file.display()))
+            .map_err(anyhow::Error::from),
+        cli::Command::Bench(b) => bench::run(b),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crosscast: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,17 @@
-//! crosscast-host (work in progress).
+//! The host pipeline: receives game sessions, runs the constant-rate output clock, feeds the
+//! encoder (and its outputs) and the preview, and reports the stream's health.
+//!
+//! It is not the transport (`crosscast-ipc`) and not the codecs (`crosscast-media`): it wires
+//! them together and owns the timing.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod live;
+pub mod source;
+pub mod status;
+pub mod timeline;
+
+pub use error::HostError;
+pub use live::{run_live, LiveOptions, LiveReport};
+pub use source::{GameLaunch, SessionSource, SourceEvent};
+pub use status::LiveStatus;

@@ -49,19 +49,35 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends one message (with fds) without ever waiting: the host uses this so that a game
+    /// that stops reading its socket cannot stall the host's threads; a full socket buffer
+    /// means the peer is misbehaving and ends the session.
+    pub fn try_send(&self, msg: &Message, fds: &[BorrowedFd<'_>]) -> Result<(), IpcError> {
+        match self.sock.try_send(&msg.encode_to_vec(), fds) {
+            Ok(()) => Ok(()),
+            Err(crate::os::OsError::WouldBlock { .. }) => Err(IpcError::Protocol(
+                "the peer stopped reading its socket (send buffer full)".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Sends raw bytes; for tests that play a hostile peer.
     pub fn send_raw(&self, bytes: &[u8]) -> Result<(), IpcError> {
         self.sock.send(bytes, &[])?;
         Ok(())
     }
 
-    /// Best-effort error report before closing; failures are ignored because the session is
-    /// ending anyway.
+    /// Best-effort error report before closing; never waits, and failures are ignored because
+    /// the session is ending anyway.
     pub fn send_error(&self, err: &IpcError) {
-        let _ = self.send(&Message::Error {
-            code: err.code(),
-            reason: err.to_string(),
-        });
+        let _ = self.try_send(
+            &Message::Error {
+                code: err.code(),
+                reason: err.to_string(),
+            },
+            &[],
+        );
     }
 
     /// Waits up to `timeout` (forever if `None`) for one message. `Ok(None)` on timeout.

@@ -49,7 +49,13 @@ pub struct HostOptions {
     pub audio_backlog: Duration,
     /// Audio or frame timestamps further than this from the host's clock are refused.
     pub max_clock_skew: Duration,
+    /// Keep every audio block's handoff delay (send → validated on the host) for benchmarks;
+    /// at most [`MAX_RECORDED_DELAYS`] are kept.
+    pub record_audio_delays: bool,
 }
+
+/// Most raw delays a session records when asked to.
+pub const MAX_RECORDED_DELAYS: usize = 1 << 20;
 
 impl Default for HostOptions {
     fn default() -> Self {
@@ -61,6 +67,7 @@ impl Default for HostOptions {
             max_slot_memory: 512 << 20,
             audio_backlog: Duration::from_secs(2),
             max_clock_skew: Duration::from_secs(60),
+            record_audio_delays: false,
         }
     }
 }
@@ -85,6 +92,7 @@ struct State {
     acquired: Option<(u32, u8)>,
     audio: AudioState,
     counters: HostCounters,
+    audio_delays_ns: Vec<u64>,
     closed: Option<IpcError>,
 }
 
@@ -154,7 +162,7 @@ fn allocate(
 
 fn send_config(channel: &Channel, surface: &Surface) -> Result<(), IpcError> {
     let fds: Vec<_> = surface.slots.iter().map(|s| s.as_fd()).collect();
-    channel.send_with_fds(&Message::SurfaceConfig(surface.config.clone()), &fds)
+    channel.try_send(&Message::SurfaceConfig(surface.config.clone()), &fds)
 }
 
 impl HostSession {
@@ -184,6 +192,7 @@ impl HostSession {
                     configs_sent: 1,
                     ..HostCounters::default()
                 },
+                audio_delays_ns: Vec::new(),
                 closed: None,
             }),
             cond: Condvar::new(),
@@ -242,6 +251,11 @@ impl HostSession {
     /// The audio format the game announced, if any.
     pub fn audio_config(&self) -> Option<AudioConfig> {
         self.shared.lock().audio.config
+    }
+
+    /// The audio handoff delays recorded so far (see [`HostOptions::record_audio_delays`]).
+    pub fn take_audio_delays(&self) -> Vec<u64> {
+        std::mem::take(&mut self.shared.lock().audio_delays_ns)
     }
 
     /// Moves every buffered audio block into `out`, oldest first.
@@ -355,10 +369,13 @@ fn handle(
             shared.cond.notify_all();
             drop(st);
             if let Some(old) = release {
-                channel.send(&Message::SlotReleased {
-                    config_id: old.config_id,
-                    slot: old.slot,
-                })?;
+                channel.try_send(
+                    &Message::SlotReleased {
+                        config_id: old.config_id,
+                        slot: old.slot,
+                    },
+                    &[],
+                )?;
             }
             Ok(())
         }
@@ -395,6 +412,7 @@ fn handle(
             a.next_seq = Some(b.seq.wrapping_add(1));
             a.next_pts_ns = Some(b.pts_ns + frames * 1_000_000_000 / rate);
             a.queued_frames += frames;
+            let sent_ns = b.sent_ns;
             a.queue.push_back(b);
             let limit = opts.audio_backlog.as_millis() as u64 * rate / 1000;
             let mut dropped = 0;
@@ -413,6 +431,10 @@ fn handle(
             c.audio_gaps += u64::from(gap);
             c.audio_overlaps += u64::from(overlap);
             c.audio_dropped += dropped;
+            if opts.record_audio_delays && st.audio_delays_ns.len() < MAX_RECORDED_DELAYS {
+                st.audio_delays_ns
+                    .push(monotonic_ns().saturating_sub(sent_ns));
+            }
             shared.cond.notify_all();
             Ok(())
         }
@@ -517,7 +539,7 @@ impl FrameConsumer {
         drop(st);
         if let Some(m) = release {
             // The game may already be gone; the frame we hold stays readable regardless.
-            let _ = self.channel.send(&m);
+            let _ = self.channel.try_send(&m, &[]);
         }
         self.held = Some(Held {
             memfd,

@@ -1,0 +1,132 @@
+//! `crosscast bench …`: handoff (here), ipc (crosscast-bench), pipeline (pipeline.rs).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use crosscast_bench::ipc::{ipc_peer_main, run_ipc, IpcOptions};
+use crosscast_bench::stats::{Report, Row, Summary};
+use crosscast_host::{GameLaunch, SessionSource, SourceEvent};
+use crosscast_ipc::HostOptions;
+
+use crate::cli::{BenchCommand, IpcBenchArgs};
+
+pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Handoff { seconds, json } => {
+            let report = handoff(seconds)?;
+            print!("{}", report.table());
+            if let Some(p) = json {
+                report.write_json(&p)?;
+            }
+            Ok(())
+        }
+        BenchCommand::Ipc(a) => ipc(a),
+        BenchCommand::Pipeline { .. } => anyhow::bail!("bench pipeline: not built yet"),
+        BenchCommand::IpcPeer { args } => Ok(ipc_peer_main(&args)?),
+    }
+}
+
+fn ipc(a: IpcBenchArgs) -> anyhow::Result<()> {
+    let mut opts = IpcOptions {
+        count: a.count,
+        interval_ms: a.interval_ms,
+        quick: a.quick,
+        json: a.json,
+        plot: a.plot,
+        transports: a.transports,
+        ..IpcOptions::default()
+    };
+    if !a.sizes.is_empty() {
+        opts.sizes = a.sizes;
+    }
+    let exe = std::env::current_exe()?;
+    let report = run_ipc(&opts, &exe, &mut |line| eprintln!("{line}"))?;
+    print!("{}", report.table());
+    Ok(())
+}
+
+/// One handoff case: a real game process at `size`, the host acquiring each frame as soon as it
+/// is queued. Returns (frame delays, audio delays) in ns.
+fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
+    let exe = std::env::current_exe()?;
+    let args = vec![
+        "game".into(),
+        "--pattern".into(),
+        "bars".into(),
+        "--fps".into(),
+        "60".into(),
+        "--seconds".into(),
+        format!("{}", seconds + 1.0),
+    ];
+    let host = HostOptions {
+        width,
+        height,
+        record_audio_delays: true,
+        ..HostOptions::default()
+    };
+    let source = SessionSource::start(
+        GameLaunch::Spawn {
+            program: exe,
+            args,
+            restart: false,
+        },
+        host,
+    )?;
+    let mut session = loop {
+        match source
+            .next_timeout(Duration::from_secs(10))
+            .context("the game never connected")?
+        {
+            SourceEvent::Session(s) => break s,
+            SourceEvent::Note(n) => eprintln!("bench: {n}"),
+        }
+    };
+    let mut consumer = session.consumer().context("consumer")?;
+    let mut frames = Vec::new();
+    let warmup = 30;
+    let mut seen = 0;
+    let until = std::time::Instant::now() + Duration::from_secs_f64(seconds + 0.5);
+    while std::time::Instant::now() < until {
+        if !consumer.wait_frame(Duration::from_millis(200)) {
+            if consumer.closed().is_some() {
+                break;
+            }
+            continue;
+        }
+        if let Some(f) = consumer.acquire()? {
+            seen += 1;
+            if seen > warmup {
+                frames.push(f.acquired_ns.saturating_sub(f.sent_ns));
+            }
+        }
+    }
+    let mut audio = session.take_audio_delays();
+    audio.drain(..audio.len().min(warmup));
+    let counters = session.close();
+    eprintln!(
+        "bench: {width}x{height}: {} frames queued, {} acquired, {} dropped",
+        counters.frames_queued, counters.frames_acquired, counters.frames_dropped
+    );
+    Ok((frames, audio))
+}
+
+fn handoff(seconds: f64) -> anyhow::Result<Report> {
+    let mut report = Report::new("handoff");
+    for (w, h) in [(1280, 720), (1920, 1080)] {
+        eprintln!("bench handoff: {w}x{h} for {seconds} s ...");
+        let (frames, audio) = handoff_case(w, h, seconds)?;
+        report.rows.push(
+            Row::new(format!("video-{w}x{h}"), Summary::from_delays_ns(&frames))
+                .with_transport("surface")
+                .with_size(u64::from(w) * u64::from(h) * 4),
+        );
+        if w == 1280 {
+            report.rows.push(
+                Row::new("audio-10ms", Summary::from_delays_ns(&audio))
+                    .with_transport("seqpacket")
+                    .with_size(480 * 2 * 4),
+            );
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,294 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+use crosscast_game::Pattern;
+use crosscast_ipc::os::sandbox::SandboxLevel;
+
+/// Live-stream a sandboxed game process: the host owns the surface, the encoder and the network.
+#[derive(Debug, Parser)]
+#[command(name = "crosscast", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Spawn the demo game in a sandbox and stream it (records to a file when no --rtmp is given).
+    Live(LiveArgs),
+    /// Named mode: listen for a separately launched game and stream it.
+    Host(HostArgs),
+    /// Run the demo game (spawned by the host, or --connect to a listening host).
+    Game(GameArgs),
+    /// Write a new random 32-byte session key (mode 0600); refuses to overwrite.
+    Keygen {
+        /// Where to write the key.
+        file: PathBuf,
+    },
+    /// Measurements the design rests on.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// A frame size `WIDTHxHEIGHT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Size {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+}
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (w, h) = s
+            .split_once(['x', 'X'])
+            .ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT (e.g. 1280x720)"))?;
+        let parse = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("'{v}' is not a number"))
+        };
+        let size = Size {
+            width: parse(w)?,
+            height: parse(h)?,
+        };
+        let ok = |v: u32| (16..=4096).contains(&v) && v % 2 == 0;
+        if !ok(size.width) || !ok(size.height) {
+            return Err(format!(
+                "{s}: width and height must be even and between 16 and 4096"
+            ));
+        }
+        Ok(size)
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+fn parse_fps(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if (1..=240).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a frame rate between 1 and 240")),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+/// Frame queue policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Policy {
+    /// The game never waits; frames the host has not taken yet are replaced (live default).
+    Mailbox,
+    /// Lossless: the game waits for a free slot.
+    Fifo,
+}
+
+/// Output, encoder and pipeline options shared by `live` and `host`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StreamArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_parser = parse_seconds)]
+    pub(crate) seconds: Option<f64>,
+    /// Output size.
+    #[arg(long, default_value = "1280x720")]
+    pub(crate) size: Size,
+    /// Output frame rate (constant).
+    #[arg(long, default_value_t = 60, value_parser = parse_fps)]
+    pub(crate) fps: u32,
+    /// Video bitrate in kb/s (default 4500 at 1280x720, 6000 at 1920x1080).
+    #[arg(long)]
+    pub(crate) bitrate: Option<u32>,
+    /// x264 preset.
+    #[arg(long, default_value = "veryfast")]
+    pub(crate) preset: String,
+    /// Seconds between keyframes.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
+    pub(crate) keyint: f64,
+    /// Record to FILE (.flv or .mp4, fragmented); repeatable.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) outs: Vec<PathBuf>,
+    /// Publish to rtmp://host[:port]/app/key; repeatable.
+    #[arg(long = "rtmp", value_name = "URL")]
+    pub(crate) rtmps: Vec<String>,
+    /// Nice value for the encoder threads (negative = higher priority; needs privileges).
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) encoder_nice: Option<i32>,
+    /// Frame slots shared with the game.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) slots: u8,
+    /// Frame queue policy.
+    #[arg(long, value_enum, default_value_t = Policy::Mailbox)]
+    pub(crate) policy: Policy,
+    /// Do not encode: acquire and verify frames only (for tests and measurements).
+    #[arg(long)]
+    pub(crate) no_encode: bool,
+    /// Check every frame's stamp (the game draws one with --stamp).
+    #[arg(long)]
+    pub(crate) verify: bool,
+    /// Seconds to wait for the game's first frame.
+    #[arg(long, default_value_t = 15.0, value_parser = parse_seconds)]
+    pub(crate) first_frame_timeout: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LiveArgs {
+    #[command(flatten)]
+    pub(crate) stream: StreamArgs,
+    /// What the game shows.
+    #[arg(long, default_value = "aquarium")]
+    pub(crate) pattern: Pattern,
+    /// Sandbox for the game process.
+    #[arg(long, default_value = "strict")]
+    pub(crate) sandbox: SandboxLevel,
+    /// Do not restart the game when it exits or dies.
+    #[arg(long)]
+    pub(crate) no_restart: bool,
+    /// Extra arguments for the game (after --).
+    #[arg(last = true)]
+    pub(crate) game_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HostArgs {
+    /// Listen on the named abstract socket (the only mode of `host`).
+    #[arg(long, required = true)]
+    pub(crate) listen: bool,
+    /// Session key file (see `crosscast keygen`).
+    #[arg(long)]
+    pub(crate) key_file: PathBuf,
+    /// App id the socket name is derived from.
+    #[arg(long)]
+    pub(crate) app_id: String,
+    /// User id the socket name is derived from.
+    #[arg(long)]
+    pub(crate) user_id: String,
+    /// Also accept games running as this uid (default: only the host's own uid).
+    #[arg(long)]
+    pub(crate) allow_uid: Vec<u32>,
+    /// Seconds a connection has to finish the handshake.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
+    pub(crate) handshake_timeout: f64,
+    /// Connections allowed in the handshake at once.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) max_pending: usize,
+    #[command(flatten)]
+    pub(crate) stream: StreamArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GameArgs {
+    /// Connect to a host listening in named mode (default: the host spawned us).
+    #[arg(long, requires_all = ["key_file", "app_id", "user_id"])]
+    pub(crate) connect: bool,
+    /// Session key file.
+    #[arg(long)]
+    pub(crate) key_file: Option<PathBuf>,
+    /// App id.
+    #[arg(long)]
+    pub(crate) app_id: Option<String>,
+    /// User id.
+    #[arg(long)]
+    pub(crate) user_id: Option<String>,
+    /// Frame size to ask for (the host decides; a different size triggers a resize).
+    #[arg(long)]
+    pub(crate) size: Option<Size>,
+    /// Frame rate.
+    #[arg(long, default_value_t = 60, value_parser = parse_fps)]
+    pub(crate) fps: u32,
+    /// What to show and play.
+    #[arg(long, default_value = "aquarium")]
+    pub(crate) pattern: Pattern,
+    /// Stop after this many seconds.
+    #[arg(long, value_parser = parse_seconds)]
+    pub(crate) seconds: Option<f64>,
+    /// Write a sequence number and checksum into each frame for the host to verify.
+    #[arg(long)]
+    pub(crate) stamp: bool,
+    /// Sandbox to apply to ourselves once connected.
+    #[arg(long, default_value = "strict")]
+    pub(crate) sandbox: SandboxLevel,
+    /// Audio sample format.
+    #[arg(long, default_value = "f32", value_parser = ["s16", "f32"])]
+    pub(crate) audio_format: String,
+    /// Send no audio.
+    #[arg(long)]
+    pub(crate) no_audio: bool,
+    /// Ask for a resize to --resize-to after this many frames (testing).
+    #[arg(long, requires = "resize_to")]
+    pub(crate) resize_after: Option<u64>,
+    /// The size to resize to.
+    #[arg(long)]
+    pub(crate) resize_to: Option<Size>,
+    /// Baseline mode: write raw RGBA frames here ('-' = stdout) instead of connecting.
+    #[arg(long)]
+    pub(crate) raw_out: Option<PathBuf>,
+    /// Baseline mode: write raw s16le stereo 48 kHz audio here (e.g. a FIFO).
+    #[arg(long, requires = "raw_out")]
+    pub(crate) raw_audio_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Game queue → host holds the mapped frame, with two real processes.
+    Handoff {
+        /// Seconds per case.
+        #[arg(long, default_value_t = 8.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Write DESIGN.md's JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The transport comparison: delay and stall rate per transport and payload size.
+    Ipc(IpcBenchArgs),
+    /// crosscast's pipeline vs raw frames piped into ffmpeg: CPU per output frame.
+    Pipeline {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Write DESIGN.md's JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// (internal) the second process of `bench ipc`.
+    #[command(hide = true)]
+    IpcPeer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct IpcBenchArgs {
+    /// Messages per transport and size.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) count: usize,
+    /// Milliseconds between messages.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) interval_ms: u64,
+    /// Payload sizes in bytes (default 3072, 4194304, 10485760).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) sizes: Vec<usize>,
+    /// Transports to run (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) transports: Vec<String>,
+    /// Fewer messages, for a quick check (~30 s).
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Write DESIGN.md's JSON here.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Write the delay plot here (.svg or .png).
+    #[arg(long)]
+    pub(crate) plot: Option<PathBuf>,
+}

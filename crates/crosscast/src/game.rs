@@ -1,0 +1,307 @@
+//! `crosscast game`: the demo game process. It connects (inherited socket or named socket),
+//! sandboxes itself, then renders straight into the host's slots at its own pace and mixes
+//! audio into timestamped blocks. It never waits for the host's work: under `mailbox` a free
+//! slot is always back within a message round trip.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use crosscast_game::{Mixer, Pattern, Scene};
+use crosscast_ipc::auth::{authenticate_host, DEFAULT_HANDSHAKE_TIMEOUT};
+use crosscast_ipc::connect::{adopt_spawned, connect_named};
+use crosscast_ipc::os::sandbox::{apply_sandbox, SandboxLevel};
+use crosscast_ipc::{monotonic_ns, stamp, GameSession, IpcError, SessionKey};
+use crosscast_wire::{AudioBlock, AudioConfig, SampleFormat};
+
+use crate::cli::GameArgs;
+
+const RATE: u32 = 48_000;
+const BLOCK_FRAMES: usize = 480; // 10 ms
+
+fn sleep_until_ns(t: u64) {
+    let now = monotonic_ns();
+    if t > now {
+        std::thread::sleep(Duration::from_nanos(t - now));
+    }
+}
+
+/// What the game did, printed at exit (the pipeline bench reads the fps from it).
+struct GameSummary {
+    rendered: u64,
+    skipped: u64,
+    seconds: f64,
+}
+
+impl std::fmt::Display for GameSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "game: rendered {} frames in {:.2} s ({:.2} fps), skipped {}",
+            self.rendered,
+            self.seconds,
+            self.rendered as f64 / self.seconds.max(1e-9),
+            self.skipped
+        )
+    }
+}
+
+pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.raw_out {
+        return run_raw(&args, path);
+    }
+    // Connect first: once sandboxed we can open no socket.
+    let (channel, key) = if args.connect {
+        let key_file = args
+            .key_file
+            .as_ref()
+            .context("--connect needs --key-file")?;
+        let key = SessionKey::read_file(key_file)?;
+        let (app, user) = (
+            args.app_id.as_deref().unwrap_or(""),
+            args.user_id.as_deref().unwrap_or(""),
+        );
+        let ch = connect_named(&key, app, user).context("cannot reach the host (is `crosscast host --listen` running with the same key, app id and user id?)")?;
+        (ch, key)
+    } else {
+        adopt_spawned().context("not started by a crosscast host (use --connect to reach a listening host, or --raw-out)")?
+    };
+    if args.sandbox != SandboxLevel::Off {
+        let report = apply_sandbox(args.sandbox).context("cannot sandbox the game")?;
+        eprintln!("game: {report}");
+    }
+    let outcome = authenticate_host(&channel, &key, DEFAULT_HANDSHAKE_TIMEOUT)?;
+    drop(key);
+    let session = Arc::new(GameSession::start(channel, outcome.session_id)?);
+    let result = play(&args, &session);
+    match Arc::try_unwrap(session) {
+        Ok(s) => s.close(),
+        Err(_) => {}
+    }
+    let summary = result?;
+    eprintln!("{summary}");
+    Ok(())
+}
+
+fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSummary> {
+    let config = session.wait_config(Duration::from_secs(10))?;
+    if let Some(size) = args.size {
+        if (size.width, size.height) != (config.width, config.height) {
+            session.request_resize(size.width, size.height)?;
+        }
+    }
+    let mut scene = Scene::new(args.pattern, config.width, config.height)?;
+    let t0 = monotonic_ns();
+    let stop = Arc::new(AtomicBool::new(false));
+    let audio = if args.no_audio {
+        None
+    } else {
+        let format = if args.audio_format == "s16" {
+            SampleFormat::S16
+        } else {
+            SampleFormat::F32
+        };
+        let (session, stop, pattern) = (session.clone(), stop.clone(), args.pattern);
+        Some(
+            std::thread::Builder::new()
+                .name("game-audio".into())
+                .spawn(move || audio_loop(&session, pattern, format, t0, &stop))?,
+        )
+    };
+    let period = 1_000_000_000 / u64::from(args.fps);
+    let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
+    let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
+    let result = loop {
+        let target = t0 + n * period;
+        if end.is_some_and(|e| target >= e) {
+            break Ok(());
+        }
+        sleep_until_ns(target);
+        // Fell more than a frame behind (descheduled): skip ahead instead of bursting.
+        let now = monotonic_ns();
+        if now > target + period {
+            let behind = (now - target) / period;
+            skipped += behind;
+            n += behind;
+            continue;
+        }
+        let mut writer = match session.dequeue(Duration::from_secs(2)) {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                skipped += 1;
+                n += 1;
+                continue;
+            }
+            Err(IpcError::PeerClosed(_)) => break Ok(()),
+            Err(e) => break Err(e.into()),
+        };
+        let (w, h, stride) = (
+            writer.config().width,
+            writer.config().height,
+            writer.config().stride as usize,
+        );
+        if (scene.width(), scene.height()) != (w, h) {
+            scene.resize(w, h)?;
+        }
+        scene.render(writer.pixels(), stride, n, target - t0)?;
+        if args.stamp {
+            stamp::write(writer.pixels(), n + 1);
+        }
+        match session.queue(writer, n + 1, target) {
+            Ok(_) => rendered += 1,
+            Err(IpcError::PeerClosed(_)) => break Ok(()),
+            Err(e) => break Err(e.into()),
+        }
+        if args.resize_after == Some(rendered) {
+            if let Some(size) = args.resize_to {
+                session.request_resize(size.width, size.height)?;
+            }
+        }
+        n += 1;
+    };
+    stop.store(true, Ordering::Relaxed);
+    if let Some(a) = audio {
+        let _ = a.join();
+    }
+    result.map(|()| GameSummary {
+        rendered,
+        skipped,
+        seconds: (monotonic_ns() - t0) as f64 / 1e9,
+    })
+}
+
+fn audio_loop(
+    session: &GameSession,
+    pattern: Pattern,
+    format: SampleFormat,
+    t0: u64,
+    stop: &AtomicBool,
+) {
+    let Ok(mut mixer) = Mixer::new(pattern, RATE, 2) else {
+        return;
+    };
+    let config = AudioConfig {
+        sample_rate: RATE,
+        channels: 2,
+        format,
+    };
+    if session.send_audio_config(config).is_err() {
+        return;
+    }
+    let mut buf = vec![0f32; BLOCK_FRAMES * 2];
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let first = seq * BLOCK_FRAMES as u64;
+        let pts = t0 + first * 1_000_000_000 / u64::from(RATE);
+        sleep_until_ns(pts);
+        mixer.fill(&mut buf, first);
+        let data = match format {
+            SampleFormat::F32 => buf.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            SampleFormat::S16 => buf
+                .iter()
+                .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+                .collect(),
+        };
+        let block = AudioBlock {
+            seq,
+            pts_ns: pts,
+            sent_ns: 0,
+            config,
+            data,
+        };
+        if session.send_audio(block).is_err() {
+            return;
+        }
+        seq += 1;
+    }
+}
+
+/// Baseline mode for `bench pipeline`: the same game writing raw frames to a pipe, the way a
+/// user would feed `ffmpeg -f rawvideo`. Audio goes to a second pipe as s16le.
+fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let size = args.size.unwrap_or(crate::cli::Size {
+        width: 1280,
+        height: 720,
+    });
+    let mut out: Box<dyn Write> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        )
+    };
+    let mut scene = Scene::new(args.pattern, size.width, size.height)?;
+    let stride = size.width as usize * 4;
+    let mut frame = vec![0u8; stride * size.height as usize];
+    let t0 = monotonic_ns();
+    let stop = Arc::new(AtomicBool::new(false));
+    let audio = match &args.raw_audio_out {
+        Some(p) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?;
+            let (stop, pattern) = (stop.clone(), args.pattern);
+            Some(std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut mixer = Mixer::new(pattern, RATE, 2)?;
+                let mut buf = vec![0i16; BLOCK_FRAMES * 2];
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let first = seq * BLOCK_FRAMES as u64;
+                    sleep_until_ns(t0 + first * 1_000_000_000 / u64::from(RATE));
+                    mixer.fill_i16(&mut buf, first);
+                    let bytes: Vec<u8> = buf.iter().flat_map(|s| s.to_le_bytes()).collect();
+                    if f.write_all(&bytes).is_err() {
+                        break;
+                    }
+                    seq += 1;
+                }
+                Ok(())
+            }))
+        }
+        None => None,
+    };
+    let period = 1_000_000_000 / u64::from(args.fps);
+    let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
+    let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
+    loop {
+        let target = t0 + n * period;
+        if end.is_some_and(|e| target >= e) {
+            break;
+        }
+        sleep_until_ns(target);
+        let now = monotonic_ns();
+        if now > target + period {
+            let behind = (now - target) / period;
+            skipped += behind;
+            n += behind;
+            continue;
+        }
+        scene.render(&mut frame, stride, n, target - t0)?;
+        if out.write_all(&frame).is_err() {
+            break; // the reader went away
+        }
+        rendered += 1;
+        n += 1;
+    }
+    drop(out);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(a) = audio {
+        let _ = a.join();
+    }
+    eprintln!(
+        "{}",
+        GameSummary {
+            rendered,
+            skipped,
+            seconds: (monotonic_ns() - t0) as f64 / 1e9
+        }
+    );
+    if rendered == 0 {
+        bail!("no frame was written");
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! `crosscast live` and `crosscast host`: wire the CLI options into the host pipeline, print a
+//! status line once a second, finish every output cleanly on Ctrl-C/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use crosscast_host::{run_live, GameLaunch, LiveOptions, LiveReport, SessionSource};
+use crosscast_ipc::auth::SessionKey;
+use crosscast_ipc::connect::AcceptorOptions;
+use crosscast_ipc::HostOptions;
+use crosscast_media::{EncoderConfig, OutputSpec};
+use crosscast_wire::{QueuePolicy, UidPolicy};
+
+use crate::cli::{HostArgs, LiveArgs, Policy, StreamArgs};
+
+/// Stop flag raised by SIGINT/SIGTERM: the pipeline finishes its files and exits 0.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
+    }
+    Ok(stop)
+}
+
+fn default_recording() -> PathBuf {
+    PathBuf::from(
+        chrono::Local::now()
+            .format("crosscast-%Y%m%d-%H%M%S.flv")
+            .to_string(),
+    )
+}
+
+fn host_options(s: &StreamArgs) -> HostOptions {
+    HostOptions {
+        width: s.size.width,
+        height: s.size.height,
+        slots: s.slots,
+        policy: match s.policy {
+            Policy::Mailbox => QueuePolicy::Mailbox,
+            Policy::Fifo => QueuePolicy::Fifo,
+        },
+        ..HostOptions::default()
+    }
+}
+
+fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOptions> {
+    let encoder = if s.no_encode {
+        None
+    } else {
+        let mut outputs: Vec<OutputSpec> = s.outs.iter().cloned().map(OutputSpec::File).collect();
+        outputs.extend(s.rtmps.iter().cloned().map(OutputSpec::Rtmp));
+        if outputs.is_empty() {
+            let path = default_recording();
+            eprintln!(
+                "crosscast: no --out or --rtmp given; recording to {}",
+                path.display()
+            );
+            outputs.push(OutputSpec::File(path));
+        }
+        let mut cfg = EncoderConfig::new(s.size.width, s.size.height, s.fps);
+        if let Some(b) = s.bitrate {
+            cfg.video_bitrate_kbps = b;
+        }
+        cfg.preset = s.preset.clone();
+        cfg.keyint_frames = ((s.keyint * f64::from(s.fps)).round() as u32).max(1);
+        cfg.encoder_nice = s.encoder_nice;
+        if s.policy == Policy::Fifo {
+            cfg.block_when_full = true;
+        }
+        Some((cfg, outputs))
+    };
+    Ok(LiveOptions {
+        fps: s.fps,
+        duration: s.seconds.map(Duration::from_secs_f64),
+        encoder,
+        verify_stamps: s.verify,
+        first_frame_timeout: Duration::from_secs_f64(s.first_frame_timeout),
+        stop,
+    })
+}
+
+fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<()> {
+    let report = run_live(
+        source,
+        opts,
+        &mut |status| eprintln!("{status}"),
+        &mut |note| eprintln!("crosscast: {note}"),
+    )?;
+    print_summary(&report);
+    if report.stamp_errors > 0 {
+        anyhow::bail!("{} frames failed verification", report.stamp_errors);
+    }
+    Ok(())
+}
+
+fn print_summary(r: &LiveReport) {
+    let c = &r.counters;
+    eprintln!(
+        "crosscast: done: {:.2} s, {} frames out ({} repeated, {} skipped), game sessions {}, frames queued {} acquired {} dropped {} stale {}, audio blocks {} (gaps {}, overlaps {}, dropped {}), silence {} samples, stamps ok {} bad {}",
+        r.duration.as_secs_f64(),
+        r.frames_out,
+        r.repeated,
+        r.skipped,
+        r.sessions,
+        c.frames_queued,
+        c.frames_acquired,
+        c.frames_dropped,
+        c.frames_stale,
+        c.audio_blocks,
+        c.audio_gaps,
+        c.audio_overlaps,
+        c.audio_dropped,
+        r.silence_samples,
+        r.stamps_verified,
+        r.stamp_errors,
+    );
+    if let Some(e) = &r.encoder {
+        eprintln!(
+            "crosscast: encoded {} video frames ({} dropped), {} audio frames, {} bytes",
+            e.video_frames_encoded, e.video_frames_dropped, e.audio_frames_encoded, e.bytes_written
+        );
+        for o in &e.outputs {
+            eprintln!(
+                "crosscast: output {}: {:?}, {} bytes, {} reconnects",
+                o.name, o.state, o.bytes, o.reconnects
+            );
+        }
+    }
+}
+
+pub(crate) fn live(args: LiveArgs) -> anyhow::Result<()> {
+    let stop = stop_on_signals()?;
+    let opts = live_options(&args.stream, stop)?;
+    let exe =
+        std::env::current_exe().context("cannot find our own executable to start the game")?;
+    let s = &args.stream;
+    let mut game_args = vec![
+        "game".to_string(),
+        "--fps".into(),
+        s.fps.to_string(),
+        "--pattern".into(),
+        args.pattern.to_string(),
+        "--sandbox".into(),
+        args.sandbox.to_string(),
+    ];
+    if s.verify {
+        game_args.push("--stamp".into());
+    }
+    game_args.extend(args.game_args.iter().cloned());
+    let source = SessionSource::start(
+        GameLaunch::Spawn {
+            program: exe,
+            args: game_args,
+            restart: !args.no_restart,
+        },
+        host_options(s),
+    )?;
+    run(&source, &opts)
+}
+
+pub(crate) fn host(args: HostArgs) -> anyhow::Result<()> {
+    let stop = stop_on_signals()?;
+    let opts = live_options(&args.stream, stop)?;
+    let key = SessionKey::read_file(&args.key_file)?;
+    let mut policy = UidPolicy::only(crosscast_ipc::os::process::current_uid());
+    for uid in &args.allow_uid {
+        policy = policy.allow(*uid);
+    }
+    let source = SessionSource::start(
+        GameLaunch::Named {
+            acceptor: AcceptorOptions {
+                key,
+                uid_policy: policy,
+                handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
+                max_pending: args.max_pending,
+            },
+            app_id: args.app_id.clone(),
+            user_id: args.user_id.clone(),
+        },
+        host_options(&args.stream),
+    )?;
+    eprintln!(
+        "crosscast: listening for app '{}' user '{}'",
+        args.app_id, args.user_id
+    );
+    run(&source, &opts)
+}

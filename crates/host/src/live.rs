@@ -1,0 +1,334 @@
+//! The host's main loop: the output clock.
+//!
+//! Every `1/fps` it takes the newest frame the game has queued (or keeps the one it holds when
+//! the game is slow or gone), hands it to the encoder, and moves the game's audio onto the same
+//! timeline. It never waits for the game: the game's process can stall, die or be replaced and
+//! the output keeps its rate.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crosscast_ipc::{stamp, FrameConsumer, HostCounters, HostSession};
+use crosscast_media::{EncoderConfig, EncoderStats, LiveEncoder, OutputSpec};
+use crosscast_wire::AudioBlock;
+
+use crate::source::{SessionSource, SourceEvent};
+use crate::status::LiveStatus;
+use crate::timeline::{FrameClock, SessionTimeline};
+use crate::HostError;
+
+/// What `run_live` does with the frames it acquires.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Output frame rate.
+    pub fps: u32,
+    /// Stop after this much output (None: until `stop` is set).
+    pub duration: Option<Duration>,
+    /// Encode and publish; `None` consumes and verifies only.
+    pub encoder: Option<(EncoderConfig, Vec<OutputSpec>)>,
+    /// Check each fresh frame's stamp (the game must run with `--stamp`).
+    pub verify_stamps: bool,
+    /// How long to wait for the first frame before giving up.
+    pub first_frame_timeout: Duration,
+    /// Set by a signal handler (or the preview window) to finish cleanly.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a run did, for the summary at exit and for tests.
+#[derive(Debug, Clone, Default)]
+pub struct LiveReport {
+    /// Output frames produced.
+    pub frames_out: u64,
+    /// Output frames that repeated the previous game frame (game slow or gone).
+    pub repeated: u64,
+    /// Game frames never shown (replaced before the output clock took them).
+    pub skipped: u64,
+    /// Fresh frames whose stamp did not verify.
+    pub stamp_errors: u64,
+    /// Fresh frames whose stamp verified.
+    pub stamps_verified: u64,
+    /// Game sessions that streamed.
+    pub sessions: u64,
+    /// Counters summed over every session.
+    pub counters: HostCounters,
+    /// Audio samples (per channel) handed to the encoder.
+    pub audio_samples: u64,
+    /// Samples of silence inserted while no game audio arrived.
+    pub silence_samples: u64,
+    /// Encoder and output statistics, when encoding.
+    pub encoder: Option<EncoderStats>,
+    /// Output duration.
+    pub duration: Duration,
+    /// Lines worth logging (rejections, restarts).
+    pub notes: Vec<String>,
+}
+
+struct Active {
+    session: HostSession,
+    consumer: FrameConsumer,
+    timeline: Option<SessionTimeline>,
+    last_seq: Option<u64>,
+    pending_audio: Vec<AudioBlock>,
+}
+
+fn add_counters(total: &mut HostCounters, c: &HostCounters) {
+    total.frames_queued += c.frames_queued;
+    total.frames_acquired += c.frames_acquired;
+    total.frames_dropped += c.frames_dropped;
+    total.frames_stale += c.frames_stale;
+    total.configs_sent += c.configs_sent;
+    total.audio_blocks += c.audio_blocks;
+    total.audio_gaps += c.audio_gaps;
+    total.audio_overlaps += c.audio_overlaps;
+    total.audio_seq_gaps += c.audio_seq_gaps;
+    total.audio_dropped += c.audio_dropped;
+}
+
+/// Runs the pipeline until the duration is reached or `stop` is set.
+pub fn run_live(
+    source: &SessionSource,
+    opts: &LiveOptions,
+    on_status: &mut dyn FnMut(&LiveStatus),
+    on_note: &mut dyn FnMut(&str),
+) -> Result<LiveReport, HostError> {
+    let clock = FrameClock::new(opts.fps);
+    let mut encoder = match &opts.encoder {
+        Some((cfg, outs)) => Some(LiveEncoder::start(cfg.clone(), outs)?),
+        None => None,
+    };
+    let (rate, channels) = opts
+        .encoder
+        .as_ref()
+        .map(|(c, _)| (c.sample_rate, usize::from(c.channels)))
+        .unwrap_or((48_000, 2));
+    let mut report = LiveReport::default();
+    let mut active: Option<Active> = None;
+    // The consumer of a session that ended: it still holds the last frame, which the output
+    // repeats until a new game delivers one.
+    let mut fallback: Option<FrameConsumer> = None;
+    let started = Instant::now();
+    let mut origin: Option<Instant> = None;
+    let mut k: u64 = 0;
+    let mut audio_end: u64 = 0;
+    let mut last_status = Instant::now();
+    let mut prev_counters = (0u64, 0u64, 0u64);
+
+    let note = |report: &mut LiveReport, s: String, on_note: &mut dyn FnMut(&str)| {
+        on_note(&s);
+        report.notes.push(s);
+    };
+
+    loop {
+        while let Some(ev) = source.try_next() {
+            match ev {
+                SourceEvent::Session(mut s) => {
+                    let Some(consumer) = s.consumer() else {
+                        continue;
+                    };
+                    report.sessions += 1;
+                    if let Some(old) = active.take() {
+                        add_counters(&mut report.counters, &old.session.counters());
+                        fallback = Some(old.consumer);
+                    }
+                    active = Some(Active {
+                        session: s,
+                        consumer,
+                        timeline: None,
+                        last_seq: None,
+                        pending_audio: Vec::new(),
+                    });
+                    source.set_busy(true);
+                }
+                SourceEvent::Note(s) => note(&mut report, s, on_note),
+            }
+        }
+        if opts.stop.load(Ordering::Relaxed) {
+            break;
+        }
+
+        let Some(t0) = origin else {
+            // Before the first frame there is no timeline: wait for one.
+            if started.elapsed() > opts.first_frame_timeout {
+                return Err(HostError::NoFrames(opts.first_frame_timeout));
+            }
+            match active.as_mut() {
+                Some(a) if a.consumer.wait_frame(Duration::from_millis(20)) => {
+                    if let Some(f) = a.consumer.acquire()? {
+                        a.timeline = Some(SessionTimeline {
+                            base_pts_ns: f.pts_ns,
+                            offset_ns: 0,
+                        });
+                        a.last_seq = Some(f.seq);
+                        // Half a period of slack so the game's next frame is in before each tick.
+                        origin = Some(Instant::now() + Duration::from_nanos(clock.period_ns() / 2));
+                    }
+                }
+                Some(_) => {}
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+            continue;
+        };
+
+        if opts
+            .duration
+            .is_some_and(|d| clock.frame_ns(k) >= d.as_nanos() as u64)
+        {
+            break;
+        }
+        let due = t0 + Duration::from_nanos(clock.frame_ns(k));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+
+        // Take the newest game frame, if there is one.
+        let mut fresh = false;
+        let mut ended = None;
+        if let Some(a) = active.as_mut() {
+            if let Some(f) = a.consumer.acquire()? {
+                fresh = true;
+                if a.timeline.is_none() {
+                    a.timeline = Some(SessionTimeline {
+                        base_pts_ns: f.pts_ns,
+                        offset_ns: clock.frame_ns(k),
+                    });
+                    fallback = None;
+                }
+                if let Some(last) = a.last_seq {
+                    report.skipped += f.seq.saturating_sub(last + 1);
+                }
+                a.last_seq = Some(f.seq);
+                if opts.verify_stamps {
+                    match stamp::verify(f.data) {
+                        Ok(_) => report.stamps_verified += 1,
+                        Err(e) => {
+                            report.stamp_errors += 1;
+                            log::warn!("{e}");
+                        }
+                    }
+                }
+            }
+            if let Some(reason) = a.session.closed() {
+                ended = Some(reason);
+            }
+        }
+        if !fresh {
+            report.repeated += 1;
+        }
+        let held = active
+            .as_ref()
+            .filter(|a| a.timeline.is_some())
+            .and_then(|a| a.consumer.held())
+            .or_else(|| fallback.as_ref().and_then(|c| c.held()));
+        if let (Some(enc), Some(f)) = (encoder.as_mut(), held) {
+            let (cw, ch) = opts
+                .encoder
+                .as_ref()
+                .map(|(c, _)| (c.width, c.height))
+                .unwrap_or_default();
+            if (f.width, f.height) == (cw, ch) {
+                enc.push_video(f.data, f.stride, k)?;
+            } else {
+                log::warn!(
+                    "frame {}x{} does not match the output {cw}x{ch}; repeating",
+                    f.width,
+                    f.height
+                );
+            }
+        }
+        report.frames_out += 1;
+
+        // Audio onto the same timeline.
+        if let Some(a) = active.as_mut() {
+            a.session.drain_audio(&mut a.pending_audio);
+            if let Some(tl) = a.timeline {
+                for b in a.pending_audio.drain(..) {
+                    let samples = b.to_f32();
+                    let ch = usize::from(b.config.channels);
+                    let skip = match tl.sample_index(b.pts_ns, rate) {
+                        Some(idx) => {
+                            if let Some(enc) = encoder.as_mut() {
+                                enc.push_audio(&samples, idx)?;
+                            }
+                            audio_end = audio_end.max(idx + (samples.len() / ch) as u64);
+                            report.audio_samples += (samples.len() / ch) as u64;
+                            continue;
+                        }
+                        // Starts before the session's first frame: keep only the part after it.
+                        None => ((tl.base_pts_ns - b.pts_ns) as u128 * u128::from(rate))
+                            .div_ceil(1_000_000_000) as usize,
+                    };
+                    if skip * ch < samples.len() {
+                        let idx = tl.offset_ns as u128 * u128::from(rate) / 1_000_000_000;
+                        if let Some(enc) = encoder.as_mut() {
+                            enc.push_audio(&samples[skip * ch..], idx as u64)?;
+                        }
+                        audio_end = audio_end.max(idx as u64 + (samples.len() / ch - skip) as u64);
+                    }
+                }
+            } else if a.pending_audio.len() > 400 {
+                a.pending_audio.drain(..200);
+            }
+        }
+        // No game audio for a while (game gone or silent): keep the audio track going.
+        let video_samples = clock.frame_ns(k) as u128 * u128::from(rate) / 1_000_000_000;
+        let lag_allowed = u128::from(rate) / 2;
+        if video_samples > u128::from(audio_end) + lag_allowed {
+            let n = (video_samples - u128::from(audio_end) - u128::from(rate) / 5) as usize;
+            let silence = vec![0f32; n * channels];
+            if let Some(enc) = encoder.as_mut() {
+                enc.push_audio(&silence, audio_end)?;
+            }
+            audio_end += n as u64;
+            report.silence_samples += n as u64;
+        }
+
+        if let Some(reason) = ended {
+            if let Some(a) = active.take() {
+                add_counters(&mut report.counters, &a.session.counters());
+                fallback = Some(a.consumer);
+            }
+            source.set_busy(false);
+            note(
+                &mut report,
+                format!("game session ended: {reason}"),
+                on_note,
+            );
+        }
+
+        k += 1;
+        if last_status.elapsed() >= Duration::from_secs(1) {
+            let dt = last_status.elapsed().as_secs_f64();
+            last_status = Instant::now();
+            let c = active
+                .as_ref()
+                .map(|a| a.session.counters())
+                .unwrap_or_default();
+            let enc_stats = encoder.as_ref().map(|e| e.stats());
+            let bytes = enc_stats.as_ref().map(|s| s.bytes_written).unwrap_or(0);
+            let status = LiveStatus {
+                elapsed: Duration::from_nanos(clock.frame_ns(k)),
+                out_fps: (report.frames_out - prev_counters.0) as f64 / dt,
+                game_fps: c.frames_queued.saturating_sub(prev_counters.1) as f64 / dt,
+                bitrate_kbps: bytes.saturating_sub(prev_counters.2) as f64 * 8.0 / 1000.0 / dt,
+                dropped: report.counters.frames_dropped + c.frames_dropped,
+                repeated: report.repeated,
+                skipped: report.skipped,
+                audio_lag_ms: (video_samples as f64 - audio_end as f64) * 1000.0 / f64::from(rate),
+                game_connected: active.is_some(),
+                encoder: enc_stats,
+            };
+            prev_counters = (report.frames_out, c.frames_queued, bytes);
+            on_status(&status);
+        }
+    }
+
+    if let Some(a) = active.take() {
+        add_counters(&mut report.counters, &a.session.close());
+    }
+    report.duration = Duration::from_nanos(clock.frame_ns(k));
+    if let Some(enc) = encoder {
+        report.encoder = Some(enc.finish()?);
+    }
+    Ok(report)
+}

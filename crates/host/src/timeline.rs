@@ -1,0 +1,79 @@
+//! Maps the game's CLOCK_MONOTONIC timestamps onto the output's timeline.
+//!
+//! Video is constant rate: output frame `k` is at `k / fps`. Each game session contributes from
+//! the stream time at which its first frame arrived (`offset`), measured from that frame's pts
+//! (`base`), so a restarted game continues the same timeline. Audio uses the same mapping,
+//! which is what keeps the two in sync without any clock exchange: both processes read the
+//! same clock.
+
+/// The mapping for one game session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeline {
+    /// pts (ns) of the session's first frame.
+    pub base_pts_ns: u64,
+    /// Stream time (ns) that pts corresponds to.
+    pub offset_ns: u64,
+}
+
+impl SessionTimeline {
+    /// Stream time of a game timestamp; `None` before the session's first frame.
+    pub fn stream_ns(&self, pts_ns: u64) -> Option<u64> {
+        pts_ns
+            .checked_sub(self.base_pts_ns)
+            .map(|d| d + self.offset_ns)
+    }
+
+    /// Sample index on the stream timeline at `rate` for a game timestamp. Samples before the
+    /// session's first frame map to `None` (they are dropped: there is no video for them).
+    pub fn sample_index(&self, pts_ns: u64, rate: u32) -> Option<u64> {
+        self.stream_ns(pts_ns)
+            .map(|t| ((u128::from(t) * u128::from(rate) + 500_000_000) / 1_000_000_000) as u64)
+    }
+}
+
+/// Output-frame bookkeeping: which stream time frame `k` is, and what repeats/skips cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameClock {
+    fps: u32,
+}
+
+impl FrameClock {
+    /// A clock at `fps` frames per second.
+    pub fn new(fps: u32) -> Self {
+        FrameClock { fps: fps.max(1) }
+    }
+
+    /// Stream time of output frame `k` in ns.
+    pub fn frame_ns(&self, k: u64) -> u64 {
+        (u128::from(k) * 1_000_000_000 / u128::from(self.fps)) as u64
+    }
+
+    /// Duration of one frame in ns.
+    pub fn period_ns(&self) -> u64 {
+        1_000_000_000 / u64::from(self.fps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_maps_onto_the_stream_from_its_first_frame() {
+        let s = SessionTimeline {
+            base_pts_ns: 5_000_000_000,
+            offset_ns: 2_000_000_000,
+        };
+        assert_eq!(s.stream_ns(4_999_999_999), None);
+        assert_eq!(s.stream_ns(5_000_000_000), Some(2_000_000_000));
+        assert_eq!(s.sample_index(5_010_000_000, 48_000), Some(96_480));
+    }
+
+    #[test]
+    fn frame_times_do_not_drift() {
+        let c = FrameClock::new(60);
+        assert_eq!(c.frame_ns(60), 1_000_000_000);
+        assert_eq!(c.frame_ns(6000), 100_000_000_000);
+        assert_eq!(c.frame_ns(1), 16_666_666);
+    }
+}
