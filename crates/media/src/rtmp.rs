@@ -110,6 +110,9 @@ fn connect(url: &RtmpUrl, setup: &StreamSetup, watch: &Arc<IoWatch>) -> Result<M
     let mut mux_opts = ff::Dictionary::new();
     // A live stream cannot seek back to patch duration and size into the header.
     mux_opts.set("flvflags", "no_duration_filesize");
+    // If audio stops arriving, send video after 1 s instead of the default 10 s of waiting
+    // for packets to interleave with.
+    mux_opts.set("max_interleave_delta", "1000000");
     watch.begin();
     let r = Muxer::open(
         url.as_str(),

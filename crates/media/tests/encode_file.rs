@@ -65,3 +65,30 @@ fn flv_and_mp4_have_the_configured_streams() {
         );
     }
 }
+
+#[test]
+fn live_mode_never_blocks_and_accounts_for_every_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = dir.path().join("burst.flv");
+    let (w, h) = (640u32, 360u32);
+    let mut cfg = EncoderConfig::new(w, h, 60);
+    cfg.preset = "veryfast".into();
+    cfg.video_queue_frames = 2;
+    // Live default: a full queue drops instead of waiting.
+    assert!(!cfg.block_when_full);
+    let mut enc = LiveEncoder::start(cfg, &[OutputSpec::File(flv.clone())]).expect("start");
+    // Pushed as fast as the caller can convert: faster than real time.
+    let frames = 120u64;
+    let images: Vec<Vec<u8>> = (0..4).map(|i| gradient_frame(w, h, i * 40)).collect();
+    for i in 0..frames {
+        enc.push_video(&images[(i % 4) as usize], w as usize * 4, i)
+            .expect("push never fails for a full queue");
+    }
+    let stats = enc.finish().expect("finish");
+    assert_eq!(
+        stats.video_frames_encoded + stats.video_frames_dropped,
+        frames,
+        "{stats:?}"
+    );
+    assert_eq!(probe(&flv).video_frames, stats.video_frames_encoded);
+}
