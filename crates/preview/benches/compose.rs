@@ -69,6 +69,12 @@ fn bench(c: &mut Criterion) {
         bitrate_kbps: 2500.0,
         dropped_frames: 3,
     };
+    c.bench_function("compose_1280x720_no_comments", |b| {
+        b.iter(|| {
+            let out = overlay.compose(black_box(&game), w, h, stride, &[], &status, Instant::now());
+            black_box(out[0]);
+        })
+    });
     c.bench_function("compose_1280x720_12_comments_steady", |b| {
         b.iter(|| {
             let out = overlay.compose(

@@ -242,28 +242,30 @@ impl Canvas<'_> {
         }
     }
 
-    /// Blends `bmp` with its top-left at (`x0`, `y0`), skipping rows above `clip_top`; `fade`
-    /// gives each frame row's opacity out of 256.
-    fn bitmap(&mut self, bmp: &Bitmap, x0: u32, y0: i64, clip_top: u32, fade: impl Fn(u32) -> u32) {
-        for by in 0..bmp.h {
-            let y = y0 + i64::from(by);
-            if y < i64::from(clip_top) || y >= i64::from(self.h) {
+    /// Blends the inked runs of `bmp` with its top-left at (`x0`, `y0`), drawing only inside
+    /// `clip`; `fade` gives each frame row's opacity out of 256.
+    fn bitmap(&mut self, bmp: &Bitmap, x0: u32, y0: i64, clip: Rect, fade: impl Fn(u32) -> u32) {
+        let bottom = i64::from((clip.y + clip.h).min(self.h));
+        let right = (clip.x + clip.w).min(self.w);
+        for run in &bmp.runs {
+            let y = y0 + i64::from(run.y);
+            if y < i64::from(clip.y) || y >= bottom {
                 continue;
             }
             let y = y as u32;
             let f = fade(y);
-            if f == 0 {
+            let x_start = (x0 + run.x).max(clip.x);
+            let x_end = (x0 + run.x + run.len).min(right);
+            if f == 0 || x_start >= x_end {
                 continue;
             }
-            let src_row = &bmp.rgba[(by * bmp.w) as usize * 4..((by + 1) * bmp.w) as usize * 4];
-            let visible = bmp.w.min(self.w.saturating_sub(x0));
-            let start = (y * self.w + x0) as usize * 4;
-            let dst_row = &mut self.buf[start..start + visible as usize * 4];
-            for (d, s) in dst_row.chunks_exact_mut(4).zip(src_row.chunks_exact(4)) {
+            let n = (x_end - x_start) as usize * 4;
+            let src_at = (run.y * bmp.w + (x_start - x0)) as usize * 4;
+            let src = &bmp.rgba[src_at..src_at + n];
+            let dst_at = (y * self.w + x_start) as usize * 4;
+            let dst = &mut self.buf[dst_at..dst_at + n];
+            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
                 let a = (u32::from(s[3]) * f) >> 8;
-                if a == 0 {
-                    continue;
-                }
                 let inv = 255 - a;
                 for (dc, &sc) in d[..3].iter_mut().zip(&s[..3]) {
                     let v = u32::from(*dc) * inv + u32::from(sc) * a;
@@ -344,35 +346,9 @@ fn draw_indicator(
     );
     let tx = r.x + lay.pad + dot_d as u32 + inner_gap;
     // Clipping the text to the box keeps every drawn pixel inside the reported region.
-    let clipped = Bitmap {
-        w: bmp.w.min((r.x + r.w).saturating_sub(tx)),
-        h: bmp.h.min(r.h),
-        rgba: crop(
-            bmp,
-            bmp.w.min((r.x + r.w).saturating_sub(tx)),
-            bmp.h.min(r.h),
-        ),
-    };
-    canvas.bitmap(
-        &clipped,
-        tx,
-        i64::from(r.y + (r.h - clipped.h) / 2),
-        r.y,
-        |_| 256,
-    );
+    let ty = i64::from(r.y) + (i64::from(r.h) - i64::from(bmp.h)) / 2;
+    canvas.bitmap(bmp, tx, ty, r, |_| 256);
     r
-}
-
-fn crop(bmp: &Bitmap, w: u32, h: u32) -> Vec<u8> {
-    if w == bmp.w && h == bmp.h {
-        return bmp.rgba.clone();
-    }
-    let mut out = Vec::with_capacity((w * h * 4) as usize);
-    for y in 0..h {
-        let s = (y * bmp.w * 4) as usize;
-        out.extend_from_slice(&bmp.rgba[s..s + (w * 4) as usize]);
-    }
-    out
 }
 
 fn draw_comments(
@@ -430,7 +406,13 @@ fn draw_comments(
         block.last_used = frame;
         let top = bottom - i64::from(block.bmp.h);
         let age = age_fade(now.saturating_duration_since(c.received));
-        canvas.bitmap(&block.bmp, panel.x + lay.pad, top, inner_top, |y| {
+        let inner = Rect {
+            x: panel.x,
+            y: inner_top,
+            w: panel.w,
+            h: panel.h - lay.pad,
+        };
+        canvas.bitmap(&block.bmp, panel.x + lay.pad, top, inner, |y| {
             let pos = ((y - inner_top) as f32 / fade_zone as f32).min(1.0);
             (pos * age * 256.0) as u32
         });

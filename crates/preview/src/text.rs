@@ -24,6 +24,48 @@ pub(crate) struct Bitmap {
     pub(crate) w: u32,
     pub(crate) h: u32,
     pub(crate) rgba: Vec<u8>,
+    /// The horizontal runs of inked pixels: text covers a small share of its box, and
+    /// blending only these is what keeps composing cheap.
+    pub(crate) runs: Vec<Run>,
+}
+
+/// `len` inked pixels from (`x`, `y`) in a [`Bitmap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub(crate) x: u32,
+    pub(crate) y: u32,
+    pub(crate) len: u32,
+}
+
+impl Bitmap {
+    fn index_runs(&mut self) {
+        self.runs.clear();
+        for y in 0..self.h {
+            let row = &self.rgba[(y * self.w * 4) as usize..((y + 1) * self.w * 4) as usize];
+            let mut start = None;
+            for (x, p) in row.chunks_exact(4).enumerate() {
+                match (p[3] > 0, start) {
+                    (true, None) => start = Some(x as u32),
+                    (false, Some(s)) => {
+                        self.runs.push(Run {
+                            x: s,
+                            y,
+                            len: x as u32 - s,
+                        });
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(s) = start {
+                self.runs.push(Run {
+                    x: s,
+                    y,
+                    len: self.w - s,
+                });
+            }
+        }
+    }
 }
 
 /// A run of text in one colour.
@@ -209,6 +251,7 @@ impl TextRenderer {
             w,
             h,
             rgba: vec![0; (w * h * 4) as usize],
+            runs: Vec::new(),
         };
         let key_px = (px * 64.0).round() as u32;
         if self.glyphs.len() > MAX_CACHED_GLYPHS {
@@ -226,6 +269,7 @@ impl TextRenderer {
                 blit_glyph(&mut bmp, g, x + g.left, baseline + g.top, rgb);
             }
         }
+        bmp.index_runs();
         bmp
     }
 }
@@ -413,6 +457,30 @@ mod tests {
         );
         assert_eq!(b.h, lh);
         assert!((b.w as f32 - t.width("hi", 20.0)).abs() <= 1.0);
+    }
+
+    #[test]
+    fn runs_cover_exactly_the_inked_pixels() {
+        let mut t = TextRenderer::new().unwrap();
+        let b = t.render(
+            &[Span {
+                text: "Ink 墨水 test",
+                rgb: [1, 2, 3],
+            }],
+            20.0,
+            60,
+        );
+        let mut mask = vec![false; (b.w * b.h) as usize];
+        for r in &b.runs {
+            assert!(r.len > 0 && r.x + r.len <= b.w && r.y < b.h, "{r:?}");
+            for x in r.x..r.x + r.len {
+                assert!(!mask[(r.y * b.w + x) as usize], "overlapping runs");
+                mask[(r.y * b.w + x) as usize] = true;
+            }
+        }
+        let inked: Vec<bool> = b.rgba.chunks_exact(4).map(|p| p[3] > 0).collect();
+        assert_eq!(mask, inked);
+        assert!(!b.runs.is_empty());
     }
 
     #[test]
