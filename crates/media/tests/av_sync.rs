@@ -63,9 +63,10 @@ fn check_sync(path: &Path, fps: u32, seconds: u64) {
     );
 }
 
-/// Pushes the pattern as the host would: one frame per tick, audio in blocks not aligned to
-/// AAC frames, with the first audio block arriving late (as game audio does).
-fn encode(outputs: &[OutputSpec], fps: u32, seconds: u64, audio_block: usize) {
+/// Pushes the pattern as the host would: one frame per tick, audio in fixed-size blocks not
+/// aligned to AAC frames. With `jitter`, each block's stated position is off by up to
+/// ±`jitter` samples (a game clock that wobbles), so the encoder has to fill and trim.
+fn encode(outputs: &[OutputSpec], fps: u32, seconds: u64, audio_block: usize, jitter: u64) {
     let (w, h) = (320u32, 180u32);
     let pattern = SyncPattern::new(w, h, fps);
     let mut cfg = EncoderConfig::new(w, h, fps);
@@ -75,20 +76,34 @@ fn encode(outputs: &[OutputSpec], fps: u32, seconds: u64, audio_block: usize) {
     let total_frames = u64::from(fps) * seconds;
     let total_samples = 48_000 * seconds;
     let mut next_sample = 0u64;
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
     for i in 0..total_frames {
         enc.push_video(&pattern.frame(i), w as usize * 4, i)
             .expect("push video");
         // Audio up to the end of this frame, in fixed-size blocks.
         let until = ((i + 1) * 48_000 / u64::from(fps)).min(total_samples);
         while next_sample + audio_block as u64 <= until {
-            enc.push_audio(&pattern.audio(next_sample, audio_block), next_sample)
+            let mut at = next_sample;
+            if jitter > 0 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                at = (next_sample + rng % (2 * jitter + 1)).saturating_sub(jitter);
+            }
+            // The samples are the pattern at their true position; only the label wobbles.
+            enc.push_audio(&pattern.audio(next_sample, audio_block), at)
                 .expect("push audio");
             next_sample += audio_block as u64;
         }
     }
     let stats = enc.finish().expect("finish");
     assert_eq!(stats.video_frames_encoded, total_frames);
-    assert_eq!(stats.audio_gap_samples, 0);
+    if jitter == 0 {
+        assert_eq!(stats.audio_gap_samples, 0);
+        assert_eq!(stats.audio_overlap_samples, 0);
+    } else {
+        assert!(stats.audio_gap_samples > 0 && stats.audio_overlap_samples > 0);
+    }
 }
 
 #[test]
@@ -102,6 +117,7 @@ fn flash_and_beep_line_up_in_flv_and_mp4_at_60fps() {
         60,
         seconds,
         480,
+        0,
     );
     check_sync(&flv, 60, seconds);
     check_sync(&mp4, 60, seconds);
@@ -112,6 +128,16 @@ fn sync_holds_at_30fps_with_odd_audio_blocks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let flv = dir.path().join("sync30.flv");
     let seconds = 4;
-    encode(&[OutputSpec::File(flv.clone())], 30, seconds, 733);
+    encode(&[OutputSpec::File(flv.clone())], 30, seconds, 733, 0);
     check_sync(&flv, 30, seconds);
+}
+
+#[test]
+fn sync_holds_with_a_jittery_audio_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = dir.path().join("jitter.flv");
+    let seconds = 4;
+    // ±2 ms of wobble on every 10 ms block.
+    encode(&[OutputSpec::File(flv.clone())], 60, seconds, 480, 96);
+    check_sync(&flv, 60, seconds);
 }
