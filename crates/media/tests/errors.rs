@@ -51,6 +51,36 @@ fn unwritable_paths_are_clear_errors() {
 }
 
 #[test]
+fn full_disk_is_a_clear_error_and_other_outputs_continue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Every write to /dev/full fails with ENOSPC, like a full disk.
+    let full = dir.path().join("full.flv");
+    std::os::unix::fs::symlink("/dev/full", &full).expect("symlink");
+    let good = dir.path().join("good.mp4");
+    let mut c = cfg();
+    c.block_when_full = true;
+    match LiveEncoder::start(c, &[OutputSpec::File(full), OutputSpec::File(good.clone())]) {
+        // The header write already failed.
+        Err(e) => {
+            assert!(matches!(e, MediaError::OpenOutput { .. }), "{e}");
+            assert!(e.to_string().contains("No space left"), "{e}");
+        }
+        // The header was buffered: the failure shows up while streaming.
+        Ok(mut enc) => {
+            for i in 0..60 {
+                enc.push_video(&gradient_frame(160, 90, i), 640, i)
+                    .expect("push");
+                enc.push_audio(&[0.0; 3200], i * 1600).expect("audio");
+            }
+            let e = enc.finish().unwrap_err();
+            eprintln!("{e}");
+            assert!(matches!(e, MediaError::OutputFailed { .. }), "{e}");
+            assert_eq!(probe(&good).video_frames, 60);
+        }
+    }
+}
+
+#[test]
 fn bad_names_and_urls_are_rejected_before_anything_starts() {
     let e = start_err(&[OutputSpec::File(PathBuf::from("out.mkv"))]);
     assert!(matches!(e, MediaError::UnsupportedExtension { .. }), "{e}");
