@@ -145,7 +145,8 @@ impl Preview {
         }
     }
 
-    /// Whether the user closed the preview window; the host then ends the stream cleanly.
+    /// Whether the preview window is gone: the user closed it (the host then ends the stream
+    /// cleanly), or it broke, in which case [`Preview::stop`] returns why.
     pub fn closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
