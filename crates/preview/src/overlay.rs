@@ -22,6 +22,8 @@ const FADE_SPAN: Duration = Duration::from_secs(60);
 const AGED_FADE: f32 = 0.4;
 /// The top part of the panel (as a share of its height) where scrolling comments fade out.
 const TOP_FADE_SHARE: f32 = 0.3;
+/// Larger frames are refused (an empty result) rather than allocated.
+const MAX_SIDE: u32 = 16384;
 /// Cached comment bitmaps unused for this many frames are freed.
 const BLOCK_TTL_FRAMES: u64 = 120;
 
@@ -153,7 +155,8 @@ impl Overlay {
     /// Composites the game frame (RGBA8, `stride` bytes per row) + comments panel (when
     /// `comments` is not empty; newest last, as [`crate::CommentFeed::snapshot`] gives them) +
     /// live indicator into the overlay's own buffer and returns it (RGBA8, `width * 4` bytes per
-    /// row). `game` is never written. Rows missing from a too-short `game` come out black.
+    /// row). `game` is never written. Rows missing from a too-short `game` come out black; a
+    /// side over 16384 pixels gives an empty result.
     #[expect(
         clippy::too_many_arguments,
         reason = "the host's agreed signature: one frame's raw parts plus what to draw"
@@ -170,6 +173,10 @@ impl Overlay {
     ) -> &[u8] {
         self.frame += 1;
         self.regions.clear();
+        if width > MAX_SIDE || height > MAX_SIDE {
+            self.buf.clear();
+            return &self.buf;
+        }
         let row = width as usize * 4;
         self.buf.resize(row * height as usize, 0);
         for (y, dst) in self.buf.chunks_exact_mut(row.max(1)).enumerate() {
@@ -595,6 +602,8 @@ mod tests {
         assert!(ov
             .compose(&[], 0, 0, 0, &[], &st, Instant::now())
             .is_empty());
+        let huge = ov.compose(&[], 100_000, 100_000, 400_000, &[], &st, Instant::now());
+        assert!(huge.is_empty());
         let long = LiveStatus {
             state: "X".repeat(500),
             ..st
