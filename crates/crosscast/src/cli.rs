@@ -151,6 +151,9 @@ pub(crate) struct LiveArgs {
     /// Sandbox for the game process.
     #[arg(long, default_value = "strict")]
     pub(crate) sandbox: SandboxLevel,
+    /// The game's own frame rate (default: the output rate).
+    #[arg(long, value_parser = parse_fps)]
+    pub(crate) game_fps: Option<u32>,
     /// Do not restart the game when it exits or dies.
     #[arg(long)]
     pub(crate) no_restart: bool,

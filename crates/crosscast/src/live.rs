@@ -99,7 +99,7 @@ fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<()> {
 fn print_summary(r: &LiveReport) {
     let c = &r.counters;
     eprintln!(
-        "crosscast: done: {:.2} s, {} frames out ({} repeated, {} skipped), game sessions {}, frames queued {} acquired {} dropped {} stale {}, audio blocks {} (gaps {}, overlaps {}, dropped {}), silence {} samples, stamps ok {} bad {}",
+        "crosscast: done: {:.2} s, {} frames out ({} repeated, {} skipped), game sessions {}, frames queued {} acquired {} dropped {} stale {}, configs {}, audio blocks {} (gaps {}, overlaps {}, dropped {}), silence {} samples, stamps ok {} bad {}",
         r.duration.as_secs_f64(),
         r.frames_out,
         r.repeated,
@@ -109,6 +109,7 @@ fn print_summary(r: &LiveReport) {
         c.frames_acquired,
         c.frames_dropped,
         c.frames_stale,
+        c.configs_sent,
         c.audio_blocks,
         c.audio_gaps,
         c.audio_overlaps,
@@ -140,7 +141,7 @@ pub(crate) fn live(args: LiveArgs) -> anyhow::Result<()> {
     let mut game_args = vec![
         "game".to_string(),
         "--fps".into(),
-        s.fps.to_string(),
+        args.game_fps.unwrap_or(s.fps).to_string(),
         "--pattern".into(),
         args.pattern.to_string(),
         "--sandbox".into(),
