@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian/Ubuntu machine: installs what the tests need
+# (system packages through apt when missing; cargo-nextest is not required), then builds and
+# runs every test, lint and a short fuzz run. CI runs exactly this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real peers the tests talk to: FFmpeg's libraries (build) and tools (ffprobe/ffmpeg decode what
+# we wrote), nginx with the RTMP module (ingest), Xvfb + ImageMagick (preview window screenshot).
+packages=(pkg-config clang libclang-dev
+  libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavdevice-dev libavfilter-dev libswresample-dev
+  ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "test.sh: formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+echo "test.sh: tests"
+cargo test --locked --workspace -- --test-threads="${TEST_THREADS:-2}"
+
+if [ "${SKIP_FUZZ:-}" != "1" ]; then
+  scripts/fuzz.sh "${FUZZ_SECONDS:-40}"
+fi
