@@ -221,12 +221,16 @@ fn encoder_thread_gets_the_requested_nice_value() {
     // Raising nice needs no privilege.
     c.encoder_nice = Some(7);
     let enc = LiveEncoder::start(c, &[OutputSpec::File(dir.path().join("n.flv"))]).expect("start");
-    let mut found = false;
+    // Other tests in this process run encoders too, and x264's workers inherit the thread
+    // name, so look for any "cc-encoder" thread at nice 7 rather than expecting only one.
+    let mut nices = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").expect("/proc") {
         let task = task.expect("task").path();
         let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
         if comm.trim() == "cc-encoder" {
-            let stat = std::fs::read_to_string(task.join("stat")).expect("stat");
+            let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
+                continue; // the thread ended meanwhile
+            };
             // Field 19 is nice; fields after the parenthesised comm are space separated.
             let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
             let nice: i32 = after
@@ -234,10 +238,10 @@ fn encoder_thread_gets_the_requested_nice_value() {
                 .nth(16)
                 .and_then(|n| n.parse().ok())
                 .expect("nice field");
-            assert_eq!(nice, 7);
-            found = true;
+            nices.push(nice);
         }
     }
-    assert!(found, "no cc-encoder thread");
+    eprintln!("cc-encoder threads: nice {nices:?}");
+    assert!(nices.contains(&7), "cc-encoder threads have nice {nices:?}");
     enc.finish().expect("finish");
 }
