@@ -587,8 +587,10 @@ fn open_audio(cfg: &EncoderConfig) -> Result<ff::encoder::Audio, MediaError> {
 
 fn open_file(url: &str, format: FileFormat, setup: &StreamSetup) -> Result<Muxer, String> {
     let mut mux_opts = ff::Dictionary::new();
-    // Push every packet to the file at once so a killed process loses as little as possible.
+    // Push every packet to the file at once so a killed process loses as little as possible,
+    // and do not hold video back more than a second waiting for audio to interleave with.
     mux_opts.set("flush_packets", "1");
+    mux_opts.set("max_interleave_delta", "1000000");
     if format == FileFormat::Mp4 {
         // Fragmented MP4: moov up front, self-contained fragments from each keyframe, so the
         // file plays even if the trailer is never written; cut at least every second so a

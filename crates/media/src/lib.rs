@@ -28,8 +28,8 @@
 //! filled with silence, overlaps trimmed. The AAC encoder's priming packet is dropped so both
 //! streams start at 0 and decoded audio sample n plays at n / sample_rate in every container,
 //! even for readers that ignore timestamps (FLV has no edit list). Push audio continuously
-//! (silence when the game is quiet): muxers interleave by time and hold video back while they
-//! wait for audio.
+//! (silence when the game is quiet): muxers interleave by time and hold video back (up to 1 s)
+//! while they wait for audio.
 //!
 //! Needs FFmpeg 5.1 or newer shared libraries built with libx264.
 
@@ -52,6 +52,7 @@ pub use encoder::LiveEncoder;
 pub use error::MediaError;
 pub use stats::{EncoderStats, OutputKind, OutputState, OutputStats};
 
-/// RTMP reconnect backoff: first delay and cap (the delay doubles per failed attempt).
-pub const RTMP_BACKOFF: (std::time::Duration, std::time::Duration) =
-    (rtmp::BACKOFF_START, rtmp::BACKOFF_MAX);
+/// First RTMP reconnect delay; it doubles after every failed attempt.
+pub const RTMP_BACKOFF_START: std::time::Duration = rtmp::BACKOFF_START;
+/// Longest RTMP reconnect delay.
+pub const RTMP_BACKOFF_MAX: std::time::Duration = rtmp::BACKOFF_MAX;
