@@ -14,10 +14,9 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::{event, publish_subscribe};
-use serde_json::Value;
 
 use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
-use super::{Receive, Received, Send, Setup};
+use super::{Receive, Received, Setup, Transmit};
 
 type PubSub = publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
 type Event = event::PortFactory<ipc::Service>;
@@ -38,7 +37,10 @@ fn services(node: &Node<ipc::Service>, name: &str) -> Result<(PubSub, Event), St
         .max_publishers(1)
         .max_subscribers(1)
         .history_size(0)
-        .subscriber_max_buffer_size(2)
+        // Lossless like every other transport here: a full subscriber buffer makes the
+        // publisher wait instead of overwriting the oldest sample (iceoryx2's default).
+        .enable_safe_overflow(false)
+        .subscriber_max_buffer_size(4)
         .subscriber_max_borrowed_samples(1)
         .open_or_create()
         .map_err(|e| format!("publish-subscribe service: {e:?}"))?;
@@ -92,14 +94,7 @@ pub(crate) fn setup(size: usize) -> Result<Setup, String> {
     };
     let mut s = Setup::new(Box::new(rx), Vec::new());
     s.args = vec!["--service".into(), name];
-    s.extra
-        .insert("iceoryx2_version".into(), Value::from(iceoryx2_version()));
     Ok(s)
-}
-
-/// The iceoryx2 crate version this bench was built against.
-fn iceoryx2_version() -> &'static str {
-    "0.9"
 }
 
 struct IoxRx {
@@ -170,6 +165,7 @@ impl IoxTx {
             .publisher_builder()
             .initial_max_slice_len(HEADER_LEN + size)
             .max_loaned_samples(1)
+            .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
             .create()
             .map_err(|e| format!("publisher: {e:?}"))?;
         let notifier = event
@@ -189,7 +185,7 @@ impl IoxTx {
     }
 }
 
-impl Send for IoxTx {
+impl Transmit for IoxTx {
     fn send(&mut self, seq: u32) -> Result<(), String> {
         let sample = self
             .publisher

@@ -203,7 +203,9 @@ pub fn run_ipc(
             report.rows.push(
                 row.with_transport(transport)
                     .with_size(size as u64)
-                    .with_extra("zero_copy", ZERO_COPY.contains(&transport)),
+                    .with_extra("zero_copy", ZERO_COPY.contains(&transport))
+                    .with_extra("interval_ms", opts.interval_ms)
+                    .with_extra("warmup", warmup),
             );
         }
     }
@@ -253,7 +255,7 @@ pub(crate) trait Receive {
 }
 
 /// The game side of a transport.
-pub(crate) trait Send {
+pub(crate) trait Transmit {
     /// Produces and sends message `seq`.
     fn send(&mut self, seq: u32) -> Result<(), String>;
 }
@@ -294,7 +296,7 @@ fn setup_receiver(transport: &str, size: usize) -> Result<Setup, String> {
     }
 }
 
-fn setup_sender(args: &PeerArgs, fds: Vec<OwnedFd>) -> Result<Box<dyn Send>, String> {
+fn setup_sender(args: &PeerArgs, fds: Vec<OwnedFd>) -> Result<Box<dyn Transmit>, String> {
     let size = args.size;
     let mut fds = fds.into_iter();
     let mut next_fd = |what: &str| {

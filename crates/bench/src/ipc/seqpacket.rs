@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::ctl::wait_readable;
 use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
-use super::{Receive, Received, Send, Setup};
+use super::{Receive, Received, Setup, Transmit};
 
 /// Largest datagram used: a size the kernel allocates reliably, large enough that per-datagram
 /// overhead stays small next to the copy.
@@ -165,7 +165,7 @@ impl SeqTx {
     }
 }
 
-impl Send for SeqTx {
+impl Transmit for SeqTx {
     fn send(&mut self, seq: u32) -> Result<(), String> {
         let size = self.object.len();
         let sum = stamp(&mut self.object, seq);

@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::ctl::wait_readable;
 use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
 use super::stream::{read_exact, write_all2};
-use super::{Receive, Received, Send, Setup};
+use super::{Receive, Received, Setup, Transmit};
 
 /// Ring size for an object of `size` bytes: room for two messages, so the sender can write the
 /// next one while the receiver still copies the last, page-rounded, at least 64 KiB.
@@ -186,7 +186,7 @@ impl RingTx {
     }
 }
 
-impl Send for RingTx {
+impl Transmit for RingTx {
     fn send(&mut self, seq: u32) -> Result<(), String> {
         let sum = stamp(&mut self.object, seq);
         let sent_ns = now_ns();
@@ -342,7 +342,7 @@ impl FileTx {
     }
 }
 
-impl Send for FileTx {
+impl Transmit for FileTx {
     fn send(&mut self, seq: u32) -> Result<(), String> {
         let sum = stamp(&mut self.object, seq);
         let sent_ns = now_ns();

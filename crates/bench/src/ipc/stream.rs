@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::ctl::wait_readable;
 use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
-use super::{Receive, Received, Send, Setup};
+use super::{Receive, Received, Setup, Transmit};
 
 /// Pipe buffer asked for: big enough for a 10 MiB object and its header, so the sender's one
 /// `write` can complete without waiting for the reader.
@@ -139,7 +139,7 @@ impl StreamTx {
     }
 }
 
-impl Send for StreamTx {
+impl Transmit for StreamTx {
     fn send(&mut self, seq: u32) -> Result<(), String> {
         let sum = stamp(&mut self.object, seq);
         let header = Header {

@@ -24,7 +24,7 @@ use crosscast_wire::{QueuePolicy, UidPolicy};
 use serde_json::Value;
 
 use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
-use super::{Receive, Received, Send, Setup};
+use super::{Receive, Received, Setup, Transmit};
 
 /// Slots of the surface, as `crosscast live` allocates them.
 const SLOTS: u8 = 3;
@@ -174,7 +174,7 @@ impl SurfaceTx {
     }
 }
 
-impl Send for SurfaceTx {
+impl Transmit for SurfaceTx {
     fn send(&mut self, seq: u32) -> Result<(), String> {
         let mut slot = self
             .session
