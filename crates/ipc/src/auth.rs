@@ -144,7 +144,7 @@ pub fn authenticate_game(
         }
     })();
     if let Err(e) = &result {
-        channel.send_error(e);
+        channel.refuse(e, Duration::from_millis(250));
     }
     result
 }
@@ -158,12 +158,26 @@ pub fn authenticate_host(
     let mut hs = GameHandshake::new(key.as_bytes(), random_bytes()?, Instant::now(), timeout);
     loop {
         while let Some(out) = hs.poll_transmit() {
-            channel.send_raw(&out)?;
+            if let Err(e) = channel.send_raw(&out) {
+                // The host may have refused us before reading (e.g. our uid): its reason is
+                // still queued on the socket and says more than EPIPE.
+                return Err(refusal_reason(channel).unwrap_or(e));
+            }
         }
         let msg = channel.recv_until(hs.poll_timeout(), "the host's handshake")?;
         if let Some(o) = hs.handle(&msg.bytes, Instant::now())? {
             return Ok(o);
         }
+    }
+}
+
+fn refusal_reason(channel: &Channel) -> Option<IpcError> {
+    let msg = channel.recv(Some(Duration::from_millis(200))).ok()??;
+    match crosscast_wire::Message::decode(&msg.bytes).ok()? {
+        crosscast_wire::Message::Error { code, reason } => Some(IpcError::Handshake(
+            crosscast_wire::HandshakeError::PeerError { code, reason },
+        )),
+        _ => None,
     }
 }
 

@@ -80,6 +80,20 @@ impl Channel {
         );
     }
 
+    /// Refuses the peer: sends the error, then reads and discards what the peer still sends
+    /// (for at most `linger`) so that closing with unread data does not turn into a reset
+    /// that would destroy the error message before the peer reads it.
+    pub fn refuse(&self, err: &IpcError, linger: Duration) {
+        self.send_error(err);
+        let until = Instant::now() + linger;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.recv(Some(left)) {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
     /// Waits up to `timeout` (forever if `None`) for one message. `Ok(None)` on timeout.
     /// An oversize message or a closed peer is an error.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<Incoming>, IpcError> {

@@ -316,6 +316,10 @@ fn io_loop(shared: &Shared, channel: &Channel, opts: &HostOptions) {
     };
     channel.shutdown();
     let mut st = shared.lock();
+    if !matches!(err, IpcError::PeerClosed(_)) {
+        // Frames from a game that broke the protocol are not trusted, not even queued ones.
+        st.pending.clear();
+    }
     st.closed = Some(err);
     shared.cond.notify_all();
 }

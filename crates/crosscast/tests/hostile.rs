@@ -1,0 +1,255 @@
+//! Named mode with real processes: a legitimate game streams through `crosscast host --listen`
+//! while hostile local peers try everything the foundation issue lists. Each is refused with a
+//! logged reason, and the legitimate stream keeps verifying.
+
+mod common;
+use common::*;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crosscast_ipc::auth::{authenticate_host, random_bytes};
+use crosscast_ipc::os::socket::SeqPacket;
+use crosscast_ipc::{Channel, SessionKey};
+use crosscast_wire::{ErrorCode, FrameQueued, GameHandshake, Message};
+
+const APP: &str = "hostile-test";
+const USER: &str = "alice";
+
+/// Connects to the host's abstract socket, retrying while it starts.
+fn connect(key: &SessionKey) -> Channel {
+    let name = key.socket_name(APP, USER);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        match SeqPacket::connect_abstract(&name) {
+            Ok(s) => return Channel::new(s),
+            Err(e) if Instant::now() < until => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("host never listened: {e}"),
+        }
+    }
+}
+
+/// What the host answered before closing: the error code it sent, if any.
+fn refusal(ch: &Channel) -> Option<ErrorCode> {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        match ch.recv(Some(Duration::from_millis(200))) {
+            Ok(Some(m)) => match Message::decode(&m.bytes) {
+                Ok(Message::Error { code, .. }) => return Some(code),
+                _ => continue,
+            },
+            Ok(None) => continue,
+            Err(_) => return None,
+        }
+    }
+    panic!("the host neither answered nor closed");
+}
+
+#[test]
+fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
+    let dir = TempDir::new("hostile");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key_path = dir.path("key");
+    let key = SessionKey::write_new(&key_path).unwrap();
+    let host = Command::new(bin())
+        .args([
+            "host",
+            "--listen",
+            "--key-file",
+            key_path.to_str().unwrap(),
+            "--app-id",
+            APP,
+            "--user-id",
+            USER,
+            "--no-encode",
+            "--verify",
+            "--seconds",
+            "14",
+            "--handshake-timeout",
+            "1",
+            "--size",
+            "320x240",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the listener, then start the legitimate game.
+    drop(connect(&key));
+    let game = Command::new(bin())
+        .args([
+            "game",
+            "--connect",
+            "--key-file",
+            key_path.to_str().unwrap(),
+            "--app-id",
+            APP,
+            "--user-id",
+            USER,
+            "--stamp",
+            "--seconds",
+            "7",
+            "--pattern",
+            "bars",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Garbage as the first message.
+    let ch = connect(&key);
+    ch.send_raw(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(refusal(&ch), Some(ErrorCode::Protocol));
+    // A length prefix far beyond the limit (and a datagram that big).
+    let ch = connect(&key);
+    let mut big = vec![0u8; 64 * 1024];
+    big[..4].copy_from_slice(&(64u32 * 1024 - 4).to_le_bytes());
+    ch.send_raw(&big).unwrap();
+    assert_eq!(refusal(&ch), Some(ErrorCode::Protocol));
+    // A truncated hello.
+    let ch = connect(&key);
+    let mut hs = GameHandshake::new(
+        key.as_bytes(),
+        [1; 16],
+        Instant::now(),
+        Duration::from_secs(5),
+    );
+    let hello = hs.poll_transmit().unwrap();
+    ch.send_raw(&hello[..hello.len() - 3]).unwrap();
+    assert_eq!(refusal(&ch), Some(ErrorCode::Protocol));
+    // The wrong key (an attacker who learned the socket name from /proc/net/unix).
+    let ch = connect(&key);
+    let wrong = SessionKey::from_bytes(random_bytes().unwrap());
+    assert!(authenticate_host(&ch, &wrong, Duration::from_secs(5)).is_err());
+    // A replayed proof: record a real exchange, replay it on a new connection.
+    let ch1 = connect(&key);
+    let mut hs = GameHandshake::new(
+        key.as_bytes(),
+        [2; 16],
+        Instant::now(),
+        Duration::from_secs(5),
+    );
+    let hello = hs.poll_transmit().unwrap();
+    ch1.send_raw(&hello).unwrap();
+    let challenge = ch1.recv(Some(Duration::from_secs(5))).unwrap().unwrap();
+    hs.handle(&challenge.bytes, Instant::now()).unwrap();
+    let proof = hs.poll_transmit().unwrap();
+    let ch2 = connect(&key);
+    ch2.send_raw(&hello).unwrap();
+    let _ = ch2.recv(Some(Duration::from_secs(5))).unwrap().unwrap();
+    ch2.send_raw(&proof).unwrap();
+    assert_eq!(refusal(&ch2), Some(ErrorCode::Auth));
+    drop(ch1);
+    // A peer that connects and never speaks is cut off by the handshake timeout.
+    let silent = connect(&key);
+    assert_eq!(refusal(&silent), Some(ErrorCode::Timeout));
+    // A client running as another uid, with the right key (the kernel's SO_PEERCRED decides).
+    let nobody_key = dir.path("nobody-key");
+    std::fs::copy(&key_path, &nobody_key).unwrap();
+    std::os::unix::fs::chown(&nobody_key, Some(65534), Some(65534)).unwrap();
+    use std::os::unix::process::CommandExt;
+    let other = Command::new(bin())
+        .args([
+            "game",
+            "--connect",
+            "--key-file",
+            nobody_key.to_str().unwrap(),
+            "--app-id",
+            APP,
+            "--user-id",
+            USER,
+            "--sandbox",
+            "off",
+            "--seconds",
+            "2",
+        ])
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !other.status.success(),
+        "a game of another uid must be refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("peer uid 65534 is not allowed"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+
+    let game = game.wait_with_output().unwrap();
+    assert!(
+        game.status.success(),
+        "legitimate game: {}",
+        String::from_utf8_lossy(&game.stderr)
+    );
+
+    // Now an authenticated but misbehaving game: an out-of-range slot, then a slot it gave away.
+    for attack in ["out-of-range", "not-owned"] {
+        // The host takes one game at a time: retry until it has noticed the last one left.
+        let until = Instant::now() + Duration::from_secs(10);
+        let (ch, config, fds) = loop {
+            assert!(Instant::now() < until, "the host never took a new game");
+            let ch = connect(&key);
+            authenticate_host(&ch, &key, Duration::from_secs(5)).expect("key holder authenticates");
+            match ch.recv(Some(Duration::from_secs(5))).ok().flatten() {
+                Some(m) => match Message::decode(&m.bytes) {
+                    Ok(Message::SurfaceConfig(c)) => break (ch, c, m.fds),
+                    _ => std::thread::sleep(Duration::from_millis(200)),
+                },
+                None => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        // Draw a properly stamped frame into slot 0, so only the queue violation is at fault.
+        let fd0 = fds.into_iter().next().unwrap();
+        let mut slot0 =
+            crosscast_ipc::os::memfd::SealedMemfd::from_received(fd0, config.slot_len as usize)
+                .unwrap();
+        crosscast_ipc::stamp::write(&mut slot0.as_mut_slice()[..config.frame_len()], 1);
+        let now = crosscast_ipc::monotonic_ns();
+        let fq = |slot, seq| {
+            Message::FrameQueued(FrameQueued {
+                config_id: config.config_id,
+                slot,
+                seq,
+                pts_ns: now,
+                sent_ns: now,
+            })
+        };
+        if attack == "out-of-range" {
+            ch.send(&fq(config.slot_count, 1)).unwrap();
+        } else {
+            ch.send(&fq(0, 1)).unwrap();
+            ch.send(&fq(0, 2)).unwrap();
+        }
+        assert_eq!(refusal(&ch), Some(ErrorCode::SlotOwnership), "{attack}");
+    }
+
+    let out = wait_with_watchdog(host, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for reason in [
+        "malformed",
+        "larger than the",
+        "game proof does not verify",
+        "timed out",
+        "peer uid 65534 is not allowed",
+        "out of range",
+        "is owned by Host",
+    ] {
+        assert!(
+            err.contains(reason),
+            "the host log must say '{reason}':\n{err}"
+        );
+    }
+    assert!(stat(&err, "stamps ok") >= 300, "{err}");
+    assert_eq!(stat(&err, " bad"), 0, "{err}");
+}
