@@ -402,6 +402,11 @@ impl LiveEncoder {
         }
     }
 
+    /// The configuration this encoder runs with.
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
     /// Current figures; cheap, callable from any thread holding `&self`.
     pub fn stats(&self) -> EncoderStats {
         let c = &self.counters;

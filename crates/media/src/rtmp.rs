@@ -133,8 +133,25 @@ fn send_loop(
     watch: &IoWatch,
 ) -> SessionEnd {
     let mut base_us: Option<i64> = None;
+    // Packets queued while connecting: start from the newest keyframe among them, so the
+    // session begins at once without a burst of stale GOPs.
+    let mut backlog: Vec<Arc<EncodedPacket>> = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        if p.kind == Kind::Video && p.key {
+            shared
+                .dropped
+                .fetch_add(backlog.len() as u64, Ordering::Relaxed);
+            backlog.clear();
+        }
+        backlog.push(p);
+    }
+    let mut backlog = backlog.into_iter();
     loop {
-        let Ok(p) = rx.recv() else {
+        let next = match backlog.next() {
+            Some(p) => Ok(p),
+            None => rx.recv(),
+        };
+        let Ok(p) = next else {
             // The stream is over either way; a failed trailer only loses the end marker.
             watch.begin();
             let _ = mux.finish();

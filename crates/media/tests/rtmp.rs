@@ -226,3 +226,29 @@ fn reconnects_after_server_restart_and_local_file_has_no_gap() {
         last.video_frames
     );
 }
+
+#[test]
+fn pushing_before_the_connection_is_up_loses_at_most_one_gop() {
+    let mut nginx = Nginx::start();
+    // Frames flow from the first moment, as from the host's output clock.
+    let mut enc =
+        LiveEncoder::start(config(), &[OutputSpec::Rtmp(nginx.url("early"))]).expect("start");
+    let frames = u64::from(FPS) * 3;
+    let pacer = Pacer::new();
+    for i in 0..frames {
+        pacer.push(&mut enc, i, 0);
+    }
+    let stats = enc.finish().expect("finish");
+    assert_eq!(stats.outputs[0].state, OutputState::Finished);
+    nginx.stop();
+    let recs = nginx.recordings("early");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let p = probe(&recs[0]);
+    eprintln!("early start: server recorded {p:?}");
+    // The session starts at the newest keyframe queued while connecting (keyint = 1 s).
+    assert!(
+        p.video_frames >= frames - u64::from(FPS),
+        "server recorded {} of {frames} frames",
+        p.video_frames
+    );
+}
