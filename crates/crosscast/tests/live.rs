@@ -1,0 +1,262 @@
+//! Issue 3 end to end: `crosscast live` spawns the real game and its recordings and RTMP
+//! pushes are checked by the real peers: ffprobe/ffmpeg and nginx-rtmp.
+
+mod common;
+#[path = "../../media/tests/common/mod.rs"]
+mod media;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn assert_frames_near(got: u64, expected: f64, what: &str) {
+    let err = (got as f64 - expected).abs() / expected;
+    assert!(
+        err <= 0.02,
+        "{what}: {got} frames, expected {expected} ± 2%"
+    );
+}
+
+#[test]
+fn records_flv_and_fragmented_mp4_that_ffprobe_accepts() {
+    let dir = TempDir::new("rec");
+    let out = run(
+        &[
+            "live",
+            "--seconds",
+            "6",
+            "--size",
+            "640x360",
+            "--fps",
+            "60",
+            "--preset",
+            "ultrafast",
+            "--out",
+            "a.flv",
+            "--out",
+            "b.mp4",
+        ],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for name in ["a.flv", "b.mp4"] {
+        let p = media::probe(&dir.path(name));
+        assert_eq!(
+            (p.video_codec.as_str(), p.width, p.height),
+            ("h264", 640, 360),
+            "{name}: {p:?}"
+        );
+        assert_eq!(
+            (p.audio_codec.as_str(), p.sample_rate, p.channels),
+            ("aac", 48_000, 2),
+            "{name}: {p:?}"
+        );
+        assert_frames_near(p.video_frames, 360.0, name);
+        assert!(
+            (p.duration - 6.0).abs() < 0.25,
+            "{name}: duration {}",
+            p.duration
+        );
+    }
+}
+
+#[test]
+fn with_no_output_it_records_a_timestamped_flv_here() {
+    let dir = TempDir::new("default");
+    let out = run(
+        &["live", "--seconds", "3", "--preset", "ultrafast"],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("recording to crosscast-"),
+        "it must say where it records:\n{err}"
+    );
+    let file = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("crosscast-")
+                && p.extension().is_some_and(|e| e == "flv")
+        })
+        .expect("a crosscast-YYYYmmdd-HHMMSS.flv");
+    let p = media::probe(&file);
+    assert_eq!(
+        (
+            p.video_codec.as_str(),
+            p.width,
+            p.height,
+            p.audio_codec.as_str()
+        ),
+        ("h264", 1280, 720, "aac"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn sync_pattern_flashes_and_beeps_stay_within_20_ms() {
+    let dir = TempDir::new("sync");
+    let out = run(
+        &[
+            "live",
+            "--pattern",
+            "sync",
+            "--seconds",
+            "10",
+            "--size",
+            "640x360",
+            "--fps",
+            "60",
+            "--preset",
+            "ultrafast",
+            "--out",
+            "s.flv",
+        ],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let path = dir.path("s.flv");
+    let flashes = media::flash_onsets(&path, 60).by_pts;
+    let beeps = media::beep_onsets(&path).by_pts;
+    assert!(flashes.len() >= 9, "flashes at {flashes:?}");
+    assert!(beeps.len() >= 9, "beeps at {beeps:?}");
+    let mut worst: f64 = 0.0;
+    for f in &flashes {
+        let nearest = beeps
+            .iter()
+            .map(|b| b - f)
+            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+            .unwrap();
+        assert!(
+            nearest.abs() <= 0.020,
+            "flash at {f:.3} s has its beep {:.1} ms away (flashes {flashes:?}, beeps {beeps:?})",
+            nearest * 1000.0
+        );
+        worst = worst.max(nearest.abs());
+    }
+    eprintln!(
+        "worst A/V offset {:.1} ms over {} pairs",
+        worst * 1000.0,
+        flashes.len()
+    );
+}
+
+#[test]
+fn publishes_to_two_rtmp_ingests_and_records_at_once() {
+    let nginx = media::Nginx::start();
+    let dir = TempDir::new("rtmp2");
+    let (a, b) = (nginx.url("one"), nginx.url("two"));
+    let out = run(
+        &[
+            "live",
+            "--seconds",
+            "5",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--rtmp",
+            &a,
+            "--rtmp",
+            &b,
+            "--out",
+            "local.flv",
+        ],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}\nnginx: {}", nginx.error_log());
+    for key in ["one", "two"] {
+        let recs = nginx.recordings(key);
+        assert!(
+            !recs.is_empty(),
+            "nginx recorded nothing for {key}: {}",
+            nginx.error_log()
+        );
+        let p = media::probe(recs.last().unwrap());
+        assert_eq!(
+            (p.video_codec.as_str(), p.width, p.audio_codec.as_str()),
+            ("h264", 640, "aac"),
+            "{key}: {p:?}"
+        );
+        assert!(p.video_frames >= 120, "{key}: {p:?}");
+    }
+    assert_frames_near(
+        media::probe(&dir.path("local.flv")).video_frames,
+        150.0,
+        "local.flv",
+    );
+}
+
+#[test]
+fn an_ingest_that_restarts_gets_the_stream_back_and_the_recording_has_no_gap() {
+    let mut nginx = media::Nginx::start();
+    let dir = TempDir::new("rtmp-restart");
+    let url = nginx.url("live");
+    let child = Command::new(bin())
+        .args([
+            "live",
+            "--seconds",
+            "14",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--rtmp",
+            &url,
+            "--out",
+            "local.flv",
+        ])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    nginx.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    nginx.restart();
+    let out = wait_with_watchdog(child, Duration::from_secs(120));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("reconnecting"),
+        "the status must show the outage:\n{err}"
+    );
+    let last_status = err
+        .lines()
+        .filter(|l| l.contains(" out "))
+        .last()
+        .unwrap_or("");
+    assert!(
+        last_status.contains(" live"),
+        "the stream must be live again at the end: {last_status}\n{err}"
+    );
+    let recs = nginx.recordings("live");
+    let after = recs.last().expect("a recording after the restart");
+    let p = media::probe(after);
+    assert!(
+        p.video_frames >= 60,
+        "the server got at least 2 s after its restart: {p:?}"
+    );
+    assert_frames_near(
+        media::probe(&dir.path("local.flv")).video_frames,
+        420.0,
+        "local.flv (no gap)",
+    );
+}
