@@ -240,7 +240,7 @@ fn an_ingest_that_restarts_gets_the_stream_back_and_the_recording_has_no_gap() {
     );
     let last_status = err
         .lines()
-        .filter(|l| l.contains(" out "))
+        .filter(|l| l.starts_with("00:"))
         .last()
         .unwrap_or("");
     assert!(
