@@ -144,30 +144,22 @@ impl LiveEncoder {
         let (free_tx, free_rx) = unbounded();
         let (init_tx, init_rx) = bounded::<Result<StreamSetup, MediaError>>(1);
 
-        let mut file_shared = Vec::new();
+        // One status record per output, in the caller's order. RTMP writers are started after
+        // the encoder opens, since they need its codec parameters.
         let mut all_shared = Vec::new();
         let mut file_plans = Vec::new();
-        for p in &planned {
-            if let Planned::File(path, format, url) = p {
-                let kind = match format {
-                    FileFormat::Flv => OutputKind::FlvFile,
-                    FileFormat::Mp4 => OutputKind::Mp4File,
-                };
-                let shared =
-                    OutputShared::new(path.display().to_string(), kind, OutputState::Recording);
-                file_shared.push(shared.clone());
-                file_plans.push((url.clone(), *format, shared));
-            }
-        }
-        // RTMP outputs are started after the encoder so they get its codec parameters.
         let mut rtmp_plans = Vec::new();
-        let mut next_file = file_shared.iter();
-        for p in &planned {
+        for p in planned {
             match p {
-                Planned::File(..) => {
-                    if let Some(shared) = next_file.next() {
-                        all_shared.push(shared.clone());
-                    }
+                Planned::File(path, format, url) => {
+                    let kind = match format {
+                        FileFormat::Flv => OutputKind::FlvFile,
+                        FileFormat::Mp4 => OutputKind::Mp4File,
+                    };
+                    let shared =
+                        OutputShared::new(path.display().to_string(), kind, OutputState::Recording);
+                    all_shared.push(shared.clone());
+                    file_plans.push((url, format, shared));
                 }
                 Planned::Rtmp(url) => {
                     let shared = OutputShared::new(
@@ -177,7 +169,7 @@ impl LiveEncoder {
                     );
                     let (ptx, prx) = bounded(rtmp::QUEUE_PACKETS);
                     all_shared.push(shared.clone());
-                    rtmp_plans.push((url.clone(), shared, ptx, prx));
+                    rtmp_plans.push((url, shared, ptx, prx));
                 }
             }
         }
