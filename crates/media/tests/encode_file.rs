@@ -92,3 +92,28 @@ fn live_mode_never_blocks_and_accounts_for_every_frame() {
     );
     assert_eq!(probe(&flv).video_frames, stats.video_frames_encoded);
 }
+
+#[test]
+fn mono_audio_and_drop_without_finish_still_close_the_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = dir.path().join("mono.mp4");
+    let (w, h) = (320u32, 180u32);
+    let mut cfg = EncoderConfig::new(w, h, 30);
+    cfg.preset = "ultrafast".into();
+    cfg.channels = 1;
+    cfg.audio_bitrate_kbps = 96;
+    cfg.block_when_full = true;
+    let mut enc = LiveEncoder::start(cfg, &[OutputSpec::File(mp4.clone())]).expect("start");
+    for i in 0..45u64 {
+        enc.push_video(&gradient_frame(w, h, i), w as usize * 4, i)
+            .expect("push video");
+        enc.push_audio(&vec![0.1f32; 1600], i * 1600)
+            .expect("push audio");
+    }
+    // An error path in the host drops the encoder instead of finishing it.
+    drop(enc);
+    let p = probe(&mp4);
+    assert_eq!(p.video_frames, 45);
+    assert_eq!((p.audio_codec.as_str(), p.channels), ("aac", 1));
+    assert!((p.duration - 1.5).abs() < 0.1, "duration {}", p.duration);
+}
