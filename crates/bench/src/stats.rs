@@ -224,6 +224,63 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report as a Markdown table for READMEs: the [`table`](Report::table) columns, then
+    /// one column per key in `extra_columns` (numbers to one decimal, `-` where a row lacks the
+    /// key), then the `note` of rows that have one.
+    pub fn markdown(&self, extra_columns: &[&str]) -> String {
+        let mut out = String::from(
+            "| case | transport | size | msgs | avg µs | p50 µs | p99 µs | max µs | stall |",
+        );
+        for key in extra_columns {
+            let _ = write!(out, " {key} |");
+        }
+        out.push_str(" note |\n|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        for _ in extra_columns {
+            out.push_str("---:|");
+        }
+        out.push_str("---|\n");
+        for row in &self.rows {
+            let s = &row.summary;
+            let _ = write!(
+                out,
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}% |",
+                row.case,
+                row.transport.as_deref().unwrap_or("-"),
+                row.size_bytes.map(human_size).unwrap_or_else(|| "-".into()),
+                s.messages,
+                s.avg_us,
+                s.p50_us,
+                s.p99_us,
+                s.max_us,
+                s.stall_rate * 100.0
+            );
+            for key in extra_columns {
+                match row.extra.get(*key) {
+                    Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                        Some(f) if n.is_f64() => {
+                            let _ = write!(out, " {f:.1} |");
+                        }
+                        _ => {
+                            let _ = write!(out, " {n} |");
+                        }
+                    },
+                    Some(serde_json::Value::String(t)) => {
+                        let _ = write!(out, " {} |", t.replace('|', "\\|"));
+                    }
+                    Some(other) => {
+                        let _ = write!(out, " {other} |");
+                    }
+                    None => out.push_str(" - |"),
+                }
+            }
+            let note = row.extra.get("note").and_then(|v| v.as_str()).unwrap_or("");
+            let _ = writeln!(out, " {} |", note.replace('|', "\\|"));
+        }
+        out
+    }
+}
+
 /// Byte count as a short human string: `3 KiB`, `4 MiB`, `10 MiB`, or plain bytes.
 pub fn human_size(bytes: u64) -> String {
     const KIB: u64 = 1024;
@@ -370,6 +427,34 @@ mod tests {
         let end = lines[0].find("msgs").unwrap() + "msgs".len();
         assert_eq!(&lines[1][end - 1..end], "1");
         assert_eq!(&lines[2][end - 1..end], "0");
+    }
+
+    #[test]
+    fn markdown_has_a_header_a_rule_and_a_line_per_row() {
+        let mut report = Report::new("ipc");
+        report.rows.push(
+            Row::new("pipe/3072", Summary::from_delays_ns(&[40_000]))
+                .with_transport("pipe")
+                .with_size(3072)
+                .with_extra("received_p99_us", 39.25)
+                .with_extra("pipe_buffer_bytes", 65536),
+        );
+        report.rows.push(
+            Row::new("surface/3072", Summary::default()).with_extra("note", "could not run: a|b"),
+        );
+        let md = report.markdown(&["received_p99_us", "pipe_buffer_bytes"]);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines.len(), 4);
+        let cols = |l: &str| l.matches('|').count() - l.matches("\\|").count();
+        assert!(lines.iter().all(|l| cols(l) == cols(lines[0])), "{md}");
+        assert!(
+            lines[2].contains("| 39.2 |") && lines[2].contains("| 65536 |"),
+            "{md}"
+        );
+        assert!(
+            lines[3].contains("| - | - |") && lines[3].contains("a\\|b"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `crosscast-bench-peer bench ipc-peer ARGS` is the sender process [`run_ipc`] starts (the
 //! crosscast binary offers the same as a hidden subcommand); `crosscast-bench-peer bench ipc
 //! [OPTIONS]` runs the comparison with this executable as its own peer, for working on the
-//! bench without the main binary.
+//! bench without the main binary. `crosscast-bench-peer bench markdown REPORT.json [KEY...]`
+//! prints a saved report as a Markdown table (with extra columns KEY...), for the docs.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crosscast_bench::ipc::{ipc_peer_main, run_ipc, IpcOptions};
-use crosscast_bench::BenchError;
+use crosscast_bench::{BenchError, Report};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     {
         ["bench", "ipc-peer", ..] => ipc_peer_main(&args[2..]),
         ["bench", "ipc", ..] => run(&args[2..]),
+        ["bench", "markdown", json, extra @ ..] => markdown(json, extra),
         _ => Err(BenchError::Options(
             "usage: crosscast-bench-peer bench ipc [--count N] [--interval-ms N] [--sizes A,B] \
              [--transports A,B] [--warmup N] [--quick] [--json FILE] [--plot FILE]"
@@ -47,6 +49,20 @@ fn run(args: &[String]) -> Result<(), BenchError> {
     let report = run_ipc(&opts, &exe, &mut |line| eprintln!("{line}"))?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", report.table()).map_err(|source| BenchError::Write {
+        path: PathBuf::from("<stdout>"),
+        source,
+    })
+}
+
+fn markdown(json: &str, extra: &[&str]) -> Result<(), BenchError> {
+    let path = PathBuf::from(json);
+    let text = std::fs::read_to_string(&path).map_err(|source| BenchError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    let report: Report = serde_json::from_str(&text).map_err(BenchError::Json)?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", report.markdown(extra)).map_err(|source| BenchError::Write {
         path: PathBuf::from("<stdout>"),
         source,
     })
