@@ -21,7 +21,14 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Ipc(a) => ipc(a),
-        BenchCommand::Pipeline { .. } => anyhow::bail!("bench pipeline: not built yet"),
+        BenchCommand::Pipeline { seconds, json } => {
+            let report = crate::pipeline::pipeline(seconds)?;
+            print!("{}", report.table());
+            if let Some(p) = json {
+                report.write_json(&p)?;
+            }
+            Ok(())
+        }
         BenchCommand::IpcPeer { args } => Ok(ipc_peer_main(&args)?),
     }
 }

@@ -136,6 +136,17 @@ pub(crate) struct StreamArgs {
     /// Check every frame's stamp (the game draws one with --stamp).
     #[arg(long)]
     pub(crate) verify: bool,
+    /// The streamer's preview: window, png:DIR or none (default: window when a display is
+    /// available, otherwise none).
+    #[arg(long)]
+    pub(crate) preview: Option<crosscast_preview::PreviewTarget>,
+    /// Comments to overlay on the preview only: a JSON-lines file that is followed as it grows,
+    /// or - for stdin. Each line: {"user": "...", "text": "..."}.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) comments: Option<PathBuf>,
+    /// Most comments accepted per second (the rest are counted and dropped).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) comments_rate: u32,
     /// Seconds to wait for the game's first frame.
     #[arg(long, default_value_t = 15.0, value_parser = parse_seconds)]
     pub(crate) first_frame_timeout: f64,

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use crosscast_game::{Mixer, Pattern, Scene};
 use crosscast_ipc::auth::{authenticate_host, DEFAULT_HANDSHAKE_TIMEOUT};
 use crosscast_ipc::connect::{adopt_spawned, connect_named};
+use crosscast_ipc::os::process::{resource_usage, UsageOf};
 use crosscast_ipc::os::sandbox::{apply_sandbox, SandboxLevel};
 use crosscast_ipc::{monotonic_ns, stamp, GameSession, IpcError, SessionKey};
 use crosscast_wire::{AudioBlock, AudioConfig, SampleFormat};
@@ -37,13 +38,17 @@ struct GameSummary {
 
 impl std::fmt::Display for GameSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cpu = resource_usage(UsageOf::Process)
+            .map(|u| (u.user_ns + u.system_ns) as f64 / 1e9)
+            .unwrap_or(f64::NAN);
         write!(
             f,
-            "game: rendered {} frames in {:.2} s ({:.2} fps), skipped {}",
+            "game: rendered {} frames in {:.2} s ({:.2} fps), skipped {}, cpu {:.3} s",
             self.rendered,
             self.seconds,
             self.rendered as f64 / self.seconds.max(1e-9),
-            self.skipped
+            self.skipped,
+            cpu
         )
     }
 }

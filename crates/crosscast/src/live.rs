@@ -12,6 +12,7 @@ use crosscast_ipc::auth::SessionKey;
 use crosscast_ipc::connect::AcceptorOptions;
 use crosscast_ipc::HostOptions;
 use crosscast_media::{EncoderConfig, OutputSpec};
+use crosscast_preview::{CommentSource, FeedLimits, PreviewTarget};
 use crosscast_wire::{QueuePolicy, UidPolicy};
 
 use crate::cli::{HostArgs, LiveArgs, Policy, StreamArgs};
@@ -77,6 +78,21 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
         duration: s.seconds.map(Duration::from_secs_f64),
         encoder,
         verify_stamps: s.verify,
+        preview: s
+            .preview
+            .clone()
+            .unwrap_or_else(PreviewTarget::default_for_env),
+        comments: s.comments.as_ref().map(|p| {
+            if p.as_os_str() == "-" {
+                CommentSource::Stdin
+            } else {
+                CommentSource::File(p.clone())
+            }
+        }),
+        comment_limits: FeedLimits {
+            max_per_second: s.comments_rate,
+            ..FeedLimits::default()
+        },
         first_frame_timeout: Duration::from_secs_f64(s.first_frame_timeout),
         stop,
     })

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod game;
 mod live;
+mod pipeline;
 
 use clap::Parser;
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crosscast_ipc::{stamp, FrameConsumer, HostCounters, HostSession};
-use crosscast_media::{EncoderConfig, EncoderStats, LiveEncoder, OutputSpec};
+use crosscast_media::{EncoderConfig, EncoderStats, LiveEncoder, OutputSpec, OutputState};
+use crosscast_preview::{CommentFeed, CommentSource, FeedLimits, Overlay, Preview, PreviewTarget};
 use crosscast_wire::AudioBlock;
 
 use crate::source::{SessionSource, SourceEvent};
@@ -31,8 +32,22 @@ pub struct LiveOptions {
     pub verify_stamps: bool,
     /// How long to wait for the first frame before giving up.
     pub first_frame_timeout: Duration,
-    /// Set by a signal handler (or the preview window) to finish cleanly.
+    /// Set by a signal handler to finish cleanly.
     pub stop: Arc<AtomicBool>,
+    /// The streamer's preview: where it goes, and the comments drawn over it (never into the
+    /// stream).
+    pub preview: PreviewTarget,
+    /// Comments to overlay on the preview.
+    pub comments: Option<CommentSource>,
+    /// Bounds on the comments feed.
+    pub comment_limits: FeedLimits,
+}
+
+/// The streamer-only path: the composited preview and its comments.
+struct PreviewPath {
+    preview: Preview,
+    overlay: Overlay,
+    feed: Option<CommentFeed>,
 }
 
 /// What a run did, for the summary at exit and for tests.
@@ -102,6 +117,27 @@ pub fn run_live(
         .as_ref()
         .map(|(c, _)| (c.sample_rate, usize::from(c.channels)))
         .unwrap_or((48_000, 2));
+    let mut preview = match &opts.preview {
+        PreviewTarget::None => None,
+        target => Some(PreviewPath {
+            preview: Preview::start(target.clone(), "crosscast preview")
+                .map_err(|e| HostError::Preview(e.to_string()))?,
+            overlay: Overlay::new().map_err(|e| HostError::Preview(e.to_string()))?,
+            feed: match &opts.comments {
+                Some(src) => Some(
+                    CommentFeed::start(src.clone(), opts.comment_limits.clone())
+                        .map_err(|e| HostError::Preview(e.to_string()))?,
+                ),
+                None => None,
+            },
+        }),
+    };
+    let mut overlay_status = crosscast_preview::LiveStatus {
+        state: "REC".into(),
+        elapsed: Duration::ZERO,
+        bitrate_kbps: 0.0,
+        dropped_frames: 0,
+    };
     let mut report = LiveReport::default();
     let mut active: Option<Active> = None;
     // The consumer of a session that ended: it still holds the last frame, which the output
@@ -220,7 +256,7 @@ pub fn run_live(
             .filter(|a| a.timeline.is_some())
             .and_then(|a| a.consumer.held())
             .or_else(|| fallback.as_ref().and_then(|c| c.held()));
-        if let (Some(enc), Some(f)) = (encoder.as_mut(), held) {
+        if let (Some(enc), Some(f)) = (encoder.as_mut(), held.as_ref()) {
             let (cw, ch) = opts
                 .encoder
                 .as_ref()
@@ -236,6 +272,39 @@ pub fn run_live(
                 );
             }
         }
+        // The streamer's preview: the same frame plus the overlay, composed after the encoder
+        // has its clean copy, once per fresh game frame.
+        if let (Some(p), Some(f), true) = (preview.as_mut(), held.as_ref(), fresh) {
+            let comments = p
+                .feed
+                .as_ref()
+                .map(|feed| feed.snapshot())
+                .unwrap_or_default();
+            let composed = p.overlay.compose(
+                f.data,
+                f.width,
+                f.height,
+                f.stride,
+                &comments,
+                &overlay_status,
+                Instant::now(),
+            );
+            p.preview.submit(composed, f.width, f.height);
+            if p.preview.closed() {
+                note(
+                    &mut report,
+                    "preview window closed: finishing".into(),
+                    on_note,
+                );
+                opts.stop.store(true, Ordering::Relaxed);
+            }
+            if let Some(feed) = &p.feed {
+                for w in feed.drain_warnings() {
+                    note(&mut report, format!("comments: {w}"), on_note);
+                }
+            }
+        }
+        drop(held);
         report.frames_out += 1;
 
         // Audio onto the same timeline.
@@ -319,6 +388,17 @@ pub fn run_live(
                 encoder: enc_stats,
             };
             prev_counters = (report.frames_out, c.frames_queued, bytes);
+            overlay_status = crosscast_preview::LiveStatus {
+                state: match &status.encoder {
+                    Some(e) if e.outputs.iter().any(|o| o.state == OutputState::Live) => {
+                        "LIVE".into()
+                    }
+                    _ => "REC".into(),
+                },
+                elapsed: status.elapsed,
+                bitrate_kbps: status.bitrate_kbps,
+                dropped_frames: status.dropped + status.skipped,
+            };
             on_status(&status);
         }
     }
@@ -327,6 +407,11 @@ pub fn run_live(
         add_counters(&mut report.counters, &a.session.close());
     }
     report.duration = Duration::from_nanos(clock.frame_ns(k));
+    if let Some(p) = preview {
+        p.preview
+            .stop()
+            .map_err(|e| HostError::Preview(e.to_string()))?;
+    }
     if let Some(enc) = encoder {
         report.encoder = Some(enc.finish()?);
     }
