@@ -1,0 +1,227 @@
+//! Issue 4's guarantee, tested for real: the comments overlay reaches the streamer's preview
+//! and never the stream. Two runs of the static bars pattern, with and without a comment flood:
+//! the decoded recordings match within encoder noise, the preview PNGs differ where the
+//! overlay is; and the window under Xvfb shows the overlay on screen.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const W: usize = 640;
+const H: usize = 360;
+
+/// Decodes an image or video to 8-bit gray frames of W×H.
+fn gray_frames(path: &Path) -> Vec<Vec<u8>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-vf",
+            &format!("scale={W}:{H}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg could not decode {}",
+        path.display()
+    );
+    out.stdout.chunks_exact(W * H).map(|c| c.to_vec()).collect()
+}
+
+/// Mean absolute difference inside a rectangle (x0, y0, x1, y1).
+fn diff(a: &[u8], b: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+    let mut sum = 0u64;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            sum += u64::from(a[y * W + x].abs_diff(b[y * W + x]));
+        }
+    }
+    sum as f64 / ((x1 - x0) * (y1 - y0)) as f64
+}
+
+fn comments_file(dir: &TempDir) -> std::path::PathBuf {
+    let p = dir.path("comments.jsonl");
+    let lines: String = (0..200)
+        .map(|i| format!("{{\"user\": \"viewer{i}\", \"text\": \"comment number {i}: 这条评论只有主播能看到 — only the streamer sees this\"}}\n"))
+        .collect();
+    std::fs::write(&p, lines).unwrap();
+    p
+}
+
+fn live(dir: &TempDir, tag: &str, comments: Option<&Path>) -> String {
+    let rec = format!("{tag}.flv");
+    let png = format!("png:{tag}-png");
+    let mut args = vec![
+        "live",
+        "--pattern",
+        "bars",
+        "--seconds",
+        "3",
+        "--size",
+        "640x360",
+        "--fps",
+        "30",
+        "--preset",
+        "ultrafast",
+        "--out",
+        &rec,
+        "--preview",
+        &png,
+    ];
+    let c;
+    if let Some(p) = comments {
+        c = p.to_str().unwrap().to_owned();
+        args.extend(["--comments", &c]);
+    }
+    let out = run(&args, &dir.0, Duration::from_secs(120));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+#[test]
+fn comments_reach_the_preview_and_never_the_recording() {
+    let dir = TempDir::new("guarantee");
+    let comments = comments_file(&dir);
+    live(&dir, "clean", None);
+    live(&dir, "commented", Some(&comments));
+
+    let clean = gray_frames(&dir.path("clean.flv"));
+    let commented = gray_frames(&dir.path("commented.flv"));
+    assert!(
+        clean.len() >= 80 && commented.len() >= 80,
+        "{} / {} frames",
+        clean.len(),
+        commented.len()
+    );
+    let whole = (0, 0, W, H);
+    for i in [10, 45, 80] {
+        let d = diff(&clean[i], &commented[i], whole);
+        assert!(d < 1.0, "frame {i}: the recordings differ by {d:.2} levels on average: the overlay leaked into the stream");
+    }
+
+    // The previews differ in the comments panel (bottom left), and match where nothing is drawn.
+    let a = gray_frames(&dir.path("clean-png/preview-000002.png"));
+    let b = gray_frames(&dir.path("commented-png/preview-000002.png"));
+    let panel = (8, H * 2 / 3, W / 3, H - 8);
+    let untouched = (W / 2, H / 4, W - 8, H / 2);
+    let in_panel = diff(&a[0], &b[0], panel);
+    assert!(
+        in_panel > 10.0,
+        "the comments panel must show on the preview (diff {in_panel:.1})"
+    );
+    assert_eq!(
+        diff(&a[0], &b[0], untouched),
+        0.0,
+        "outside the overlay the preview is the game frame"
+    );
+}
+
+/// An Xvfb server on a free display number, stopped by pid.
+struct Xvfb(std::process::Child, String);
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn xvfb() -> Xvfb {
+    for n in 90..140 {
+        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        {
+            continue;
+        }
+        let display = format!(":{n}");
+        let child = Command::new("Xvfb")
+            .args([display.as_str(), "-screen", "0", "800x600x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is needed for the window test (Debian package xvfb; scripts/test.sh installs it)");
+        for _ in 0..100 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                return Xvfb(child, display);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("Xvfb {display} did not start");
+    }
+    panic!("no free X display number");
+}
+
+fn screenshot(display: &str, out: &Path) -> Vec<u8> {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "xwd -root -silent -display {display} | convert xwd:- -crop {W}x{H}+0+0 +repage png:{}",
+            out.display()
+        ))
+        .status()
+        .expect("xwd (x11-apps) and convert (imagemagick) are needed");
+    assert!(status.success(), "screenshot failed");
+    gray_frames(out).remove(0)
+}
+
+#[test]
+fn the_preview_window_shows_the_overlay_on_screen() {
+    let dir = TempDir::new("window");
+    let x = xvfb();
+    let comments = comments_file(&dir);
+    let mut shots = Vec::new();
+    for (tag, with) in [("plain", false), ("overlay", true)] {
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "live",
+            "--pattern",
+            "bars",
+            "--seconds",
+            "5",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--no-encode",
+            "--preview",
+            "window",
+        ])
+        .env("DISPLAY", &x.1)
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if with {
+            cmd.args(["--comments", comments.to_str().unwrap()]);
+        }
+        let child = cmd.spawn().unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        shots.push(screenshot(&x.1, &dir.path(&format!("{tag}.png"))));
+        let out = wait_with_watchdog(child, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // Both show the game (bars are far from black); only the second shows the comments.
+    for s in &shots {
+        let mean = s.iter().map(|&p| u64::from(p)).sum::<u64>() as f64 / s.len() as f64;
+        assert!(
+            mean > 40.0,
+            "the window shows the game frame (mean level {mean:.0})"
+        );
+    }
+    let panel = (8, H * 2 / 3, W / 3, H - 8);
+    let d = diff(&shots[0], &shots[1], panel);
+    assert!(
+        d > 10.0,
+        "the comments panel must be on screen (diff {d:.1})"
+    );
+}
