@@ -106,7 +106,8 @@ impl std::fmt::Debug for Overlay {
     }
 }
 
-/// Sizes for one frame size, scaled from a 720p design.
+/// Sizes for one frame size, scaled from a 1280x720 design by the shorter side, so a portrait
+/// (phone-style) game gets the same text size as a landscape one, and a wider panel.
 struct Layout {
     font_px: f32,
     margin: u32,
@@ -117,12 +118,14 @@ struct Layout {
 
 impl Layout {
     fn new(w: u32, h: u32) -> Layout {
-        let s = (h as f32 / 720.0).clamp(0.5, 4.0);
+        let s = (w.min(h) as f32 / 720.0).clamp(0.5, 4.0);
+        let portrait = h > w;
         let margin = (16.0 * s).round() as u32;
         let pad = (10.0 * s).round() as u32;
         let gap = (6.0 * s).round() as u32;
-        let pw = ((w as f32 * 0.36).min(480.0 * s) as u32).min(w.saturating_sub(2 * margin));
-        let ph = (h as f32 * 0.55) as u32;
+        let (w_share, h_share) = if portrait { (0.9, 0.4) } else { (0.36, 0.55) };
+        let pw = ((w as f32 * w_share).min(480.0 * s) as u32).min(w.saturating_sub(2 * margin));
+        let ph = (h as f32 * h_share) as u32;
         let panel = Rect {
             x: margin,
             y: h.saturating_sub(margin + ph),
@@ -358,6 +361,8 @@ fn draw_indicator(
     r
 }
 
+/// Stacks comments upwards from the panel's bottom, newest lowest; the backdrop grows with
+/// the comments up to the panel's full height, and the oldest scroll out through a fade.
 fn draw_comments(
     canvas: &mut Canvas<'_>,
     text: &mut TextRenderer,
@@ -367,13 +372,14 @@ fn draw_comments(
     now: Instant,
     frame: u64,
 ) -> Rect {
-    let panel = lay.panel;
-    canvas.backdrop(panel);
-    let inner_w = panel.w.saturating_sub(2 * lay.pad).max(1);
-    let inner_top = panel.y + lay.pad;
-    let fade_zone = ((panel.h as f32 * TOP_FADE_SHARE) as u32).max(1);
+    let full = lay.panel;
+    let inner_w = full.w.saturating_sub(2 * lay.pad).max(1);
+    let inner_top = full.y + lay.pad;
+    let fade_zone = ((full.h as f32 * TOP_FADE_SHARE) as u32).max(1);
     let px_key = (lay.font_px * 64.0) as u32;
-    let mut bottom = i64::from(panel.y + panel.h - lay.pad);
+    let panel_bottom = full.y + full.h;
+    let mut bottom = i64::from(panel_bottom - lay.pad);
+    let mut placed = Vec::new();
     for c in comments.iter().rev() {
         if bottom <= i64::from(inner_top) {
             break;
@@ -397,33 +403,49 @@ fn draw_comments(
                 },
             ];
             let bmp = text.render(&spans, lay.font_px, inner_w);
-            blocks.insert(
-                key,
-                CachedBlock {
-                    user: c.user.clone(),
-                    text: c.text.clone(),
-                    bmp,
-                    last_used: frame,
-                },
-            );
+            let block = CachedBlock {
+                user: c.user.clone(),
+                text: c.text.clone(),
+                bmp,
+                last_used: frame,
+            };
+            blocks.insert(key, block);
         }
         let Some(block) = blocks.get_mut(&key) else {
             continue;
         };
         block.last_used = frame;
         let top = bottom - i64::from(block.bmp.h);
-        let age = age_fade(now.saturating_duration_since(c.received));
-        let inner = Rect {
-            x: panel.x,
-            y: inner_top,
-            w: panel.w,
-            h: panel.h - lay.pad,
+        placed.push((
+            key,
+            top,
+            age_fade(now.saturating_duration_since(c.received)),
+        ));
+        bottom = top - i64::from(lay.gap);
+    }
+    let content_top = placed.last().map_or(i64::from(inner_top), |p| p.1);
+    let panel_top = (content_top - i64::from(lay.pad)).max(i64::from(full.y)) as u32;
+    let panel = Rect {
+        x: full.x,
+        y: panel_top,
+        w: full.w,
+        h: panel_bottom - panel_top,
+    };
+    canvas.backdrop(panel);
+    let clip = Rect {
+        x: full.x,
+        y: inner_top,
+        w: full.w,
+        h: panel_bottom - inner_top,
+    };
+    for (key, top, age) in placed {
+        let Some(block) = blocks.get(&key) else {
+            continue;
         };
-        canvas.bitmap(&block.bmp, panel.x + lay.pad, top, inner, |y| {
+        canvas.bitmap(&block.bmp, full.x + lay.pad, top, clip, |y| {
             let pos = ((y - inner_top) as f32 / fade_zone as f32).min(1.0);
             (pos * age * 256.0) as u32
         });
-        bottom = top - i64::from(lay.gap);
     }
     panel
 }
@@ -533,6 +555,32 @@ mod tests {
             })
             .count();
         assert!(bright > 200, "text pixels in the panel: {bright}");
+    }
+
+    #[test]
+    fn portrait_frames_get_a_wide_panel_inside_the_frame() {
+        let (w, h) = (720u32, 1280u32);
+        let game = game_frame(w, h, w as usize * 4);
+        let mut ov = Overlay::new().unwrap();
+        ov.compose(
+            &game,
+            w,
+            h,
+            w as usize * 4,
+            &comments(),
+            &status(),
+            Instant::now(),
+        );
+        let regions = ov.drawn_regions();
+        assert_eq!(regions.len(), 2);
+        for r in regions {
+            assert!(r.x + r.w <= w && r.y + r.h <= h, "{r:?} outside {w}x{h}");
+        }
+        assert!(
+            regions[1].w > w / 2,
+            "panel too narrow for portrait: {:?}",
+            regions[1]
+        );
     }
 
     #[test]

@@ -268,7 +268,17 @@ fn resize_window(display: &str, w: u32, h: u32) {
     let (conn, win) = find_window(display);
     conn.configure_window(win, &ConfigureWindowAux::new().width(w).height(h))
         .unwrap();
-    conn.flush().unwrap();
+    // A round trip, so the server has acted on the request before this connection closes.
+    conn.get_input_focus().unwrap().reply().unwrap();
+}
+
+/// The window's geometry as the X server has it, for failure messages.
+fn geometry(display: &str) -> String {
+    let (conn, win) = find_window(display);
+    match conn.get_geometry(win).map(|c| c.reply()) {
+        Ok(Ok(g)) => format!("{}x{} at {},{}", g.width, g.height, g.x, g.y),
+        e => format!("unknown: {e:?}"),
+    }
 }
 
 /// Asks the window to close as a window manager's close button does (WM_DELETE_WINDOW).
@@ -278,7 +288,8 @@ fn close_window(display: &str) {
     let ev = ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
     conn.send_event(false, win, EventMask::NO_EVENT, ev)
         .unwrap();
-    conn.flush().unwrap();
+    // A round trip, so the server has acted on the request before this connection closes.
+    conn.get_input_focus().unwrap().reply().unwrap();
 }
 
 /// Share of the 640x480 window showing the 1280x720 frame halved and letterboxed: black bars
@@ -389,13 +400,15 @@ fn window_shows_game_and_overlay_under_xvfb_and_close_ends_it() {
     loop {
         preview.submit(&composed, W, H);
         std::thread::sleep(Duration::from_millis(200));
-        let share = letterboxed_share(&screenshot(&xvfb.display), &composed);
+        let shot = screenshot(&xvfb.display);
+        let share = letterboxed_share(&shot, &composed);
         if share > 0.99 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "after resizing, only {:.1}% of the window is the letterboxed frame",
+            "after resizing to 640x480 (window geometry now {}), only {:.1}% of the window is the letterboxed frame",
+            geometry(&xvfb.display),
             share * 100.0
         );
     }
@@ -405,7 +418,8 @@ fn window_shows_game_and_overlay_under_xvfb_and_close_ends_it() {
     while !preview.closed() {
         assert!(
             Instant::now() < deadline,
-            "closing the window did not set closed()"
+            "closing the window did not set closed(); {}",
+            geometry(&xvfb.display)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
