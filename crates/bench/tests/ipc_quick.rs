@@ -77,7 +77,8 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
             assert!(f("avg_us") >= f("min_us") && f("avg_us") <= f("max_us"));
             assert!((0.0..=1.0).contains(&f("stall_rate")));
             // Validation is part of the delay, so the delay before it cannot be larger.
-            assert!(f("received_p99_us") <= f("max_us"), "{t}/{size}: {row}");
+            assert!(f("received_p99_us") <= f("p99_us"), "{t}/{size}: {row}");
+            assert!(f("received_p50_us") <= f("p50_us"), "{t}/{size}: {row}");
         }
     }
 

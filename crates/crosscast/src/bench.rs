@@ -52,9 +52,19 @@ fn ipc(a: IpcBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Delays of one handoff case, in ns.
+struct Handoff {
+    /// Game `queue` → the host's I/O thread has validated the frame and holds its mapped slot.
+    held: Vec<u64>,
+    /// Game `queue` → a consumer thread waiting for frames has acquired it (one more wake-up).
+    acquired: Vec<u64>,
+    /// Game send → the host has validated the audio block.
+    audio: Vec<u64>,
+}
+
 /// One handoff case: a real game process at `size`, the host acquiring each frame as soon as it
-/// is queued. Returns (frame delays, audio delays) in ns.
-fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
+/// is queued.
+fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<Handoff> {
     let exe = std::env::current_exe()?;
     let args = vec![
         "game".into(),
@@ -68,7 +78,7 @@ fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<(Vec<u6
     let host = HostOptions {
         width,
         height,
-        record_audio_delays: true,
+        record_delays: true,
         ..HostOptions::default()
     };
     let source = SessionSource::start(
@@ -89,7 +99,7 @@ fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<(Vec<u6
         }
     };
     let mut consumer = session.consumer().context("consumer")?;
-    let mut frames = Vec::new();
+    let mut acquired = Vec::new();
     let warmup = 30;
     let mut seen = 0;
     let until = std::time::Instant::now() + Duration::from_secs_f64(seconds + 0.5);
@@ -103,33 +113,41 @@ fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<(Vec<u6
         if let Some(f) = consumer.acquire()? {
             seen += 1;
             if seen > warmup {
-                frames.push(f.acquired_ns.saturating_sub(f.sent_ns));
+                acquired.push(f.acquired_ns.saturating_sub(f.sent_ns));
             }
         }
     }
-    let mut audio = session.take_audio_delays();
+    let (mut held, mut audio) = session.take_delays();
+    held.drain(..held.len().min(warmup));
     audio.drain(..audio.len().min(warmup));
     let counters = session.close();
     eprintln!(
         "bench: {width}x{height}: {} frames queued, {} acquired, {} dropped",
         counters.frames_queued, counters.frames_acquired, counters.frames_dropped
     );
-    Ok((frames, audio))
+    Ok(Handoff {
+        held,
+        acquired,
+        audio,
+    })
 }
 
 fn handoff(seconds: f64) -> anyhow::Result<Report> {
     let mut report = Report::new("handoff");
     for (w, h) in [(1280, 720), (1920, 1080)] {
         eprintln!("bench handoff: {w}x{h} for {seconds} s ...");
-        let (frames, audio) = handoff_case(w, h, seconds)?;
+        let d = handoff_case(w, h, seconds)?;
+        let woken = Summary::from_delays_ns(&d.acquired);
         report.rows.push(
-            Row::new(format!("video-{w}x{h}"), Summary::from_delays_ns(&frames))
+            Row::new(format!("video-{w}x{h}"), Summary::from_delays_ns(&d.held))
                 .with_transport("surface")
-                .with_size(u64::from(w) * u64::from(h) * 4),
+                .with_size(u64::from(w) * u64::from(h) * 4)
+                .with_extra("consumer_p50_us", woken.p50_us)
+                .with_extra("consumer_p99_us", woken.p99_us),
         );
         if w == 1280 {
             report.rows.push(
-                Row::new("audio-10ms", Summary::from_delays_ns(&audio))
+                Row::new("audio-10ms", Summary::from_delays_ns(&d.audio))
                     .with_transport("seqpacket")
                     .with_size(480 * 2 * 4),
             );

@@ -205,6 +205,9 @@ pub(crate) struct GameArgs {
     /// Connect to a host listening in named mode (default: the host spawned us).
     #[arg(long, requires_all = ["key_file", "app_id", "user_id"])]
     pub(crate) connect: bool,
+    /// With --connect: exit when the host goes away instead of reconnecting.
+    #[arg(long)]
+    pub(crate) no_reconnect: bool,
     /// Session key file.
     #[arg(long)]
     pub(crate) key_file: Option<PathBuf>,

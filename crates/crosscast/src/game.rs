@@ -11,11 +11,15 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use crosscast_game::{Mixer, Pattern, Scene};
 use crosscast_ipc::auth::{authenticate_host, DEFAULT_HANDSHAKE_TIMEOUT};
-use crosscast_ipc::connect::{adopt_spawned, connect_named};
+use crosscast_ipc::connect::{adopt_spawned, connect_named, GAME_KEY_FD, GAME_SOCKET_FD};
+use crosscast_ipc::os::process::{key_pipe, spawn_with_fds};
 use crosscast_ipc::os::process::{resource_usage, UsageOf};
 use crosscast_ipc::os::sandbox::{apply_sandbox, SandboxLevel};
+use crosscast_ipc::os::socket::SeqPacket;
+use crosscast_ipc::os::OsError;
 use crosscast_ipc::{monotonic_ns, stamp, GameSession, IpcError, SessionKey};
 use crosscast_wire::{AudioBlock, AudioConfig, SampleFormat};
+use std::process::Command;
 
 use crate::cli::GameArgs;
 
@@ -53,9 +57,15 @@ impl std::fmt::Display for GameSummary {
     }
 }
 
+/// Exit code of a game whose host went away without a goodbye; its supervisor reconnects.
+const EXIT_HOST_LOST: i32 = 3;
+
 pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.raw_out {
         return run_raw(&args, path);
+    }
+    if args.connect && !args.no_reconnect {
+        return supervise(&args);
     }
     // Connect first: once sandboxed we can open no socket.
     let (channel, key) = if args.connect {
@@ -85,9 +95,104 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
         Ok(s) => s.close(),
         Err(_) => {}
     }
-    let summary = result?;
-    eprintln!("{summary}");
-    Ok(())
+    match result {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            Ok(())
+        }
+        Err(e) if matches!(e.downcast_ref::<IpcError>(), Some(IpcError::Disconnected)) => {
+            eprintln!("game: the host went away");
+            std::process::exit(EXIT_HOST_LOST);
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Named mode with reconnection. A sandboxed process can open no socket, so this small
+/// unsandboxed parent connects (retrying while no host listens), hands the connection and the
+/// key to a sandboxed child game exactly as spawn mode does, and reconnects when the child
+/// reports that its host went away. It never reads a byte from the host itself.
+fn supervise(args: &GameArgs) -> anyhow::Result<()> {
+    let key_file = args
+        .key_file
+        .as_ref()
+        .context("--connect needs --key-file")?;
+    let key = SessionKey::read_file(key_file)?;
+    let name = key.socket_name(
+        args.app_id.as_deref().unwrap_or(""),
+        args.user_id.as_deref().unwrap_or(""),
+    );
+    let started = std::time::Instant::now();
+    let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s));
+    let mut waited = false;
+    loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if remaining.is_some_and(|r| r.is_zero()) {
+            return Ok(());
+        }
+        let sock = match SeqPacket::connect_abstract(&name) {
+            Ok(s) => s,
+            Err(OsError::NoListener) => {
+                if !waited {
+                    eprintln!("game: no host is listening yet; retrying");
+                    waited = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(e) => return Err(e).context("cannot reach the host"),
+        };
+        waited = false;
+        let exe = std::env::current_exe().context("cannot find our own executable")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(child_args(args, remaining));
+        let mut child = spawn_with_fds(
+            cmd,
+            vec![
+                (sock.into(), GAME_SOCKET_FD),
+                (key_pipe(key.as_bytes())?, GAME_KEY_FD),
+            ],
+        )?;
+        let status = child.wait()?;
+        match status.code() {
+            Some(0) => return Ok(()),
+            Some(EXIT_HOST_LOST) => eprintln!("game: reconnecting to the host"),
+            _ => anyhow::bail!("the game exited with {status}"),
+        }
+    }
+}
+
+/// The child's command line: the same game, in spawn mode.
+fn child_args(a: &GameArgs, remaining: Option<Duration>) -> Vec<String> {
+    let mut v = vec![
+        "game".to_string(),
+        "--fps".into(),
+        a.fps.to_string(),
+        "--pattern".into(),
+        a.pattern.to_string(),
+    ];
+    v.extend([
+        "--sandbox".into(),
+        a.sandbox.to_string(),
+        "--audio-format".into(),
+        a.audio_format.clone(),
+    ]);
+    if let Some(s) = a.size {
+        v.extend(["--size".into(), s.to_string()]);
+    }
+    if let Some(r) = remaining {
+        v.extend([
+            "--seconds".into(),
+            format!("{:.3}", r.as_secs_f64().max(0.001)),
+        ]);
+    }
+    if a.stamp {
+        v.push("--stamp".into());
+    }
+    if a.no_audio {
+        v.push("--no-audio".into());
+    }
+    v
 }
 
 fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSummary> {

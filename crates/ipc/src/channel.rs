@@ -119,7 +119,7 @@ impl Channel {
                 buf.truncate(len);
                 Ok(Some(Incoming { bytes: buf, fds }))
             }
-            Recv::Eof => Err(IpcError::PeerClosed("connection closed".into())),
+            Recv::Eof => Err(IpcError::Disconnected),
             Recv::WouldBlock => Ok(None),
         }
     }

@@ -24,9 +24,20 @@ pub enum IpcError {
     /// A configured limit was hit.
     #[error("limit exceeded: {0}")]
     Limit(String),
-    /// The peer ended the session (orderly or with an error it reported).
+    /// The peer ended the session in order (goodbye).
     #[error("peer closed the session: {0}")]
     PeerClosed(String),
+    /// The peer went away without a goodbye (crashed, killed, or its host restarted).
+    #[error("peer disconnected without a goodbye")]
+    Disconnected,
+    /// The peer ended the session with an error it reported.
+    #[error("peer refused: {code:?}: {reason}")]
+    Refused {
+        /// The peer's reason code.
+        code: crosscast_wire::ErrorCode,
+        /// The peer's explanation.
+        reason: String,
+    },
     /// The session key could not be read or written.
     #[error("session key: {0}")]
     Key(String),
@@ -36,6 +47,14 @@ pub enum IpcError {
 }
 
 impl IpcError {
+    /// Whether the peer ended the session itself (so there is nobody to send an error to).
+    pub fn is_peer_end(&self) -> bool {
+        matches!(
+            self,
+            IpcError::PeerClosed(_) | IpcError::Disconnected | IpcError::Refused { .. }
+        )
+    }
+
     /// The reason code to send to the peer when this error ends the session.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -44,7 +63,9 @@ impl IpcError {
             IpcError::Limit(_) => ErrorCode::Limit,
             IpcError::Timeout(_) => ErrorCode::Timeout,
             IpcError::Os(_) | IpcError::Key(_) => ErrorCode::Internal,
-            IpcError::PeerClosed(_) => ErrorCode::Normal,
+            IpcError::PeerClosed(_) | IpcError::Disconnected | IpcError::Refused { .. } => {
+                ErrorCode::Normal
+            }
             IpcError::Decode(_) | IpcError::Protocol(_) => ErrorCode::Protocol,
         }
     }

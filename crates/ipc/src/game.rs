@@ -263,7 +263,7 @@ fn io_loop(shared: &Shared, channel: &Channel) {
             Ok(None) => continue,
             Ok(Some(msg)) => {
                 if let Err(e) = handle(shared, msg) {
-                    if !matches!(e, IpcError::PeerClosed(_)) {
+                    if !e.is_peer_end() {
                         channel.send_error(&e);
                     }
                     break e;
@@ -314,9 +314,7 @@ fn handle(shared: &Shared, msg: Incoming) -> Result<(), IpcError> {
             Ok(())
         }
         Message::Goodbye { code } => Err(IpcError::PeerClosed(format!("goodbye ({code:?})"))),
-        Message::Error { code, reason } => Err(IpcError::PeerClosed(format!(
-            "host error {code:?}: {reason}"
-        ))),
+        Message::Error { code, reason } => Err(IpcError::Refused { code, reason }),
         other => Err(IpcError::Protocol(format!(
             "{:?} is not a message the host sends after the handshake",
             other.kind()

@@ -49,9 +49,9 @@ pub struct HostOptions {
     pub audio_backlog: Duration,
     /// Audio or frame timestamps further than this from the host's clock are refused.
     pub max_clock_skew: Duration,
-    /// Keep every audio block's handoff delay (send → validated on the host) for benchmarks;
-    /// at most [`MAX_RECORDED_DELAYS`] are kept.
-    pub record_audio_delays: bool,
+    /// Keep every frame's and audio block's handoff delay (game send → validated and held by
+    /// the host) for benchmarks; at most [`MAX_RECORDED_DELAYS`] of each are kept.
+    pub record_delays: bool,
 }
 
 /// Most raw delays a session records when asked to.
@@ -67,7 +67,7 @@ impl Default for HostOptions {
             max_slot_memory: 512 << 20,
             audio_backlog: Duration::from_secs(2),
             max_clock_skew: Duration::from_secs(60),
-            record_audio_delays: false,
+            record_delays: false,
         }
     }
 }
@@ -93,6 +93,7 @@ struct State {
     audio: AudioState,
     counters: HostCounters,
     audio_delays_ns: Vec<u64>,
+    frame_delays_ns: Vec<u64>,
     closed: Option<IpcError>,
 }
 
@@ -193,6 +194,7 @@ impl HostSession {
                     ..HostCounters::default()
                 },
                 audio_delays_ns: Vec::new(),
+                frame_delays_ns: Vec::new(),
                 closed: None,
             }),
             cond: Condvar::new(),
@@ -253,9 +255,14 @@ impl HostSession {
         self.shared.lock().audio.config
     }
 
-    /// The audio handoff delays recorded so far (see [`HostOptions::record_audio_delays`]).
-    pub fn take_audio_delays(&self) -> Vec<u64> {
-        std::mem::take(&mut self.shared.lock().audio_delays_ns)
+    /// The (frame, audio) handoff delays recorded so far, in ns (see
+    /// [`HostOptions::record_delays`]).
+    pub fn take_delays(&self) -> (Vec<u64>, Vec<u64>) {
+        let mut st = self.shared.lock();
+        (
+            std::mem::take(&mut st.frame_delays_ns),
+            std::mem::take(&mut st.audio_delays_ns),
+        )
     }
 
     /// Moves every buffered audio block into `out`, oldest first.
@@ -305,7 +312,7 @@ fn io_loop(shared: &Shared, channel: &Channel, opts: &HostOptions) {
             Ok(None) => continue,
             Ok(Some(msg)) => {
                 if let Err(e) = handle(shared, channel, opts, msg) {
-                    if !matches!(e, IpcError::PeerClosed(_)) {
+                    if !e.is_peer_end() {
                         channel.send_error(&e);
                     }
                     break e;
@@ -316,7 +323,7 @@ fn io_loop(shared: &Shared, channel: &Channel, opts: &HostOptions) {
     };
     channel.shutdown();
     let mut st = shared.lock();
-    if !matches!(err, IpcError::PeerClosed(_)) {
+    if !err.is_peer_end() {
         // Frames from a game that broke the protocol are not trusted, not even queued ones.
         st.pending.clear();
     }
@@ -360,7 +367,11 @@ fn handle(
             }
             st.surface.table.queue(&f)?;
             st.counters.frames_queued += 1;
-            st.counters.handoff.record(now.saturating_sub(f.sent_ns));
+            let delay = monotonic_ns().saturating_sub(f.sent_ns);
+            st.counters.handoff.record(delay);
+            if opts.record_delays && st.frame_delays_ns.len() < MAX_RECORDED_DELAYS {
+                st.frame_delays_ns.push(delay);
+            }
             let mut release = None;
             if opts.policy == QueuePolicy::Mailbox {
                 if let Some(old) = st.pending.pop_front() {
@@ -435,7 +446,7 @@ fn handle(
             c.audio_gaps += u64::from(gap);
             c.audio_overlaps += u64::from(overlap);
             c.audio_dropped += dropped;
-            if opts.record_audio_delays && st.audio_delays_ns.len() < MAX_RECORDED_DELAYS {
+            if opts.record_delays && st.audio_delays_ns.len() < MAX_RECORDED_DELAYS {
                 st.audio_delays_ns
                     .push(monotonic_ns().saturating_sub(sent_ns));
             }
@@ -454,9 +465,7 @@ fn handle(
             Ok(())
         }
         Message::Goodbye { code } => Err(IpcError::PeerClosed(format!("goodbye ({code:?})"))),
-        Message::Error { code, reason } => Err(IpcError::PeerClosed(format!(
-            "game error {code:?}: {reason}"
-        ))),
+        Message::Error { code, reason } => Err(IpcError::Refused { code, reason }),
         other => Err(IpcError::Protocol(format!(
             "{:?} is not a message the game may send after the handshake",
             other.kind()
@@ -541,6 +550,8 @@ impl FrameConsumer {
         let memfd = st.surface.slots[usize::from(frame.slot)].clone();
         let config = st.surface.config.clone();
         drop(st);
+        // The frame is held from here; giving the older slot back is bookkeeping after that.
+        let acquired_ns = monotonic_ns();
         if let Some(m) = release {
             // The game may already be gone; the frame we hold stays readable regardless.
             let _ = self.channel.try_send(&m, &[]);
@@ -549,7 +560,7 @@ impl FrameConsumer {
             memfd,
             config,
             frame,
-            acquired_ns: monotonic_ns(),
+            acquired_ns,
         });
         Ok(self.held())
     }

@@ -19,9 +19,10 @@
 //!
 //! The receiver's delay for a message ends when it holds the object *and has validated it*: the
 //! checksum over every payload byte, so no transport can skip reading its data, and the same
-//! validation cost for every transport. Rows also report `received_p99_us` (delay until the
-//! bytes were in place, before validation) and `checksum_avg_us`, so the transport's own share
-//! can be read off. Warm-up messages are not counted. Stall rate as in DESIGN.md.
+//! validation cost for every transport. Rows also report `received_p50_us` and
+//! `received_p99_us` (delay until the bytes were in place, before validation) and
+//! `checksum_avg_us`, so the transport's own share can be read off, plus `min_us` and `p90_us`
+//! for the chart and whatever the transport was configured with (buffer sizes, datagram size). Warm-up messages are not counted. Stall rate as in DESIGN.md.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -344,6 +345,10 @@ impl Outcome {
         let mut row = Row::new(case, summary)
             .with_extra("min_us", us(self.delays_ns.first().copied().unwrap_or(0)))
             .with_extra("p90_us", us(percentile_sorted(&self.delays_ns, 90.0)))
+            .with_extra(
+                "received_p50_us",
+                us(percentile_sorted(&self.received_ns, 50.0)),
+            )
             .with_extra(
                 "received_p99_us",
                 us(percentile_sorted(&self.received_ns, 99.0)),
