@@ -52,7 +52,8 @@ impl Comment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommentSource {
     /// A file, read from its last [`FeedLimits::backlog_bytes`] and then followed as it grows
-    /// (truncation and replacement are noticed, as with `tail -F`).
+    /// (truncation and replacement are noticed, as with `tail -F`). A named pipe is read as a
+    /// stream until its writers close it.
     File(PathBuf),
     /// Standard input, read until it closes.
     Stdin,
@@ -136,10 +137,35 @@ impl CommentFeed {
         let stop2 = Arc::clone(&stop);
         let (thread, join_on_drop) = match src {
             CommentSource::File(path) => {
-                let mut file = File::open(&path).map_err(|source| PreviewError::CommentsOpen {
+                let open_err = |source| PreviewError::CommentsOpen {
                     path: path.clone(),
                     source,
-                })?;
+                };
+                let meta = std::fs::metadata(&path).map_err(open_err)?;
+                if !meta.is_file() {
+                    // A named pipe (or device) is a stream: opening a FIFO blocks until a
+                    // writer comes, so it is opened on the reader thread, which cannot be woken
+                    // from a blocking read and is detached like the stdin reader.
+                    let t = std::thread::Builder::new()
+                        .name("comments-pipe".into())
+                        .spawn(move || match File::open(&path) {
+                            Ok(f) => read_stream(f, &mut ingest, &stop2),
+                            Err(e) => {
+                                ingest.ended(Some(format!("cannot open {} ({e})", path.display())))
+                            }
+                        })
+                        .map_err(|source| PreviewError::Spawn {
+                            what: "comments",
+                            source,
+                        })?;
+                    return Ok(CommentFeed {
+                        shared,
+                        stop,
+                        thread: Some(t),
+                        join_on_drop: false,
+                    });
+                }
+                let mut file = File::open(&path).map_err(open_err)?;
                 let pos = ingest.start_at_tail(&mut file);
                 let t = std::thread::Builder::new()
                     .name("comments-file".into())
@@ -744,6 +770,26 @@ mod tests {
         let texts: Vec<_> = s.comments.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(texts, ["one", "二"]);
         assert_eq!((s.stats.malformed, s.stats.ended), (1, true));
+    }
+
+    #[test]
+    fn named_pipe_is_read_as_a_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("chat.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo (coreutils)");
+        assert!(made.success());
+        // Starting must not wait for a writer.
+        let feed =
+            CommentFeed::start(CommentSource::File(fifo.clone()), FeedLimits::default()).unwrap();
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        writeln!(w, r#"{{"user":"p","text":"through a pipe 管道"}}"#).unwrap();
+        drop(w);
+        let s = wait_for(&feed, "the pipe to end", |s| s.ended);
+        assert_eq!(s.accepted, 1);
+        assert_eq!(feed.snapshot()[0].text, "through a pipe 管道");
     }
 
     #[test]
