@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 /// First retry delay; doubles per failed attempt.
 pub(crate) const BACKOFF_START: Duration = Duration::from_millis(250);
-/// Longest retry delay.
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest retry delay: short enough that a returning ingest gets the stream back within 2 s
+/// (a refused connect costs nothing, so retrying this often is cheap).
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(1500);
 /// Packets (audio + video) an RTMP output may have waiting, about 4 s at 60 fps.
 pub(crate) const QUEUE_PACKETS: usize = 512;
 

@@ -1,0 +1,233 @@
+//! Issue 6's faults, with real processes: the game dies, the host dies, the host restarts.
+//! The stream must keep its rate and the recordings must stay playable.
+
+mod common;
+#[path = "../../media/tests/common/mod.rs"]
+mod media;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Pids of `parent`'s children.
+fn children(parent: u32) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn kill9(pid: u32) {
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+fn wait_for_child(parent: u32) -> u32 {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(&c) = children(parent).first() {
+            return c;
+        }
+        assert!(
+            Instant::now() < until,
+            "process {parent} never started a child"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_game_is_restarted_and_the_output_never_stops() {
+    let dir = TempDir::new("game-kill");
+    let host = Command::new(bin())
+        .args([
+            "live",
+            "--seconds",
+            "9",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--out",
+            "a.flv",
+            "--out",
+            "a.mp4",
+        ])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let game = wait_for_child(host.id());
+    std::thread::sleep(Duration::from_secs(3));
+    kill9(game);
+    let out = wait_with_watchdog(host, Duration::from_secs(120));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("game exited: signal: 9"), "{err}");
+    assert_eq!(
+        stat(&err, "game sessions"),
+        2,
+        "the game must have been restarted:\n{err}"
+    );
+    // While the game is gone the output repeats its last frame; back within 1 s means at most
+    // 30 repeats for the outage (plus a few from ordinary phase jitter).
+    let repeated = stat(&err, "frames out (");
+    assert!(
+        repeated <= 40,
+        "the stream took too long to resume: {repeated} repeated frames\n{err}"
+    );
+    for f in ["a.flv", "a.mp4"] {
+        let p = media::probe(&dir.path(f));
+        let expected = 270.0;
+        assert!(
+            (p.video_frames as f64 - expected).abs() / expected <= 0.02,
+            "{f}: {p:?}"
+        );
+        assert!(
+            (p.duration - 9.0).abs() < 0.3,
+            "{f}: the audio track must keep going too: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn recordings_survive_a_killed_host() {
+    let dir = TempDir::new("host-kill");
+    let host = Command::new(bin())
+        .args([
+            "live",
+            "--seconds",
+            "60",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--out",
+            "k.flv",
+            "--out",
+            "k.mp4",
+        ])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let game = wait_for_child(host.id());
+    std::thread::sleep(Duration::from_secs(6));
+    kill9(host.id());
+    let _ = wait_with_watchdog(host, Duration::from_secs(20));
+    for f in ["k.flv", "k.mp4"] {
+        let p = media::probe(&dir.path(f));
+        assert_eq!(
+            (p.video_codec.as_str(), p.audio_codec.as_str()),
+            ("h264", "aac"),
+            "{f}: {p:?}"
+        );
+        // Everything up to the last second before the kill plays.
+        assert!(p.duration >= 4.0, "{f}: only {:.2} s playable", p.duration);
+        assert!(p.video_frames as f64 >= 4.0 * 30.0, "{f}: {p:?}");
+    }
+    // The orphaned game notices its host is gone and exits by itself.
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{game}")).exists() {
+        let stat = std::fs::read_to_string(format!("/proc/{game}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            break; // exited, waiting to be reaped by init
+        }
+        assert!(Instant::now() < until, "the game outlived its host");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_named_game_reconnects_to_a_restarted_host() {
+    let dir = TempDir::new("host-restart");
+    let key = dir.path("key");
+    let key_s = key.to_str().unwrap().to_owned();
+    assert!(run(&["keygen", &key_s], &dir.0, Duration::from_secs(10))
+        .status
+        .success());
+    let host_args = |secs: &str| -> Vec<String> {
+        [
+            "host",
+            "--listen",
+            "--key-file",
+            &key_s,
+            "--app-id",
+            "faults",
+            "--user-id",
+            "u",
+            "--no-encode",
+            "--verify",
+            "--size",
+            "320x240",
+            "--seconds",
+            secs,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let first = Command::new(bin())
+        .args(host_args("60"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let game = Command::new(bin())
+        .args([
+            "game",
+            "--connect",
+            "--key-file",
+            &key_s,
+            "--app-id",
+            "faults",
+            "--user-id",
+            "u",
+            "--stamp",
+            "--seconds",
+            "40",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    kill9(first.id());
+    let _ = wait_with_watchdog(first, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let second = run(
+        &host_args("5")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &dir.0,
+        Duration::from_secs(60),
+    );
+    let err = stderr(&second);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        stat(&err, "stamps ok") >= 150,
+        "the game must have come back to the new host:\n{err}"
+    );
+    assert_eq!(stat(&err, " bad"), 0, "{err}");
+    // The new host said goodbye at its end: the game finishes cleanly instead of waiting on.
+    let game = wait_with_watchdog(game, Duration::from_secs(30));
+    let gerr = stderr(&game);
+    assert!(game.status.success(), "{gerr}");
+    assert!(gerr.contains("reconnecting"), "{gerr}");
+}
