@@ -45,3 +45,16 @@ pub use error::PreviewError;
 pub use overlay::{LiveStatus, Overlay, Rect};
 pub use preview::Preview;
 pub use target::PreviewTarget;
+
+#[cfg(test)]
+mod tests {
+    /// The host moves these to its own threads (preview on a compositor thread, feed shared).
+    #[test]
+    fn public_types_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::Preview>();
+        send_sync::<crate::CommentFeed>();
+        send_sync::<crate::Overlay>();
+        send_sync::<crate::PreviewError>();
+    }
+}
