@@ -130,6 +130,12 @@ pub(crate) struct StreamArgs {
     /// Frame queue policy.
     #[arg(long, value_enum, default_value_t = Policy::Mailbox)]
     pub(crate) policy: Policy,
+    /// Most shared frame memory one game may hold, in MiB (slots × frame size).
+    #[arg(long, default_value_t = 512)]
+    pub(crate) max_slot_memory_mb: u64,
+    /// Most game audio buffered for the encoder, in ms; older blocks are dropped and counted.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) audio_backlog_ms: u64,
     /// Do not encode: acquire and verify frames only (for tests and measurements).
     #[arg(long)]
     pub(crate) no_encode: bool,

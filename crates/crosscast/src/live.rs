@@ -43,6 +43,8 @@ fn host_options(s: &StreamArgs) -> HostOptions {
             Policy::Mailbox => QueuePolicy::Mailbox,
             Policy::Fifo => QueuePolicy::Fifo,
         },
+        max_slot_memory: s.max_slot_memory_mb << 20,
+        audio_backlog: Duration::from_millis(s.audio_backlog_ms),
         ..HostOptions::default()
     }
 }
@@ -134,6 +136,11 @@ fn print_summary(r: &LiveReport) {
         r.stamps_verified,
         r.stamp_errors,
     );
+    if let Ok(u) =
+        crosscast_ipc::os::process::resource_usage(crosscast_ipc::os::process::UsageOf::Process)
+    {
+        eprintln!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
+    }
     if let Some(e) = &r.encoder {
         eprintln!(
             "crosscast: encoded {} video frames ({} dropped), {} audio frames, {} bytes",

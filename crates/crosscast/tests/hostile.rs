@@ -253,3 +253,94 @@ fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
     assert!(stat(&err, "stamps ok") >= 300, "{err}");
     assert_eq!(stat(&err, " bad"), 0, "{err}");
 }
+
+#[test]
+fn a_connection_flood_is_refused_and_the_stream_loses_no_frame() {
+    let dir = TempDir::new("flood");
+    let key_path = dir.path("key");
+    let key = SessionKey::write_new(&key_path).unwrap();
+    let host = Command::new(bin())
+        .args([
+            "host",
+            "--listen",
+            "--key-file",
+            key_path.to_str().unwrap(),
+            "--app-id",
+            APP,
+            "--user-id",
+            USER,
+            "--no-encode",
+            "--verify",
+            "--policy",
+            "fifo",
+            "--seconds",
+            "10",
+            "--handshake-timeout",
+            "1",
+            "--size",
+            "320x240",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(connect(&key));
+    let game = Command::new(bin())
+        .args([
+            "game",
+            "--connect",
+            "--key-file",
+            key_path.to_str().unwrap(),
+            "--app-id",
+            APP,
+            "--user-id",
+            USER,
+            "--stamp",
+            "--seconds",
+            "8",
+            "--pattern",
+            "bars",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    // A second key holder while the game streams: refused, one game at a time.
+    let extra = connect(&key);
+    authenticate_host(&extra, &key, Duration::from_secs(5)).unwrap();
+    assert_eq!(refusal(&extra), Some(ErrorCode::Limit));
+    // 400 connections that never speak, opened as fast as possible and held open.
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        if let Ok(s) = SeqPacket::connect_abstract(&key.socket_name(APP, USER)) {
+            held.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    drop(held);
+    let game = game.wait_with_output().unwrap();
+    let gerr = String::from_utf8_lossy(&game.stderr).into_owned();
+    assert!(game.status.success(), "{gerr}");
+    let out = wait_with_watchdog(host, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("connections already in the handshake"),
+        "pending limit:\n{err}"
+    );
+    assert!(
+        err.contains("a game is already streaming"),
+        "session limit:\n{err}"
+    );
+    // fifo: every frame the game drew reached the host, none was dropped, all verified.
+    let rendered = stat(&gerr, "game: rendered");
+    assert_eq!(stat(&err, "frames queued"), rendered, "{err}\n{gerr}");
+    assert_eq!(stat(&err, "dropped"), 0, "{err}");
+    assert_eq!(stat(&err, " bad"), 0, "{err}");
+    assert!(stat(&err, "stamps ok") + 10 >= rendered, "{err}\n{gerr}");
+    let rss = stat(&err, "peak rss");
+    eprintln!("host peak RSS under a 400-connection flood: {rss} MiB");
+    assert!(rss < 200, "host memory must stay bounded: {rss} MiB");
+}

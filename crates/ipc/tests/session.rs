@@ -274,3 +274,83 @@ fn the_game_cannot_fake_the_host_key() {
     let game = game.join().unwrap();
     assert!(game.is_err(), "the game must learn it was refused");
 }
+
+#[test]
+fn slot_memory_limit_refuses_an_oversized_resize() {
+    let opts = HostOptions {
+        max_slot_memory: 1 << 20,
+        ..small(QueuePolicy::Mailbox)
+    };
+    let (host, game) = connect(opts);
+    game.wait_config(T).unwrap();
+    // 1024x1024 RGBA x 3 slots = 12 MiB, over the 1 MiB limit.
+    game.request_resize(1024, 1024).unwrap();
+    assert!(host.wait_closed(T));
+    assert!(
+        matches!(host.closed(), Some(IpcError::Limit(m)) if m.contains("limit 1048576")),
+        "{:?}",
+        host.closed()
+    );
+}
+
+#[test]
+fn audio_backlog_is_bounded_when_the_consumer_falls_behind() {
+    let opts = HostOptions {
+        audio_backlog: Duration::from_millis(100),
+        ..small(QueuePolicy::Mailbox)
+    };
+    let (host, game) = connect(opts);
+    let config = AudioConfig {
+        sample_rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    game.send_audio_config(config).unwrap();
+    let t0 = crosscast_ipc::monotonic_ns();
+    for seq in 0..100u64 {
+        game.send_audio(AudioBlock {
+            seq,
+            pts_ns: t0 + seq * 10_000_000,
+            sent_ns: 0,
+            config,
+            data: vec![0; 480 * 4],
+        })
+        .unwrap();
+    }
+    for _ in 0..500 {
+        if host.counters().audio_blocks == 100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut kept = Vec::new();
+    host.drain_audio(&mut kept);
+    assert_eq!(kept.len(), 10, "100 ms of 10 ms blocks are kept");
+    assert_eq!(host.counters().audio_dropped, 90);
+    assert_eq!(kept.last().unwrap().seq, 99, "the newest audio is kept");
+}
+
+#[test]
+fn audio_with_an_absurd_timestamp_is_refused() {
+    let (host, game) = connect(small(QueuePolicy::Mailbox));
+    let config = AudioConfig {
+        sample_rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    game.send_audio_config(config).unwrap();
+    game.send_audio(AudioBlock {
+        seq: 0,
+        pts_ns: u64::MAX / 2,
+        sent_ns: 0,
+        config,
+        data: vec![0; 480 * 4],
+    })
+    .unwrap();
+    assert!(host.wait_closed(T));
+    assert!(
+        matches!(host.closed(), Some(IpcError::Protocol(m)) if m.contains("away from the host clock")),
+        "{:?}",
+        host.closed()
+    );
+}
