@@ -88,12 +88,10 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
         eprintln!("game: {report}");
     }
     let outcome = authenticate_host(&channel, &key, DEFAULT_HANDSHAKE_TIMEOUT)?;
-    drop(key);
     let session = Arc::new(GameSession::start(channel, outcome.session_id)?);
     let result = play(&args, &session);
-    match Arc::try_unwrap(session) {
-        Ok(s) => s.close(),
-        Err(_) => {}
+    if let Ok(s) = Arc::try_unwrap(session) {
+        s.close();
     }
     match result {
         Ok(summary) => {

@@ -240,8 +240,8 @@ fn an_ingest_that_restarts_gets_the_stream_back_and_the_recording_has_no_gap() {
     );
     let last_status = err
         .lines()
-        .filter(|l| l.starts_with("00:"))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("00:"))
         .unwrap_or("");
     assert!(
         last_status.contains(" live"),

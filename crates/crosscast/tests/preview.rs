@@ -144,18 +144,22 @@ fn xvfb() -> Xvfb {
             continue;
         }
         let display = format!(":{n}");
-        let child = Command::new("Xvfb")
+        let x = Xvfb(
+            Command::new("Xvfb")
             .args([display.as_str(), "-screen", "0", "800x600x24", "-nolisten", "tcp"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("Xvfb is needed for the window test (Debian package xvfb; scripts/test.sh installs it)");
+            .expect("Xvfb is needed for the window test (Debian package xvfb; scripts/test.sh installs it)"),
+            display.clone(),
+        );
         for _ in 0..100 {
             if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                return Xvfb(child, display);
+                return x;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        drop(x);
         panic!("Xvfb {display} did not start");
     }
     panic!("no free X display number");

@@ -304,7 +304,6 @@ pub fn run_live(
                 }
             }
         }
-        drop(held);
         report.frames_out += 1;
 
         // Audio onto the same timeline.

@@ -119,10 +119,7 @@ impl SessionSource {
 
     /// Waits up to `timeout` for the next event.
     pub fn next_timeout(&self, timeout: Duration) -> Option<SourceEvent> {
-        match self.events.recv_timeout(timeout) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.events.recv_timeout(timeout).ok()
     }
 
     /// Tells the source whether a session is streaming (named mode refuses a second game).
