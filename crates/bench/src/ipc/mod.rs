@@ -141,6 +141,12 @@ impl IpcOptions {
         if count + warmup > u32::MAX as usize {
             return Err(BenchError::Options("--count is absurdly large".into()));
         }
+        if self.interval_ms > MAX_INTERVAL_MS {
+            return Err(BenchError::Options(format!(
+                "--interval-ms {} is over the limit of {MAX_INTERVAL_MS}",
+                self.interval_ms
+            )));
+        }
         if self.sizes.is_empty() || self.sizes.contains(&0) {
             return Err(BenchError::Options(
                 "--sizes needs at least one size, each at least 1 byte".into(),
@@ -154,6 +160,9 @@ impl IpcOptions {
         Ok(())
     }
 }
+
+/// Longest interval between messages the bench accepts (one minute).
+pub const MAX_INTERVAL_MS: u64 = 60_000;
 
 /// Largest payload the bench accepts (256 MiB): beyond that the shared segments of the
 /// zero-copy transports would crowd this machine's memory.
@@ -572,6 +581,9 @@ impl PeerArgs {
         if me.count > u32::MAX as usize {
             return Err(BenchError::PeerArgs("count out of range".into()));
         }
+        if me.interval_ms > MAX_INTERVAL_MS {
+            return Err(BenchError::PeerArgs("interval out of range".into()));
+        }
         Ok(me)
     }
 
@@ -611,6 +623,7 @@ pub fn ipc_peer_main(args: &[String]) -> Result<(), BenchError> {
     let start = Instant::now();
     for seq in 0..args.count {
         // Absolute deadlines: a slow send delays only itself, not the rest of the schedule.
+        // Both factors are bounded by `PeerArgs::parse`, so this cannot overflow.
         let due = start + interval * seq as u32;
         let now = Instant::now();
         if due > now {
@@ -688,6 +701,16 @@ mod tests {
                 "1",
             ],
             &["--transport", "pipe", "--size"],
+            &[
+                "--transport",
+                "pipe",
+                "--size",
+                "1",
+                "--count",
+                "1",
+                "--interval-ms",
+                "99999999",
+            ],
             &["pipe"],
         ] {
             assert!(
@@ -713,6 +736,9 @@ mod tests {
         o.transports.clear();
         o.quick = true;
         assert_eq!(o.counts(), (QUICK_COUNT, QUICK_WARMUP));
+        o.interval_ms = MAX_INTERVAL_MS + 1;
+        assert!(matches!(o.check(), Err(BenchError::Options(_))));
+        o.interval_ms = 16;
         o.sizes = vec![0];
         assert!(matches!(o.check(), Err(BenchError::Options(_))));
         o.sizes = vec![MAX_SIZE + 1];
