@@ -22,7 +22,8 @@
 //! validation cost for every transport. Rows also report `received_p50_us` and
 //! `received_p99_us` (delay until the bytes were in place, before validation) and
 //! `checksum_avg_us`, so the transport's own share can be read off, plus `min_us` and `p90_us`
-//! for the chart and whatever the transport was configured with (buffer sizes, datagram size). Warm-up messages are not counted. Stall rate as in DESIGN.md.
+//! for the chart and whatever the transport was configured with (buffer sizes, datagram size).
+//! Warm-up messages are not counted. Stall rate as in DESIGN.md.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -396,7 +397,12 @@ impl PeerGuard {
         if status.success() {
             Ok(())
         } else {
-            Err(format!("peer {status}: {}", stderr_of(&mut child)))
+            let said = stderr_of(&mut child);
+            Err(if said.is_empty() {
+                format!("peer {status}")
+            } else {
+                format!("peer {status}: {said}")
+            })
         }
     }
 
@@ -436,7 +442,7 @@ fn stderr_of(child: &mut Child) -> String {
     }
     let text = text.trim();
     // The last line is the error; earlier lines are context the row does not need.
-    text.lines().last().unwrap_or("no message").to_string()
+    text.lines().last().unwrap_or("").to_string()
 }
 
 fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
