@@ -2,7 +2,8 @@
 //!
 //! A SEQPACKET datagram must fit in the sender's `SO_SNDBUF` (less 32 bytes), and the kernel
 //! allocates all but 68 KiB of each datagram in one physically contiguous piece, which tops out
-//! at 4 MiB and gets unreliable well before. So objects larger than one datagram are sent as a
+//! at 4 MiB (a 10 MiB datagram fails with `ENOBUFS`; a 4 MiB one needs an order-10 allocation,
+//! which a fragmented machine may not have). So objects larger than one datagram are sent as a
 //! run of datagrams of [`DATAGRAM`] bytes (the first one carries the header), and the receiver
 //! reads each datagram straight into its place in the object with a scatter `recvmsg`, still
 //! without an intermediate copy. `SO_SNDBUF` is raised to [`SNDBUF`] (with `SO_SNDBUFFORCE` when
