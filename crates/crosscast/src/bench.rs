@@ -20,10 +20,42 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Preview { seconds, json } => {
+            let report = crate::pipeline::preview(seconds)?;
+            print!(
+                "{}",
+                crate::pipeline::cost_table(
+                    &report,
+                    &[
+                        "game_fps",
+                        "game_cpu_ms_per_frame",
+                        "comments_written",
+                        "game_fps_loss"
+                    ]
+                )
+            );
+            if let Some(p) = json {
+                report.write_json(&p)?;
+            }
+            Ok(())
+        }
         BenchCommand::Ipc(a) => ipc(a),
         BenchCommand::Pipeline { seconds, json } => {
             let report = crate::pipeline::pipeline(seconds)?;
-            print!("{}", report.table());
+            print!(
+                "{}",
+                crate::pipeline::cost_table(
+                    &report,
+                    &[
+                        "streamer_cpu_ms_per_frame",
+                        "game_cpu_ms_per_frame",
+                        "output_fps",
+                        "game_fps",
+                        "ratio",
+                        "game_fps_loss"
+                    ]
+                )
+            );
             if let Some(p) = json {
                 report.write_json(&p)?;
             }

@@ -283,6 +283,15 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The game's frame rate with a flood of comments on the preview, against none.
+    Preview {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Write DESIGN.md's JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// (internal) the second process of `bench ipc`.
     #[command(hide = true)]
     IpcPeer {

@@ -336,8 +336,15 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
     let mut out: Box<dyn Write> = if path.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
+        // A FIFO (the pipeline bench's) must not be truncated; a regular file must.
+        use std::os::unix::fs::FileTypeExt;
+        let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
         Box::new(
-            std::fs::File::create(path)
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(!fifo)
+                .open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?,
         )
     };
@@ -348,12 +355,14 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let audio = match &args.raw_audio_out {
         Some(p) => {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(p)
-                .with_context(|| format!("cannot open {}", p.display()))?;
-            let (stop, pattern) = (stop.clone(), args.pattern);
+            let (stop, pattern, p) = (stop.clone(), args.pattern, p.clone());
+            // Opened on this thread: opening a FIFO waits for its reader, and ffmpeg opens its
+            // audio input only after reading some video, so the video must flow meanwhile.
             Some(std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .with_context(|| format!("cannot open {}", p.display()))?;
                 let mut mixer = Mixer::new(pattern, RATE, 2)?;
                 let mut buf = vec![0i16; BLOCK_FRAMES * 2];
                 let mut seq = 0u64;

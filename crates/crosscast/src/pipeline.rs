@@ -144,20 +144,30 @@ fn crosscast_run(c: &Case, dir: &Path, nice: Option<i32>) -> anyhow::Result<Meas
 
 fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
     let file = dir.join("ffmpeg.flv");
-    let fifo = dir.join("audio.fifo");
+    // Named pipes for both streams, so that the game closing its end is an end of file for
+    // ffmpeg (a process's stdout cannot be closed early from safe Rust).
+    let audio = dir.join("audio.fifo");
+    let video = dir.join("video.fifo");
     let _ = std::fs::remove_file(&file);
-    let _ = std::fs::remove_file(&fifo);
-    let status = Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .context("mkfifo")?;
-    if !status.success() {
-        bail!("mkfifo failed");
+    for f in [&audio, &video] {
+        let _ = std::fs::remove_file(f);
+        if !Command::new("mkfifo")
+            .arg(f)
+            .status()
+            .context("mkfifo")?
+            .success()
+        {
+            bail!("mkfifo {} failed", f.display());
+        }
     }
     let size = format!("{}x{}", c.width, c.height);
-    let b = format!("{}k", c.bitrate);
+    let (fps, gop, b) = (
+        c.fps.to_string(),
+        (c.fps * 2).to_string(),
+        format!("{}k", c.bitrate),
+    );
     let before = children_cpu()?;
-    let mut ffmpeg = Command::new("ffmpeg")
+    let ffmpeg = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args([
             "-f",
@@ -167,12 +177,12 @@ fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
             "-s",
             &size,
             "-framerate",
-            &c.fps.to_string(),
+            &fps,
             "-i",
-            "pipe:0",
         ])
+        .arg(&video)
         .args(["-f", "s16le", "-ar", "48000", "-ac", "2", "-i"])
-        .arg(&fifo)
+        .arg(&audio)
         .args([
             "-c:v",
             "libx264",
@@ -180,56 +190,43 @@ fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
             c.preset,
             "-tune",
             "zerolatency",
-            "-b:v",
-            &b,
-            "-maxrate",
-            &b,
-            "-bufsize",
-            &b,
         ])
         .args([
-            "-g",
-            &(c.fps * 2).to_string(),
-            "-bf",
-            "0",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "160k",
-            "-f",
-            "flv",
+            "-b:v", &b, "-maxrate", &b, "-bufsize", &b, "-g", &gop, "-bf", "0",
         ])
+        .args(["-c:a", "aac", "-b:a", "160k", "-f", "flv"])
         .arg(&file)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("ffmpeg is needed for the baseline (apt-get install ffmpeg)")?;
-    let stdin = ffmpeg.stdin.take().context("ffmpeg stdin")?;
     let game = Command::new(exe()?)
         .args([
             "game",
-            "--raw-out",
-            "-",
             "--size",
             &size,
             "--fps",
-            &c.fps.to_string(),
+            &fps,
+            "--seconds",
+            &c.seconds.to_string(),
         ])
-        .args(["--seconds", &c.seconds.to_string(), "--raw-audio-out"])
-        .arg(&fifo)
+        .arg("--raw-out")
+        .arg(&video)
+        .arg("--raw-audio-out")
+        .arg(&audio)
         .stdin(Stdio::null())
-        .stdout(stdin)
         .stderr(Stdio::piped())
         .spawn()?;
     let ff = ffmpeg.wait_with_output()?;
     let ffmpeg_cpu = children_cpu()? - before;
     let game = game.wait_with_output()?;
     let err = String::from_utf8_lossy(&game.stderr);
+    let _ = std::fs::remove_file(&audio);
+    let _ = std::fs::remove_file(&video);
     if !ff.status.success() {
         bail!("ffmpeg failed: {}", String::from_utf8_lossy(&ff.stderr));
     }
     let (rendered, secs, game_cpu) = game_line(&err)?;
-    let _ = std::fs::remove_file(&fifo);
     Ok(Measured {
         streamer_cpu: ffmpeg_cpu,
         game_cpu,
@@ -340,4 +337,116 @@ pub(crate) fn pipeline(seconds: f64) -> anyhow::Result<Report> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
+}
+
+/// `bench preview`: the game's own frame rate while the streamer's comments flood in, against
+/// the same run without comments. The overlay lives in the host, so the game should not notice.
+pub(crate) fn preview(seconds: f64) -> anyhow::Result<Report> {
+    let dir = std::env::temp_dir().join(format!("crosscast-bench-preview-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let comments = dir.join("comments.jsonl");
+    std::fs::write(&comments, b"")?;
+    let mut report = Report::new("preview");
+    let mut fps = Vec::new();
+    for flood in [false, true] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = flood.then(|| {
+            let (stop, path) = (stop.clone(), comments.clone());
+            std::thread::spawn(move || -> std::io::Result<u64> {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // 2000 comments a second, 100 times the feed's accepted rate.
+                    for _ in 0..20 {
+                        writeln!(f, "{{\"user\":\"viewer{n}\",\"text\":\"flood {n} 弹幕 — only the streamer sees this\"}}")?;
+                        n += 1;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(n)
+            })
+        });
+        let out = Command::new(exe()?)
+            .args([
+                "live",
+                "--no-encode",
+                "--seconds",
+                &seconds.to_string(),
+                "--preview",
+            ])
+            .arg(format!(
+                "png:{}",
+                dir.join(if flood { "flood" } else { "quiet" }).display()
+            ))
+            .args(["--comments"])
+            .arg(&comments)
+            .stdin(Stdio::null())
+            .output()?;
+        stop.store(true, Ordering::Relaxed);
+        let sent = writer
+            .map(|w| w.join().map_err(|_| anyhow::anyhow!("writer panicked")))
+            .transpose()?
+            .transpose()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            bail!("crosscast live failed:\n{err}");
+        }
+        let (rendered, secs, cpu) = game_line(&err)?;
+        fps.push(rendered / secs);
+        report.rows.push(
+            Row::new(
+                if flood {
+                    "comments-flood"
+                } else {
+                    "no-comments"
+                },
+                Summary {
+                    messages: rendered as usize,
+                    ..Summary::default()
+                },
+            )
+            .with_extra("game_fps", rendered / secs)
+            .with_extra("game_cpu_ms_per_frame", cpu * 1000.0 / rendered.max(1.0))
+            .with_extra("comments_written", sent.unwrap_or(0) as f64),
+        );
+    }
+    if let Some(r) = report.rows.last_mut() {
+        r.extra
+            .insert("game_fps_loss".into(), (1.0 - fps[1] / fps[0]).into());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report)
+}
+
+/// A text table of a cost report: case, transport, frames, then the named extra fields. The
+/// delay columns of DESIGN.md's schema do not apply to these benches and are left out.
+pub(crate) fn cost_table(report: &Report, columns: &[&str]) -> String {
+    use std::fmt::Write;
+    let mut out = format!("{:<14} {:<24} {:>7}", "case", "transport", "frames");
+    for c in columns {
+        let _ = write!(out, " {c:>26}");
+    }
+    out.push('\n');
+    for r in &report.rows {
+        let _ = write!(
+            out,
+            "{:<14} {:<24} {:>7}",
+            r.case,
+            r.transport.as_deref().unwrap_or("-"),
+            r.summary.messages
+        );
+        for c in columns {
+            match r.extra.get(*c).and_then(|v| v.as_f64()) {
+                Some(v) => {
+                    let _ = write!(out, " {v:>26.3}");
+                }
+                None => {
+                    let _ = write!(out, " {:>26}", "-");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
