@@ -97,7 +97,8 @@ impl Channel {
     /// Waits up to `timeout` (forever if `None`) for one message. `Ok(None)` on timeout.
     /// An oversize message or a closed peer is an error.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<Incoming>, IpcError> {
-        if !self.sock.wait_readable(timeout)? {
+        // With no timeout the blocking recvmsg is the wait: one syscall per message.
+        if timeout.is_some() && !self.sock.wait_readable(timeout)? {
             return Ok(None);
         }
         let mut buf = vec![0u8; MAX_MESSAGE_LEN];

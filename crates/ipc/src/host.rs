@@ -52,6 +52,10 @@ pub struct HostOptions {
     /// Keep every frame's and audio block's handoff delay (game send → validated and held by
     /// the host) for benchmarks; at most [`MAX_RECORDED_DELAYS`] of each are kept.
     pub record_delays: bool,
+    /// Nice value for the session's I/O thread (it only validates messages and hands slots
+    /// back, so raising it costs nothing and keeps the game's handoff fast under load);
+    /// ignored where the process may not raise priorities.
+    pub io_nice: Option<i32>,
 }
 
 /// Most raw delays a session records when asked to.
@@ -68,6 +72,7 @@ impl Default for HostOptions {
             audio_backlog: Duration::from_secs(2),
             max_clock_skew: Duration::from_secs(60),
             record_delays: false,
+            io_nice: Some(-10),
         }
     }
 }
@@ -204,7 +209,13 @@ impl HostSession {
             let channel = channel.clone();
             std::thread::Builder::new()
                 .name(format!("cc-host-io-{session_id}"))
-                .spawn(move || io_loop(&shared, &channel, &opts))
+                .spawn(move || {
+                    if let Some(n) = opts.io_nice {
+                        // Best effort: unprivileged hosts keep the default priority.
+                        let _ = crate::os::process::set_nice(n);
+                    }
+                    io_loop(&shared, &channel, &opts)
+                })
                 .map_err(|e| IpcError::Protocol(format!("cannot start I/O thread: {e}")))?
         };
         Ok(HostSession {
