@@ -138,6 +138,31 @@ impl Channel {
         }
     }
 
+    /// Reads and handles messages until handling one fails or the peer leaves; tells the peer
+    /// why (unless it left), shuts the socket and returns the reason. The loop of both
+    /// sessions' I/O threads.
+    pub(crate) fn serve(
+        &self,
+        mut handle: impl FnMut(Incoming) -> Result<(), IpcError>,
+    ) -> IpcError {
+        let err = loop {
+            match self.recv(None) {
+                Ok(None) => continue,
+                Ok(Some(msg)) => {
+                    if let Err(e) = handle(msg) {
+                        if !e.is_peer_end() {
+                            self.send_error(&e);
+                        }
+                        break e;
+                    }
+                }
+                Err(e) => break e,
+            }
+        };
+        self.shutdown();
+        err
+    }
+
     /// Shuts the socket down both ways so a thread blocked reading it wakes up.
     pub fn shutdown(&self) {
         let _ = self.sock.shutdown();

@@ -258,21 +258,7 @@ impl Drop for GameSession {
 }
 
 fn io_loop(shared: &Shared, channel: &Channel) {
-    let err = loop {
-        match channel.recv(None) {
-            Ok(None) => continue,
-            Ok(Some(msg)) => {
-                if let Err(e) = handle(shared, msg) {
-                    if !e.is_peer_end() {
-                        channel.send_error(&e);
-                    }
-                    break e;
-                }
-            }
-            Err(e) => break e,
-        }
-    };
-    channel.shutdown();
+    let err = channel.serve(|msg| handle(shared, msg));
     let mut st = shared.lock();
     st.closed = Some(err);
     shared.cond.notify_all();

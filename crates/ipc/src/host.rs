@@ -318,21 +318,7 @@ impl Drop for HostSession {
 }
 
 fn io_loop(shared: &Shared, channel: &Channel, opts: &HostOptions) {
-    let err = loop {
-        match channel.recv(None) {
-            Ok(None) => continue,
-            Ok(Some(msg)) => {
-                if let Err(e) = handle(shared, channel, opts, msg) {
-                    if !e.is_peer_end() {
-                        channel.send_error(&e);
-                    }
-                    break e;
-                }
-            }
-            Err(e) => break e,
-        }
-    };
-    channel.shutdown();
+    let err = channel.serve(|msg| handle(shared, channel, opts, msg));
     let mut st = shared.lock();
     if !err.is_peer_end() {
         // Frames from a game that broke the protocol are not trusted, not even queued ones.

@@ -14,6 +14,7 @@
 //! proof being reflected back. Neither machine reads a clock: `now` is passed in, and the driver
 //! arms a timer at [`HostHandshake::poll_timeout`].
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
@@ -119,23 +120,81 @@ fn unexpected(msg: &Message, expected: &'static str) -> HandshakeError {
     }
 }
 
+/// What both sides keep: the key, the deadline, the transcript so far, what waits to be sent,
+/// and how it ended.
+struct Common {
+    key: [u8; KEY_LEN],
+    deadline: Instant,
+    transcript: Sha256,
+    outbox: VecDeque<Vec<u8>>,
+    /// `Some(Ok)` once established, `Some(Err)` once failed; either is final.
+    end: Option<Result<HandshakeOutcome, ()>>,
+}
+
+impl Common {
+    fn new(key: &[u8; KEY_LEN], deadline: Instant) -> Self {
+        Common {
+            key: *key,
+            deadline,
+            transcript: Sha256::new(),
+            outbox: VecDeque::new(),
+            end: None,
+        }
+    }
+
+    /// Runs one step unless the handshake already ended or timed out; a failing step is final.
+    fn step<T>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Self) -> Result<T, HandshakeError>,
+    ) -> Result<T, HandshakeError> {
+        if self.end.is_some() {
+            return Err(HandshakeError::Finished);
+        }
+        let result = if now >= self.deadline {
+            Err(HandshakeError::TimedOut)
+        } else {
+            f(self)
+        };
+        if result.is_err() {
+            self.end = Some(Err(()));
+        }
+        result
+    }
+
+    fn finish(&mut self, outcome: HandshakeOutcome) -> Option<HandshakeOutcome> {
+        self.end = Some(Ok(outcome));
+        Some(outcome)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
+        if matches!(self.end, Some(Ok(_))) || now < self.deadline {
+            return Ok(());
+        }
+        self.end = Some(Err(()));
+        Err(HandshakeError::TimedOut)
+    }
+
+    fn outcome(&self) -> Option<HandshakeOutcome> {
+        match self.end {
+            Some(Ok(o)) => Some(o),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
-enum HostState {
+enum HostStep {
     AwaitHello,
     AwaitProof,
-    Done(HandshakeOutcome),
-    Failed,
 }
 
 /// The host's side of the handshake.
 pub struct HostHandshake {
-    key: [u8; KEY_LEN],
+    common: Common,
     nonce: [u8; NONCE_LEN],
     session_id: u64,
-    deadline: Instant,
-    transcript: Sha256,
-    state: HostState,
-    outbox: Vec<Vec<u8>>,
+    step: HostStep,
 }
 
 impl HostHandshake {
@@ -152,13 +211,10 @@ impl HostHandshake {
     ) -> Result<Self, HandshakeError> {
         policy.check(peer)?;
         Ok(HostHandshake {
-            key: *key,
+            common: Common::new(key, now + timeout),
             nonce,
             session_id,
-            deadline: now + timeout,
-            transcript: Sha256::new(),
-            state: HostState::AwaitHello,
-            outbox: Vec::new(),
+            step: HostStep::AwaitHello,
         })
     }
 
@@ -168,110 +224,79 @@ impl HostHandshake {
         bytes: &[u8],
         now: Instant,
     ) -> Result<Option<HandshakeOutcome>, HandshakeError> {
-        let result = self.step(bytes, now);
-        if result.is_err() {
-            self.state = HostState::Failed;
-        }
-        result
-    }
-
-    fn step(
-        &mut self,
-        bytes: &[u8],
-        now: Instant,
-    ) -> Result<Option<HandshakeOutcome>, HandshakeError> {
-        if now >= self.deadline {
-            return Err(HandshakeError::TimedOut);
-        }
-        let msg = Message::decode(bytes)?;
-        match (&self.state, &msg) {
-            (HostState::AwaitHello, Message::Hello(Hello { role, .. })) => {
-                if *role != Role::Game {
-                    return Err(HandshakeError::BadHello(format!("role {role:?}")));
-                }
-                self.transcript.update(bytes);
-                let challenge = Message::Challenge { nonce: self.nonce }.encode_to_vec();
-                self.transcript.update(&challenge);
-                self.outbox.push(challenge);
-                self.state = HostState::AwaitProof;
-                Ok(None)
-            }
-            (HostState::AwaitHello, _) => Err(unexpected(&msg, "Hello")),
-            (HostState::AwaitProof, Message::Proof { mac }) => {
-                game_mac(&self.key, &self.transcript)
-                    .verify_slice(mac)
-                    .map_err(|_| HandshakeError::AuthFailed("game proof does not verify"))?;
-                self.transcript.update(bytes);
-                let reply = host_mac(&self.key, &self.transcript, self.session_id)
-                    .finalize()
-                    .into_bytes();
-                let mut host_proof = [0u8; 32];
-                host_proof.copy_from_slice(&reply);
-                self.outbox.push(
-                    Message::Welcome {
-                        session_id: self.session_id,
-                        mac: host_proof,
+        let (nonce, session_id) = (self.nonce, self.session_id);
+        let step = &mut self.step;
+        self.common.step(now, |c| {
+            let msg = Message::decode(bytes)?;
+            match (&*step, &msg) {
+                (HostStep::AwaitHello, Message::Hello(Hello { role, .. })) => {
+                    if *role != Role::Game {
+                        return Err(HandshakeError::BadHello(format!("role {role:?}")));
                     }
-                    .encode_to_vec(),
-                );
-                let outcome = HandshakeOutcome {
-                    session_id: self.session_id,
-                };
-                self.state = HostState::Done(outcome);
-                Ok(Some(outcome))
+                    c.transcript.update(bytes);
+                    let challenge = Message::Challenge { nonce }.encode_to_vec();
+                    c.transcript.update(&challenge);
+                    c.outbox.push_back(challenge);
+                    *step = HostStep::AwaitProof;
+                    Ok(None)
+                }
+                (HostStep::AwaitHello, _) => Err(unexpected(&msg, "Hello")),
+                (HostStep::AwaitProof, Message::Proof { mac }) => {
+                    game_mac(&c.key, &c.transcript)
+                        .verify_slice(mac)
+                        .map_err(|_| HandshakeError::AuthFailed("game proof does not verify"))?;
+                    c.transcript.update(bytes);
+                    let mut host_proof = [0u8; 32];
+                    host_proof.copy_from_slice(
+                        &host_mac(&c.key, &c.transcript, session_id)
+                            .finalize()
+                            .into_bytes(),
+                    );
+                    c.outbox.push_back(
+                        Message::Welcome {
+                            session_id,
+                            mac: host_proof,
+                        }
+                        .encode_to_vec(),
+                    );
+                    Ok(c.finish(HandshakeOutcome { session_id }))
+                }
+                (HostStep::AwaitProof, _) => Err(unexpected(&msg, "Proof")),
             }
-            (HostState::AwaitProof, _) => Err(unexpected(&msg, "Proof")),
-            (HostState::Done(_) | HostState::Failed, _) => Err(HandshakeError::Finished),
-        }
+        })
     }
 
     /// Next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if self.outbox.is_empty() {
-            None
-        } else {
-            Some(self.outbox.remove(0))
-        }
+        self.common.outbox.pop_front()
     }
 
     /// When the handshake must have finished.
     pub fn poll_timeout(&self) -> Instant {
-        self.deadline
+        self.common.deadline
     }
 
     /// Tells the machine the time; fails once the deadline has passed without completion.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
-        if matches!(self.state, HostState::Done(_)) || now < self.deadline {
-            return Ok(());
-        }
-        self.state = HostState::Failed;
-        Err(HandshakeError::TimedOut)
+        self.common.handle_timeout(now)
     }
 
     /// The outcome, once established.
     pub fn outcome(&self) -> Option<HandshakeOutcome> {
-        match self.state {
-            HostState::Done(o) => Some(o),
-            _ => None,
-        }
+        self.common.outcome()
     }
 }
 
 #[derive(Debug)]
-enum GameState {
+enum GameStep {
     AwaitChallenge,
     AwaitWelcome,
-    Done(HandshakeOutcome),
-    Failed,
 }
 
 /// The game's side of the handshake.
 pub struct GameHandshake {
-    key: [u8; KEY_LEN],
-    deadline: Instant,
-    transcript: Sha256,
-    state: GameState,
-    outbox: Vec<Vec<u8>>,
+    common: Common,
+    step: GameStep,
 }
 
 impl GameHandshake {
@@ -287,14 +312,12 @@ impl GameHandshake {
             client_nonce,
         })
         .encode_to_vec();
-        let mut transcript = Sha256::new();
-        transcript.update(&hello);
+        let mut common = Common::new(key, now + timeout);
+        common.transcript.update(&hello);
+        common.outbox.push_back(hello);
         GameHandshake {
-            key: *key,
-            deadline: now + timeout,
-            transcript,
-            state: GameState::AwaitChallenge,
-            outbox: vec![hello],
+            common,
+            step: GameStep::AwaitChallenge,
         }
     }
 
@@ -304,81 +327,52 @@ impl GameHandshake {
         bytes: &[u8],
         now: Instant,
     ) -> Result<Option<HandshakeOutcome>, HandshakeError> {
-        let result = self.step(bytes, now);
-        if result.is_err() {
-            self.state = GameState::Failed;
-        }
-        result
-    }
-
-    fn step(
-        &mut self,
-        bytes: &[u8],
-        now: Instant,
-    ) -> Result<Option<HandshakeOutcome>, HandshakeError> {
-        if now >= self.deadline {
-            return Err(HandshakeError::TimedOut);
-        }
-        let msg = Message::decode(bytes)?;
-        match (&self.state, &msg) {
-            (GameState::AwaitChallenge, Message::Challenge { .. }) => {
-                self.transcript.update(bytes);
-                let proof = game_mac(&self.key, &self.transcript)
-                    .finalize()
-                    .into_bytes();
-                let mut mac = [0u8; 32];
-                mac.copy_from_slice(&proof);
-                let proof_msg = Message::Proof { mac }.encode_to_vec();
-                self.transcript.update(&proof_msg);
-                self.outbox.push(proof_msg);
-                self.state = GameState::AwaitWelcome;
-                Ok(None)
+        let step = &mut self.step;
+        self.common.step(now, |c| {
+            let msg = Message::decode(bytes)?;
+            match (&*step, &msg) {
+                (GameStep::AwaitChallenge, Message::Challenge { .. }) => {
+                    c.transcript.update(bytes);
+                    let mut mac = [0u8; 32];
+                    mac.copy_from_slice(&game_mac(&c.key, &c.transcript).finalize().into_bytes());
+                    let proof_msg = Message::Proof { mac }.encode_to_vec();
+                    c.transcript.update(&proof_msg);
+                    c.outbox.push_back(proof_msg);
+                    *step = GameStep::AwaitWelcome;
+                    Ok(None)
+                }
+                (GameStep::AwaitChallenge, _) => Err(unexpected(&msg, "Challenge")),
+                (GameStep::AwaitWelcome, Message::Welcome { session_id, mac }) => {
+                    host_mac(&c.key, &c.transcript, *session_id)
+                        .verify_slice(mac)
+                        .map_err(|_| HandshakeError::AuthFailed("host proof does not verify"))?;
+                    Ok(c.finish(HandshakeOutcome {
+                        session_id: *session_id,
+                    }))
+                }
+                (GameStep::AwaitWelcome, _) => Err(unexpected(&msg, "Welcome")),
             }
-            (GameState::AwaitChallenge, _) => Err(unexpected(&msg, "Challenge")),
-            (GameState::AwaitWelcome, Message::Welcome { session_id, mac }) => {
-                host_mac(&self.key, &self.transcript, *session_id)
-                    .verify_slice(mac)
-                    .map_err(|_| HandshakeError::AuthFailed("host proof does not verify"))?;
-                let outcome = HandshakeOutcome {
-                    session_id: *session_id,
-                };
-                self.state = GameState::Done(outcome);
-                Ok(Some(outcome))
-            }
-            (GameState::AwaitWelcome, _) => Err(unexpected(&msg, "Welcome")),
-            (GameState::Done(_) | GameState::Failed, _) => Err(HandshakeError::Finished),
-        }
+        })
     }
 
     /// Next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if self.outbox.is_empty() {
-            None
-        } else {
-            Some(self.outbox.remove(0))
-        }
+        self.common.outbox.pop_front()
     }
 
     /// When the handshake must have finished.
     pub fn poll_timeout(&self) -> Instant {
-        self.deadline
+        self.common.deadline
     }
 
     /// Tells the machine the time; fails once the deadline has passed without completion.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
-        if matches!(self.state, GameState::Done(_)) || now < self.deadline {
-            return Ok(());
-        }
-        self.state = GameState::Failed;
-        Err(HandshakeError::TimedOut)
+        self.common.handle_timeout(now)
     }
 
     /// The outcome, once established.
     pub fn outcome(&self) -> Option<HandshakeOutcome> {
-        match self.state {
-            GameState::Done(o) => Some(o),
-            _ => None,
-        }
+        self.common.outcome()
     }
 }
 
