@@ -193,7 +193,7 @@ fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
     );
 
     // Now an authenticated but misbehaving game: an out-of-range slot, then a slot it gave away.
-    for attack in ["out-of-range", "not-owned"] {
+    for attack in ["out-of-range", "not-owned", "fds"] {
         // The host takes one game at a time: retry until it has noticed the last one left.
         let until = Instant::now() + Duration::from_secs(10);
         let (ch, config, fds) = loop {
@@ -224,13 +224,26 @@ fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
                 sent_ns: now,
             })
         };
-        if attack == "out-of-range" {
-            ch.send(&fq(config.slot_count, 1)).unwrap();
-        } else {
-            ch.send(&fq(0, 1)).unwrap();
-            ch.send(&fq(0, 2)).unwrap();
-        }
-        assert_eq!(refusal(&ch), Some(ErrorCode::SlotOwnership), "{attack}");
+        let expected = match attack {
+            "out-of-range" => {
+                ch.send(&fq(config.slot_count, 1)).unwrap();
+                ErrorCode::SlotOwnership
+            }
+            "not-owned" => {
+                ch.send(&fq(0, 1)).unwrap();
+                ch.send(&fq(0, 2)).unwrap();
+                ErrorCode::SlotOwnership
+            }
+            _ => {
+                // Only the host passes fds: a game that attaches one (here a pipe) is cut off.
+                let (r, _w) = std::io::pipe().unwrap();
+                let fd: std::os::fd::OwnedFd = r.into();
+                use std::os::fd::AsFd;
+                ch.send_with_fds(&fq(0, 1), &[fd.as_fd()]).unwrap();
+                ErrorCode::Protocol
+            }
+        };
+        assert_eq!(refusal(&ch), Some(expected), "{attack}");
     }
 
     let out = wait_with_watchdog(host, Duration::from_secs(60));
@@ -244,6 +257,7 @@ fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
         "peer uid 65534 is not allowed",
         "out of range",
         "is owned by Host",
+        "only the host passes fds",
     ] {
         assert!(
             err.contains(reason),
