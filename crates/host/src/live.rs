@@ -147,6 +147,7 @@ pub fn run_live(
     let mut origin: Option<Instant> = None;
     let mut k: u64 = 0;
     let mut audio_end: u64 = 0;
+    let mut av_offset_ms = 0.0f64;
     let mut last_status = Instant::now();
     let mut prev_counters = (0u64, 0u64, 0u64);
 
@@ -256,6 +257,13 @@ pub fn run_live(
             .filter(|a| a.timeline.is_some())
             .and_then(|a| a.consumer.held())
             .or_else(|| fallback.as_ref().and_then(|c| c.held()));
+        // Sync error of this output frame: where the shown game frame sits on the stream
+        // timeline (audio is placed exactly by its own timestamps) against the frame's slot.
+        if let (Some(f), Some(tl)) = (held.as_ref(), active.as_ref().and_then(|a| a.timeline)) {
+            if let Some(t) = tl.stream_ns(f.pts_ns) {
+                av_offset_ms = (t as f64 - clock.frame_ns(k) as f64) / 1e6;
+            }
+        }
         if let (Some(enc), Some(f)) = (encoder.as_mut(), held.as_ref()) {
             let (cw, ch) = opts
                 .encoder
@@ -382,6 +390,7 @@ pub fn run_live(
                 dropped: report.counters.frames_dropped + c.frames_dropped,
                 repeated: report.repeated,
                 skipped: report.skipped,
+                av_offset_ms,
                 audio_lag_ms: (video_samples as f64 - audio_end as f64) * 1000.0 / f64::from(rate),
                 game_connected: active.is_some(),
                 encoder: enc_stats,

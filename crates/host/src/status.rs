@@ -22,6 +22,9 @@ pub struct LiveStatus {
     pub repeated: u64,
     /// Game frames never shown.
     pub skipped: u64,
+    /// Sync error of the last output frame: the shown game frame's time on the stream timeline
+    /// minus the frame's slot (audio is placed by its own timestamps, so this is A/V offset).
+    pub av_offset_ms: f64,
     /// How far audio trails video in the encoder input (buffering, not sync error).
     pub audio_lag_ms: f64,
     /// Whether a game is connected.
@@ -46,7 +49,7 @@ impl fmt::Display for LiveStatus {
         let t = self.elapsed.as_secs();
         write!(
             f,
-            "{:02}:{:02}:{:02} out {:.1} fps | game {} | {:.0} kb/s | dropped {} repeated {} skipped {} | audio lag {:.0} ms",
+            "{:02}:{:02}:{:02} out {:.1} fps | game {} | {:.0} kb/s | dropped {} repeated {} skipped {} | A/V offset {:+.1} ms | audio lag {:.0} ms",
             t / 3600,
             t / 60 % 60,
             t % 60,
@@ -56,6 +59,7 @@ impl fmt::Display for LiveStatus {
             self.dropped,
             self.repeated,
             self.skipped,
+            self.av_offset_ms,
             self.audio_lag_ms,
         )?;
         if let Some(e) = &self.encoder {
