@@ -340,10 +340,12 @@ fn draw_indicator(
     let dot_d = (line_h as f32 * 0.6).round().max(4.0);
     let inner_gap = lay.pad;
     let max_w = canvas.w.saturating_sub(2 * lay.margin);
+    let w = (lay.pad * 2 + dot_d as u32 + inner_gap + bmp.w).min(max_w);
+    // Top right: games tend to keep their own HUD (score, counters) top left.
     let r = Rect {
-        x: lay.margin,
+        x: canvas.w.saturating_sub(lay.margin + w),
         y: lay.margin,
-        w: (lay.pad * 2 + dot_d as u32 + inner_gap + bmp.w).min(max_w),
+        w,
         h: (line_h + lay.pad).min(canvas.h.saturating_sub(2 * lay.margin)),
     };
     canvas.backdrop(r);
