@@ -202,6 +202,10 @@ pub(crate) struct HostArgs {
     /// Connections allowed in the handshake at once.
     #[arg(long, default_value_t = 8)]
     pub(crate) max_pending: usize,
+    /// Games connected at once: one streams, the rest wait on standby and take over in order
+    /// when it leaves; more are refused.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) max_sessions: usize,
     #[command(flatten)]
     pub(crate) stream: StreamArgs,
 }

@@ -203,6 +203,7 @@ pub(crate) fn host(args: HostArgs) -> anyhow::Result<()> {
             },
             app_id: args.app_id.clone(),
             user_id: args.user_id.clone(),
+            max_sessions: args.max_sessions,
         },
         host_options(&args.stream),
     )?;

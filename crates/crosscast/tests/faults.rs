@@ -231,3 +231,88 @@ fn a_named_game_reconnects_to_a_restarted_host() {
     assert!(game.status.success(), "{gerr}");
     assert!(gerr.contains("reconnecting"), "{gerr}");
 }
+
+#[test]
+fn a_standby_game_takes_over_when_the_streaming_one_dies() {
+    let dir = TempDir::new("standby");
+    let key = dir.path("key");
+    let key_s = key.to_str().unwrap().to_owned();
+    assert!(run(&["keygen", &key_s], &dir.0, Duration::from_secs(10))
+        .status
+        .success());
+    let host = Command::new(bin())
+        .args([
+            "host",
+            "--listen",
+            "--key-file",
+            &key_s,
+            "--app-id",
+            "standby",
+            "--user-id",
+            "u",
+            "--max-sessions",
+            "2",
+        ])
+        .args([
+            "--no-encode",
+            "--verify",
+            "--size",
+            "320x240",
+            "--fps",
+            "30",
+            "--seconds",
+            "9",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let game = |secs: &str| {
+        Command::new(bin())
+            .args([
+                "game",
+                "--connect",
+                "--no-reconnect",
+                "--key-file",
+                &key_s,
+                "--app-id",
+                "standby",
+                "--user-id",
+                "u",
+            ])
+            .args(["--stamp", "--fps", "30", "--seconds", secs])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let first = game("30");
+    std::thread::sleep(Duration::from_millis(700));
+    let second = game("30");
+    std::thread::sleep(Duration::from_millis(700));
+    // A third game is over the limit.
+    let third = wait_with_watchdog(game("5"), Duration::from_secs(30));
+    assert!(!third.status.success());
+    assert!(
+        stderr(&third).contains("max sessions 2"),
+        "{}",
+        stderr(&third)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    kill9(first.id());
+    let out = wait_with_watchdog(host, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("takes over"), "{err}");
+    assert_eq!(stat(&err, " bad"), 0, "{err}");
+    // The standby game was already connected and drawing: the switch costs a frame or two.
+    let repeated = stat(&err, "frames out (");
+    assert!(
+        repeated <= 10,
+        "failover took too long: {repeated} repeated frames\n{err}"
+    );
+    let _ = wait_with_watchdog(first, Duration::from_secs(10));
+    let second = wait_with_watchdog(second, Duration::from_secs(30));
+    assert!(second.status.success(), "{}", stderr(&second));
+}

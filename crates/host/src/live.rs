@@ -140,6 +140,10 @@ pub fn run_live(
     };
     let mut report = LiveReport::default();
     let mut active: Option<Active> = None;
+    // Games connected while another streams (named mode, --max-sessions > 1): they take over
+    // in order, the moment the streaming one leaves.
+    let mut standby: std::collections::VecDeque<Active> = std::collections::VecDeque::new();
+    let mut discard = Vec::new();
     // The consumer of a session that ended: it still holds the last frame, which the output
     // repeats until a new game delivers one.
     let mut fallback: Option<FrameConsumer> = None;
@@ -164,18 +168,18 @@ pub fn run_live(
                         continue;
                     };
                     report.sessions += 1;
-                    if let Some(old) = active.take() {
-                        add_counters(&mut report.counters, &old.session.counters());
-                        fallback = Some(old.consumer);
-                    }
-                    active = Some(Active {
+                    let fresh_session = Active {
                         session: s,
                         consumer,
                         timeline: None,
                         last_seq: None,
                         pending_audio: Vec::new(),
-                    });
-                    source.set_busy(true);
+                    };
+                    if active.is_none() {
+                        active = Some(fresh_session);
+                    } else {
+                        standby.push_back(fresh_session);
+                    }
                 }
                 SourceEvent::Note(s) => note(&mut report, s, on_note),
             }
@@ -364,13 +368,37 @@ pub fn run_live(
                 add_counters(&mut report.counters, &a.session.counters());
                 fallback = Some(a.consumer);
             }
-            source.set_busy(false);
+            source.session_ended();
             note(
                 &mut report,
                 format!("game session ended: {reason}"),
                 on_note,
             );
+            if let Some(next) = standby.pop_front() {
+                note(
+                    &mut report,
+                    format!(
+                        "standby game (session {}) takes over",
+                        next.session.session_id()
+                    ),
+                    on_note,
+                );
+                active = Some(next);
+            }
         }
+
+        // Standby games stream nowhere: keep their audio from piling up, notice when they leave.
+        standby.retain(|s| {
+            s.session.drain_audio(&mut discard);
+            discard.clear();
+            if s.session.closed().is_some() {
+                add_counters(&mut report.counters, &s.session.counters());
+                source.session_ended();
+                false
+            } else {
+                true
+            }
+        });
 
         k += 1;
         if last_status.elapsed() >= Duration::from_secs(1) {
@@ -411,7 +439,7 @@ pub fn run_live(
         }
     }
 
-    if let Some(a) = active.take() {
+    for a in active.take().into_iter().chain(standby.drain(..)) {
         add_counters(&mut report.counters, &a.session.close());
     }
     report.duration = Duration::from_nanos(clock.frame_ns(k));

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,6 +37,9 @@ pub enum GameLaunch {
         app_id: String,
         /// User id the socket name is derived from.
         user_id: String,
+        /// Games connected at once: one streams, the others wait on standby and take over,
+        /// in order, the moment it leaves. More are refused with a limit error.
+        max_sessions: usize,
     },
 }
 
@@ -52,7 +55,7 @@ pub enum SourceEvent {
 pub struct SessionSource {
     events: Receiver<SourceEvent>,
     stop: Arc<AtomicBool>,
-    busy: Arc<AtomicBool>,
+    connected: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
     name: Option<String>,
 }
@@ -69,7 +72,7 @@ impl SessionSource {
     pub fn start(launch: GameLaunch, host: HostOptions) -> Result<SessionSource, HostError> {
         let (tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let busy = Arc::new(AtomicBool::new(false));
+        let connected = Arc::new(AtomicUsize::new(0));
         let (thread, name) = match launch {
             GameLaunch::Spawn {
                 program,
@@ -87,13 +90,16 @@ impl SessionSource {
                 acceptor,
                 app_id,
                 user_id,
+                max_sessions,
             } => {
                 let acc = Acceptor::bind(acceptor, &app_id, &user_id)?;
                 let name = acc.name().to_owned();
-                let (stop, busy) = (stop.clone(), busy.clone());
+                let (stop, connected) = (stop.clone(), connected.clone());
                 let t = std::thread::Builder::new()
                     .name("cc-game-listener".into())
-                    .spawn(move || named_loop(&acc, &host, &stop, &busy, &tx))
+                    .spawn(move || {
+                        named_loop(&acc, &host, max_sessions.max(1), &stop, &connected, &tx)
+                    })
                     .map_err(|e| HostError::Spawn(e.to_string()))?;
                 (t, Some(name))
             }
@@ -101,7 +107,7 @@ impl SessionSource {
         Ok(SessionSource {
             events,
             stop,
-            busy,
+            connected,
             thread: Some(thread),
             name,
         })
@@ -122,9 +128,11 @@ impl SessionSource {
         self.events.recv_timeout(timeout).ok()
     }
 
-    /// Tells the source whether a session is streaming (named mode refuses a second game).
-    pub fn set_busy(&self, busy: bool) {
-        self.busy.store(busy, Ordering::Relaxed);
+    /// Tells the source a session it supplied has ended, making room for another game.
+    pub fn session_ended(&self) {
+        let _ = self
+            .connected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 }
 
@@ -232,8 +240,9 @@ fn run_child(
 fn named_loop(
     acc: &Acceptor,
     host: &HostOptions,
+    max_sessions: usize,
     stop: &AtomicBool,
-    busy: &AtomicBool,
+    connected: &AtomicUsize,
     tx: &Sender<SourceEvent>,
 ) {
     while !stop.load(Ordering::Relaxed) {
@@ -248,15 +257,16 @@ fn named_loop(
                 outcome,
                 peer,
             } => {
-                if busy.load(Ordering::Relaxed) {
-                    let err =
-                        IpcError::Limit("a game is already streaming (max sessions 1)".into());
+                if connected.load(Ordering::Acquire) >= max_sessions {
+                    let err = IpcError::Limit(format!(
+                        "a game is already streaming and {max_sessions} are connected (max sessions {max_sessions})"
+                    ));
                     channel.send_error(&err);
                     format!("refused game pid {} uid {}: {err}", peer.pid, peer.uid)
                 } else {
                     match HostSession::start(channel, host.clone(), outcome.session_id, peer) {
                         Ok(s) => {
-                            busy.store(true, Ordering::Relaxed);
+                            connected.fetch_add(1, Ordering::AcqRel);
                             let _ = tx.send(SourceEvent::Session(s));
                             format!(
                                 "game pid {} uid {} connected (session {})",
