@@ -26,7 +26,7 @@ cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "test.sh: tests"
-cargo test --locked --workspace -- --test-threads="${TEST_THREADS:-2}"
+cargo test --locked --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 
 if [ "${SKIP_FUZZ:-}" != "1" ]; then
   scripts/fuzz.sh "${FUZZ_SECONDS:-40}"

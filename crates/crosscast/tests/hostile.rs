@@ -155,7 +155,11 @@ fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
     std::fs::copy(&key_path, &nobody_key).unwrap();
     std::os::unix::fs::chown(&nobody_key, Some(65534), Some(65534)).unwrap();
     use std::os::unix::process::CommandExt;
-    let other = Command::new(bin())
+    // A copy of the binary the other user can reach (the build tree may be private to us).
+    let nobody_bin = dir.path("crosscast");
+    std::fs::copy(bin(), &nobody_bin).unwrap();
+    std::fs::set_permissions(&nobody_bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let other = Command::new(&nobody_bin)
         .args([
             "game",
             "--connect",
