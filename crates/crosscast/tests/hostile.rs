@@ -17,6 +17,33 @@ use crosscast_wire::{ErrorCode, FrameQueued, GameHandshake, Message};
 const APP: &str = "hostile-test";
 const USER: &str = "alice";
 
+/// Starts `crosscast host --listen` or `crosscast game --connect` for this test's app and
+/// user, with `extra` arguments, stderr captured.
+fn named(kind: &str, key_path: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    let mode = if kind == "host" {
+        "--listen"
+    } else {
+        "--connect"
+    };
+    Command::new(bin())
+        .args([
+            kind,
+            mode,
+            "--key-file",
+            key_path.to_str().unwrap(),
+            "--app-id",
+            APP,
+            "--user-id",
+            USER,
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Connects to the host's abstract socket, retrying while it starts.
 fn connect(key: &SessionKey) -> Channel {
     let name = key.socket_name(APP, USER);
@@ -55,16 +82,10 @@ fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let key_path = dir.path("key");
     let key = SessionKey::write_new(&key_path).unwrap();
-    let host = Command::new(bin())
-        .args([
-            "host",
-            "--listen",
-            "--key-file",
-            key_path.to_str().unwrap(),
-            "--app-id",
-            APP,
-            "--user-id",
-            USER,
+    let host = named(
+        "host",
+        &key_path,
+        &[
             "--no-encode",
             "--verify",
             "--seconds",
@@ -73,34 +94,15 @@ fn hostile_peers_are_refused_while_a_legitimate_game_streams() {
             "1",
             "--size",
             "320x240",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     // Wait for the listener, then start the legitimate game.
     drop(connect(&key));
-    let game = Command::new(bin())
-        .args([
-            "game",
-            "--connect",
-            "--key-file",
-            key_path.to_str().unwrap(),
-            "--app-id",
-            APP,
-            "--user-id",
-            USER,
-            "--stamp",
-            "--seconds",
-            "7",
-            "--pattern",
-            "bars",
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let game = named(
+        "game",
+        &key_path,
+        &["--stamp", "--seconds", "7", "--pattern", "bars"],
+    );
     std::thread::sleep(Duration::from_secs(1));
 
     // Garbage as the first message.
@@ -277,16 +279,10 @@ fn a_connection_flood_is_refused_and_the_stream_loses_no_frame() {
     let dir = TempDir::new("flood");
     let key_path = dir.path("key");
     let key = SessionKey::write_new(&key_path).unwrap();
-    let host = Command::new(bin())
-        .args([
-            "host",
-            "--listen",
-            "--key-file",
-            key_path.to_str().unwrap(),
-            "--app-id",
-            APP,
-            "--user-id",
-            USER,
+    let host = named(
+        "host",
+        &key_path,
+        &[
             "--no-encode",
             "--verify",
             "--policy",
@@ -297,33 +293,14 @@ fn a_connection_flood_is_refused_and_the_stream_loses_no_frame() {
             "1",
             "--size",
             "320x240",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     drop(connect(&key));
-    let game = Command::new(bin())
-        .args([
-            "game",
-            "--connect",
-            "--key-file",
-            key_path.to_str().unwrap(),
-            "--app-id",
-            APP,
-            "--user-id",
-            USER,
-            "--stamp",
-            "--seconds",
-            "8",
-            "--pattern",
-            "bars",
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let game = named(
+        "game",
+        &key_path,
+        &["--stamp", "--seconds", "8", "--pattern", "bars"],
+    );
     std::thread::sleep(Duration::from_secs(1));
     // A second key holder while the game streams: refused, one game at a time.
     let extra = connect(&key);
