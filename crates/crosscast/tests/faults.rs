@@ -46,8 +46,8 @@ fn wait_for_child(parent: u32) -> u32 {
 #[test]
 fn a_killed_game_is_restarted_and_the_output_never_stops() {
     let dir = TempDir::new("game-kill");
-    let host = Command::new(bin())
-        .args([
+    let host = spawn(
+        &[
             "live",
             "--seconds",
             "9",
@@ -61,13 +61,9 @@ fn a_killed_game_is_restarted_and_the_output_never_stops() {
             "a.flv",
             "--out",
             "a.mp4",
-        ])
-        .current_dir(&dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        &dir.0,
+    );
     let game = wait_for_child(host.id());
     std::thread::sleep(Duration::from_secs(3));
     kill9(game);
@@ -104,8 +100,8 @@ fn a_killed_game_is_restarted_and_the_output_never_stops() {
 #[test]
 fn recordings_survive_a_killed_host() {
     let dir = TempDir::new("host-kill");
-    let host = Command::new(bin())
-        .args([
+    let host = spawn(
+        &[
             "live",
             "--seconds",
             "60",
@@ -119,13 +115,9 @@ fn recordings_survive_a_killed_host() {
             "k.flv",
             "--out",
             "k.mp4",
-        ])
-        .current_dir(&dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        &dir.0,
+    );
     let game = wait_for_child(host.id());
     std::thread::sleep(Duration::from_secs(6));
     kill9(host.id());

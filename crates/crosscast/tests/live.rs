@@ -6,7 +6,6 @@ mod common;
 mod media;
 
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn assert_frames_near(got: u64, expected: f64, what: &str) {
@@ -205,8 +204,8 @@ fn an_ingest_that_restarts_gets_the_stream_back_and_the_recording_has_no_gap() {
     let mut nginx = media::Nginx::start();
     let dir = TempDir::new("rtmp-restart");
     let url = nginx.url("live");
-    let child = Command::new(bin())
-        .args([
+    let child = spawn(
+        &[
             "live",
             "--seconds",
             "14",
@@ -220,13 +219,9 @@ fn an_ingest_that_restarts_gets_the_stream_back_and_the_recording_has_no_gap() {
             &url,
             "--out",
             "local.flv",
-        ])
-        .current_dir(&dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        &dir.0,
+    );
     std::thread::sleep(Duration::from_secs(4));
     nginx.stop();
     std::thread::sleep(Duration::from_secs(3));

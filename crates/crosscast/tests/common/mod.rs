@@ -50,6 +50,18 @@ pub fn run(args: &[&str], dir: &Path, limit: Duration) -> Output {
     wait_with_watchdog(child, limit)
 }
 
+/// Starts `crosscast ARGS` in `dir` in the background, stderr captured for the summary.
+pub fn spawn(args: &[&str], dir: &Path) -> Child {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn crosscast")
+}
+
 pub fn wait_with_watchdog(child: Child, limit: Duration) -> Output {
     let pid = child.id();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
