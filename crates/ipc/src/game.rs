@@ -10,7 +10,7 @@
 //! A [`SlotWriter`] owns its slot's mapping while the game draws, so drawing needs no lock and
 //! the type system keeps the game from touching a slot it has queued.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,16 +33,7 @@ struct State {
     released: u64,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+type Shared = crate::shared::Shared<State>;
 
 /// One authenticated connection, from the game's side.
 pub struct GameSession {
@@ -80,14 +71,11 @@ impl SlotWriter {
 impl GameSession {
     /// Starts the data phase of an authenticated connection.
     pub fn start(channel: Channel, session_id: u64) -> Result<GameSession, IpcError> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                surface: None,
-                closed: None,
-                released: 0,
-            }),
-            cond: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(State {
+            surface: None,
+            closed: None,
+            released: 0,
+        }));
         let io = {
             let shared = shared.clone();
             let channel = channel.clone();
@@ -112,11 +100,9 @@ impl GameSession {
     /// The current surface configuration, waiting up to `timeout` for the first one.
     pub fn wait_config(&self, timeout: Duration) -> Result<SurfaceConfig, IpcError> {
         let st = self.shared.lock();
-        let (st, _) = self
+        let st = self
             .shared
-            .cond
-            .wait_timeout_while(st, timeout, |s| s.surface.is_none() && s.closed.is_none())
-            .unwrap_or_else(|p| p.into_inner());
+            .wait_while(st, timeout, |s| s.surface.is_none() && s.closed.is_none());
         if let Some(e) = &st.closed {
             return Err(e.clone());
         }
@@ -163,12 +149,7 @@ impl GameSession {
             if left.is_zero() {
                 return Ok(None);
             }
-            st = self
-                .shared
-                .cond
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            st = self.shared.wait(st, left);
         }
     }
 

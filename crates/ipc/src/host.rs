@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -102,18 +102,7 @@ struct State {
     closed: Option<IpcError>,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock is a bug in this module; the state is still
-        // consistent enough to report counters, so recover rather than cascade.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+type Shared = crate::shared::Shared<State>;
 
 /// One authenticated game connection, from the host's side.
 pub struct HostSession {
@@ -182,28 +171,25 @@ impl HostSession {
     ) -> Result<HostSession, IpcError> {
         let surface = allocate(&opts, 1, opts.width, opts.height)?;
         send_config(&channel, &surface)?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                surface,
-                pending: VecDeque::new(),
-                acquired: None,
-                audio: AudioState {
-                    config: None,
-                    queue: VecDeque::new(),
-                    queued_frames: 0,
-                    next_seq: None,
-                    next_pts_ns: None,
-                },
-                counters: HostCounters {
-                    configs_sent: 1,
-                    ..HostCounters::default()
-                },
-                audio_delays_ns: Vec::new(),
-                frame_delays_ns: Vec::new(),
-                closed: None,
-            }),
-            cond: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(State {
+            surface,
+            pending: VecDeque::new(),
+            acquired: None,
+            audio: AudioState {
+                config: None,
+                queue: VecDeque::new(),
+                queued_frames: 0,
+                next_seq: None,
+                next_pts_ns: None,
+            },
+            counters: HostCounters {
+                configs_sent: 1,
+                ..HostCounters::default()
+            },
+            audio_delays_ns: Vec::new(),
+            frame_delays_ns: Vec::new(),
+            closed: None,
+        }));
         let io = {
             let shared = shared.clone();
             let channel = channel.clone();
@@ -286,11 +272,7 @@ impl HostSession {
     /// Waits until the session closes or `timeout` passes; true if closed.
     pub fn wait_closed(&self, timeout: Duration) -> bool {
         let st = self.shared.lock();
-        let (st, _) = self
-            .shared
-            .cond
-            .wait_timeout_while(st, timeout, |s| s.closed.is_none())
-            .unwrap_or_else(|p| p.into_inner());
+        let st = self.shared.wait_while(st, timeout, |s| s.closed.is_none());
         st.closed.is_some()
     }
 
@@ -509,11 +491,9 @@ impl FrameConsumer {
     /// Waits until a frame is pending (true) or the session closed / `timeout` passed (false).
     pub fn wait_frame(&self, timeout: Duration) -> bool {
         let st = self.shared.lock();
-        let (st, _) = self
+        let st = self
             .shared
-            .cond
-            .wait_timeout_while(st, timeout, |s| s.pending.is_empty() && s.closed.is_none())
-            .unwrap_or_else(|p| p.into_inner());
+            .wait_while(st, timeout, |s| s.pending.is_empty() && s.closed.is_none());
         !st.pending.is_empty()
     }
 

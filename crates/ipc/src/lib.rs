@@ -19,6 +19,7 @@ pub mod game;
 pub mod host;
 #[cfg(target_os = "linux")]
 pub mod os;
+mod shared;
 pub mod stamp;
 pub mod stats;
 
