@@ -436,13 +436,13 @@ mod tests {
             Row::new("pipe/3072", Summary::from_delays_ns(&[40_000]))
                 .with_transport("pipe")
                 .with_size(3072)
-                .with_extra("received_p99_us", 39.25)
+                .with_extra("validated_p99_us", 39.25)
                 .with_extra("pipe_buffer_bytes", 65536),
         );
         report.rows.push(
             Row::new("surface/3072", Summary::default()).with_extra("note", "could not run: a|b"),
         );
-        let md = report.markdown(&["received_p99_us", "pipe_buffer_bytes"]);
+        let md = report.markdown(&["validated_p99_us", "pipe_buffer_bytes"]);
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(lines.len(), 4);
         let cols = |l: &str| l.matches('|').count() - l.matches("\\|").count();

@@ -76,9 +76,10 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
             assert!(f("p99_us") <= f("max_us"), "{t}/{size}: {row}");
             assert!(f("avg_us") >= f("min_us") && f("avg_us") <= f("max_us"));
             assert!((0.0..=1.0).contains(&f("stall_rate")));
-            // Validation is part of the delay, so the delay before it cannot be larger.
-            assert!(f("received_p99_us") <= f("p99_us"), "{t}/{size}: {row}");
-            assert!(f("received_p50_us") <= f("p50_us"), "{t}/{size}: {row}");
+            // Validation comes after the usable object, so the delay to it cannot be smaller.
+            assert!(f("validated_p99_us") >= f("p99_us"), "{t}/{size}: {row}");
+            assert!(f("validated_p50_us") >= f("p50_us"), "{t}/{size}: {row}");
+            assert!(f("checksum_avg_us") > 0.0, "{t}/{size}: {row}");
         }
     }
 

@@ -6,6 +6,7 @@ use anyhow::Context;
 use crosscast_bench::ipc::{ipc_peer_main, run_ipc, IpcOptions};
 use crosscast_bench::stats::{Report, Row, Summary};
 use crosscast_host::{GameLaunch, SessionSource, SourceEvent};
+use crosscast_ipc::host::DEFAULT_BUSY_POLL;
 use crosscast_ipc::HostOptions;
 
 use crate::cli::{BenchCommand, IpcBenchArgs};
@@ -15,6 +16,18 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Handoff { seconds, json } => {
             let report = handoff(seconds)?;
             print!("{}", report.table());
+            print!(
+                "{}",
+                crate::pipeline::cost_table(
+                    &report,
+                    &[
+                        "busy_poll_us",
+                        "io_cpu_us_per_frame",
+                        "consumer_p50_us",
+                        "consumer_p99_us"
+                    ]
+                )
+            );
             if let Some(p) = json {
                 report.write_json(&p)?;
             }
@@ -92,11 +105,18 @@ struct Handoff {
     acquired: Vec<u64>,
     /// Game send → the host has validated the audio block.
     audio: Vec<u64>,
+    /// CPU time of the host session's I/O thread per frame it received, in µs.
+    io_cpu_us_per_frame: f64,
 }
 
 /// One handoff case: a real game process at `size`, the host acquiring each frame as soon as it
 /// is queued.
-fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<Handoff> {
+fn handoff_case(
+    width: u32,
+    height: u32,
+    seconds: f64,
+    busy_poll: Duration,
+) -> anyhow::Result<Handoff> {
     let exe = std::env::current_exe()?;
     let args = vec![
         "game".into(),
@@ -111,6 +131,7 @@ fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<Handoff
         width,
         height,
         record_delays: true,
+        busy_poll,
         ..HostOptions::default()
     };
     let source = SessionSource::start(
@@ -161,27 +182,43 @@ fn handoff_case(width: u32, height: u32, seconds: f64) -> anyhow::Result<Handoff
         held,
         acquired,
         audio,
+        io_cpu_us_per_frame: counters.io_cpu_ns as f64 / 1e3 / counters.frames_queued.max(1) as f64,
     })
 }
 
 fn handoff(seconds: f64) -> anyhow::Result<Report> {
     let mut report = Report::new("handoff");
-    for (w, h) in [(1280, 720), (1920, 1080)] {
-        eprintln!("bench handoff: {w}x{h} for {seconds} s ...");
-        let d = handoff_case(w, h, seconds)?;
+    // The default (polling around the expected frame) at both sizes, then the plain blocking
+    // wait at 720p in the same run, for the latency and CPU it trades.
+    let cases = [
+        (1280, 720, DEFAULT_BUSY_POLL, ""),
+        (1920, 1080, DEFAULT_BUSY_POLL, ""),
+        (1280, 720, Duration::ZERO, "-blocking"),
+    ];
+    for (w, h, busy_poll, suffix) in cases {
+        eprintln!("bench handoff: {w}x{h}{suffix} for {seconds} s ...");
+        let d = handoff_case(w, h, seconds, busy_poll)?;
         let woken = Summary::from_delays_ns(&d.acquired);
         report.rows.push(
-            Row::new(format!("video-{w}x{h}"), Summary::from_delays_ns(&d.held))
-                .with_transport("surface")
-                .with_size(u64::from(w) * u64::from(h) * 4)
-                .with_extra("consumer_p50_us", woken.p50_us)
-                .with_extra("consumer_p99_us", woken.p99_us),
+            Row::new(
+                format!("video-{w}x{h}{suffix}"),
+                Summary::from_delays_ns(&d.held),
+            )
+            .with_transport("surface")
+            .with_size(u64::from(w) * u64::from(h) * 4)
+            .with_extra("busy_poll_us", busy_poll.as_micros() as f64)
+            .with_extra("io_cpu_us_per_frame", d.io_cpu_us_per_frame)
+            .with_extra("consumer_p50_us", woken.p50_us)
+            .with_extra("consumer_p99_us", woken.p99_us),
         );
         if w == 1280 {
             report.rows.push(
-                Row::new("audio-10ms", Summary::from_delays_ns(&d.audio))
-                    .with_transport("seqpacket")
-                    .with_size(480 * 2 * 4),
+                Row::new(
+                    format!("audio-10ms{suffix}"),
+                    Summary::from_delays_ns(&d.audio),
+                )
+                .with_transport("seqpacket")
+                .with_size(480 * 2 * 4),
             );
         }
     }

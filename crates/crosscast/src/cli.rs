@@ -136,6 +136,10 @@ pub(crate) struct StreamArgs {
     /// Most game audio buffered for the encoder, in ms; older blocks are dropped and counted.
     #[arg(long, default_value_t = 2000)]
     pub(crate) audio_backlog_ms: u64,
+    /// Longest the host polls for a frame without sleeping either side of when it is due, in
+    /// µs (a faster handoff for up to 2 × this much CPU per frame); 0 always sleeps.
+    #[arg(long, default_value_t = crosscast_ipc::host::DEFAULT_BUSY_POLL.as_micros() as u64)]
+    pub(crate) busy_poll_us: u64,
     /// Do not encode: acquire and verify frames only (for tests and measurements).
     #[arg(long)]
     pub(crate) no_encode: bool,

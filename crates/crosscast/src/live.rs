@@ -45,6 +45,7 @@ fn host_options(s: &StreamArgs) -> HostOptions {
         },
         max_slot_memory: s.max_slot_memory_mb << 20,
         audio_backlog: Duration::from_millis(s.audio_backlog_ms),
+        busy_poll: Duration::from_micros(s.busy_poll_us),
         ..HostOptions::default()
     }
 }

@@ -140,13 +140,15 @@ impl Channel {
 
     /// Reads and handles messages until handling one fails or the peer leaves; tells the peer
     /// why (unless it left), shuts the socket and returns the reason. The loop of both
-    /// sessions' I/O threads.
+    /// sessions' I/O threads. Before each read `wait` says how long to wait for a message
+    /// (`None`: until one comes; zero: just check), so the host can poll around expected frames.
     pub(crate) fn serve(
         &self,
+        mut wait: impl FnMut() -> Option<Duration>,
         mut handle: impl FnMut(Incoming) -> Result<(), IpcError>,
     ) -> IpcError {
         let err = loop {
-            match self.recv(None) {
+            match self.recv(wait()) {
                 Ok(None) => continue,
                 Ok(Some(msg)) => {
                     if let Err(e) = handle(msg) {

@@ -239,7 +239,7 @@ impl Drop for GameSession {
 }
 
 fn io_loop(shared: &Shared, channel: &Channel) {
-    let err = channel.serve(|msg| handle(shared, msg));
+    let err = channel.serve(|| None, |msg| handle(shared, msg));
     let mut st = shared.lock();
     st.closed = Some(err);
     shared.cond.notify_all();

@@ -11,6 +11,7 @@
 //! It is not the protocol: message formats and the handshake logic live in `crosscast-wire`.
 #![deny(unsafe_code)]
 
+mod arrival;
 pub mod auth;
 pub mod channel;
 pub mod connect;

@@ -83,6 +83,8 @@ pub struct HostCounters {
     pub audio_dropped: u64,
     /// Game `queue` → host receipt delay.
     pub handoff: DelayHistogram,
+    /// CPU time of the session's I/O thread (user + system), set when the session ends.
+    pub io_cpu_ns: u64,
 }
 
 #[cfg(test)]

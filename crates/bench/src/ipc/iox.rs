@@ -132,6 +132,7 @@ impl Receive for IoxRx {
                 return Ok(Received {
                     sent_ns: header.sent_ns,
                     received_ns,
+                    checked_from_ns: received_ns,
                     valid_ns,
                 });
             }

@@ -140,6 +140,7 @@ impl Receive for SeqRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            checked_from_ns: received_ns,
             valid_ns: now_ns(),
         })
     }

@@ -148,6 +148,7 @@ impl Receive for RingRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            checked_from_ns: received_ns,
             valid_ns: now_ns(),
         })
     }
@@ -314,6 +315,7 @@ impl Receive for FileRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            checked_from_ns: received_ns,
             valid_ns: now_ns(),
         })
     }

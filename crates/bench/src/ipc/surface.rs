@@ -6,7 +6,9 @@
 //! and the BufferQueue. The game dequeues a slot, produces the object in it (the template
 //! copied in and stamped, before the timestamp, as a game renders a frame), writes the header
 //! into the slot's first 32 bytes and queues it: only a `FrameQueued` message crosses the
-//! socket. The host acquires the frame and validates it where it lies, without copying.
+//! socket. The host's I/O thread checks the message and holds the slot (the delay ends there,
+//! as it does for `bench handoff`); the consumer then acquires the frame and validates the
+//! object where it lies, without copying.
 //!
 //! The queue runs in `fifo` mode so that every message is measured; under the live default,
 //! `mailbox`, a frame the host has not acquired yet would be replaced by a newer one, which
@@ -120,7 +122,10 @@ impl Receive for SurfaceRx {
             .acquire()
             .map_err(|e| format!("acquire: {e}"))?
             .ok_or("a pending frame vanished")?;
-        let received_ns = now_ns();
+        // The host's I/O thread holds the mapped frame from here, validated as the protocol
+        // requires (slot ownership, configuration): the usable object the delay ends with.
+        let received_ns = view.received_ns;
+        let checked_from_ns = now_ns();
         if view.seq != u64::from(expect_seq) {
             return Err(format!(
                 "frame {} acquired where {expect_seq} was expected",
@@ -139,6 +144,7 @@ impl Receive for SurfaceRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            checked_from_ns,
             valid_ns: now_ns(),
         })
     }

@@ -22,6 +22,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
@@ -264,6 +265,16 @@ pub fn set_nice(nice: i32) -> Result<()> {
     rustix::process::setpriority_process(None, nice).map_err(OsError::sys("setpriority"))
 }
 
+/// Sets the calling thread's timer slack (how late the kernel may fire its timed waits to
+/// batch wake-ups; 50 µs by default) to `slack`, at least 1 ns.
+/// See [prctl(2)](https://man7.org/linux/man-pages/man2/prctl.2.html) `PR_SET_TIMERSLACK`.
+#[doc(alias = "PR_SET_TIMERSLACK")]
+pub fn set_timer_slack(slack: Duration) -> Result<()> {
+    let ns = u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX).max(1);
+    rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(ns))
+        .map_err(OsError::sys("prctl(PR_SET_TIMERSLACK)"))
+}
+
 /// The real user id of this process (the host compares a peer's `SO_PEERCRED` uid with it).
 #[doc(alias = "getuid")]
 pub fn current_uid() -> u32 {
@@ -277,6 +288,8 @@ pub enum UsageOf {
     Process,
     /// All children of this process that have terminated and been waited for.
     Children,
+    /// The calling thread only (its peak RSS is the process's).
+    Thread,
 }
 
 /// CPU time and peak memory, for the pipeline-cost and flood figures.
@@ -297,6 +310,7 @@ pub fn resource_usage(of: UsageOf) -> Result<ResourceUsage> {
     let who = match of {
         UsageOf::Process => libc::RUSAGE_SELF,
         UsageOf::Children => libc::RUSAGE_CHILDREN,
+        UsageOf::Thread => libc::RUSAGE_THREAD,
     };
     // SAFETY: `libc::rusage` is plain integers, for which all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
