@@ -109,17 +109,24 @@ impl ArrivalPredictor {
         let sorted = &mut offsets[..self.len];
         sorted.sort_unstable();
         let typical = sorted[sorted.len() / 2];
-        // Arrival minus prediction (previous pts + period + typical offset), per frame.
-        let (mut early, mut late) = (i64::MAX, i64::MIN);
-        for i in 1..self.len {
+        // Arrival minus prediction (previous pts + period + typical offset), per frame; the
+        // window covers all but the most extreme one each side, so that a single hiccup does
+        // not widen it (and the CPU spent polling) for the next HISTORY frames.
+        let mut errors = [0i64; HISTORY];
+        for (i, e) in errors.iter_mut().enumerate().take(self.len).skip(1) {
             let (pts, offset) = frame(i);
             let predicted = frame(i - 1).0.wrapping_add(period);
-            let error = (pts.wrapping_sub(predicted) as i64).wrapping_add(offset - typical);
-            early = early.min(error);
-            late = late.max(error);
+            *e = (pts.wrapping_sub(predicted) as i64).wrapping_add(offset - typical);
         }
-        let early = early.saturating_sub(MARGIN_NS).max(-self.max_lead_ns);
-        let late = late.saturating_add(MARGIN_NS).min(self.max_lead_ns);
+        let errors = &mut errors[1..self.len];
+        errors.sort_unstable();
+        let trim = usize::from(errors.len() >= 16);
+        let early = errors[trim]
+            .saturating_sub(MARGIN_NS)
+            .max(-self.max_lead_ns);
+        let late = errors[errors.len() - 1 - trim]
+            .saturating_add(MARGIN_NS)
+            .min(self.max_lead_ns);
         Some((period, typical + early, typical + late))
     }
 
@@ -148,7 +155,10 @@ impl ArrivalPredictor {
             k += 1;
         }
         let opens = (pts as i64).wrapping_add(early);
-        let ahead = self.wake_late.iter().max().copied().unwrap_or(0) + MIN_WAKE_AHEAD_NS;
+        // The second latest of the recent timer wake-ups: one very late timer is not a trend.
+        let mut late_wakes = self.wake_late;
+        late_wakes.sort_unstable();
+        let ahead = late_wakes[WAKE_HISTORY - 2] + MIN_WAKE_AHEAD_NS;
         let wake = opens.saturating_sub(ahead.min(self.max_lead_ns as u64) as i64);
         if wake <= now_ns as i64 {
             return Some(Duration::ZERO);
@@ -198,14 +208,6 @@ mod tests {
         let now = T0 + 19 * P + 200_000;
         let wake = opens - MIN_WAKE_AHEAD_NS;
         assert_eq!(p.wait(now), Some(Duration::from_nanos(wake - now)));
-        // The timer fired 30 µs late: from now on the thread wakes that much earlier too.
-        assert_eq!(p.wait(wake + 30_000), Some(Duration::ZERO));
-        let d = p.wait(T0 + 20 * P + 300_000).unwrap();
-        let next_opens = pts + P + 100_000 - MARGIN_NS as u64;
-        assert_eq!(
-            d,
-            Duration::from_nanos(next_opens - 30_000 - MIN_WAKE_AHEAD_NS - (pts + 300_000))
-        );
         // Inside the window: poll.
         assert_eq!(p.wait(opens + 1), Some(Duration::ZERO));
         assert_eq!(
@@ -215,6 +217,30 @@ mod tests {
         // Past it: the next frame's window.
         let d = p.wait(pts + 180_000 + MARGIN_NS as u64 + 1).unwrap();
         assert!(d > Duration::from_millis(16), "{d:?}");
+    }
+
+    #[test]
+    fn timers_that_keep_firing_late_make_the_thread_wake_earlier() {
+        let mut p = paced(500, &[100_000; 20]);
+        let mut now = T0 + 19 * P + 200_000;
+        for round in 0..3u64 {
+            let pts = T0 + (20 + round) * P;
+            let opens = pts + 100_000 - MARGIN_NS as u64;
+            // One late timer is not a trend; two are.
+            let ahead = MIN_WAKE_AHEAD_NS + if round < 2 { 0 } else { 30_000 };
+            let d = p.wait(now).unwrap();
+            assert_eq!(
+                d,
+                Duration::from_nanos(opens - ahead - now),
+                "round {round}"
+            );
+            assert_eq!(
+                p.wait(now + d.as_nanos() as u64 + 30_000),
+                Some(Duration::ZERO)
+            );
+            p.frame_arrived(pts, pts + 100_000);
+            now = pts + 200_000;
+        }
     }
 
     #[test]

@@ -148,8 +148,15 @@ impl Channel {
         mut handle: impl FnMut(Incoming) -> Result<(), IpcError>,
     ) -> IpcError {
         let err = loop {
-            match self.recv(wait()) {
-                Ok(None) => continue,
+            let timeout = wait();
+            match self.recv(timeout) {
+                Ok(None) => {
+                    if timeout.is_some_and(|t| t.is_zero()) {
+                        // Polling: a thread waiting for this CPU may be the very game thread
+                        // about to send the frame; let it run rather than spin over it.
+                        std::thread::yield_now();
+                    }
+                }
                 Ok(Some(msg)) => {
                     if let Err(e) = handle(msg) {
                         if !e.is_peer_end() {
