@@ -354,3 +354,51 @@ fn audio_with_an_absurd_timestamp_is_refused() {
         host.closed()
     );
 }
+
+#[test]
+fn polling_for_paced_frames_costs_a_bounded_share_of_a_core() {
+    let busy_poll = Duration::from_micros(500);
+    let (mut host, game) = connect(HostOptions {
+        busy_poll,
+        ..small(QueuePolicy::Mailbox)
+    });
+    let mut consumer = host.consumer().unwrap();
+    game.wait_config(T).unwrap();
+    // A game paced at 60 fps on absolute deadlines, each frame stamped with its deadline.
+    let period = Duration::from_nanos(16_666_667);
+    let frames = 90u64;
+    let start = std::time::Instant::now() + period;
+    let t0 = crosscast_ipc::monotonic_ns() + period.as_nanos() as u64;
+    for n in 0..frames {
+        let deadline = start + period * n as u32;
+        std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+        let mut w = game.dequeue(T).unwrap().expect("a free slot");
+        stamp::write(w.pixels(), n + 1);
+        assert!(game
+            .queue(w, n + 1, t0 + n * period.as_nanos() as u64)
+            .unwrap());
+        assert!(consumer.wait_frame(T), "frame {} never arrived", n + 1);
+        let f = consumer.acquire().unwrap().unwrap();
+        assert_eq!(stamp::verify(f.data), Ok(n + 1));
+    }
+    // Then the game stops drawing for a while: the I/O thread goes back to sleeping.
+    std::thread::sleep(Duration::from_secs(1));
+    game.close();
+    assert!(host.wait_closed(T));
+    drop(consumer);
+    let c = host.close();
+    assert_eq!(c.frames_queued, frames);
+    // At most 2 × busy_poll per frame plus the plain cost of receiving (far below 1 ms a
+    // frame); a thread that kept polling would have burnt the whole 2.5 s.
+    let budget = frames * (2 * busy_poll.as_nanos() as u64 + 1_000_000);
+    assert!(
+        c.io_cpu_ns < budget,
+        "the I/O thread used {} ms of CPU for {frames} frames (budget {} ms)",
+        c.io_cpu_ns / 1_000_000,
+        budget / 1_000_000
+    );
+    assert!(
+        c.io_cpu_ns > 0,
+        "the I/O thread's CPU time was not reported"
+    );
+}
