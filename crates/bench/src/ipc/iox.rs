@@ -187,7 +187,7 @@ impl IoxTx {
 }
 
 impl Transmit for IoxTx {
-    fn send(&mut self, seq: u32) -> Result<(), String> {
+    fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
         let sample = self
             .publisher
             .loan_slice_uninit(self.template.len())

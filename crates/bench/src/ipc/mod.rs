@@ -272,8 +272,8 @@ pub(crate) trait Receive {
 
 /// The game side of a transport.
 pub(crate) trait Transmit {
-    /// Produces and sends message `seq`.
-    fn send(&mut self, seq: u32) -> Result<(), String>;
+    /// Produces and sends message `seq`, scheduled for `due_ns` (CLOCK_MONOTONIC).
+    fn send(&mut self, seq: u32, due_ns: u64) -> Result<(), String>;
 }
 
 /// A transport's receiver plus what the peer needs to build the sender.
@@ -631,6 +631,7 @@ pub fn ipc_peer_main(args: &[String]) -> Result<(), BenchError> {
     ctl::recv(ctl.as_fd(), ctl::Step::Go, STEP_TIMEOUT).map_err(|e| peer("go", e))?;
     let interval = Duration::from_millis(args.interval_ms);
     let start = Instant::now();
+    let start_ns = msg::now_ns();
     for seq in 0..args.count {
         // Absolute deadlines: a slow send delays only itself, not the rest of the schedule.
         // Both factors are bounded by `PeerArgs::parse`, so this cannot overflow.
@@ -639,7 +640,8 @@ pub fn ipc_peer_main(args: &[String]) -> Result<(), BenchError> {
         if due > now {
             std::thread::sleep(due - now);
         }
-        tx.send(seq as u32)
+        let due_ns = start_ns + (interval * seq as u32).as_nanos() as u64;
+        tx.send(seq as u32, due_ns)
             .map_err(|e| peer(&format!("message {seq}"), e))?;
     }
     ctl::send(ctl.as_fd(), ctl::Step::Done, &[]).map_err(|e| peer("done", e))?;

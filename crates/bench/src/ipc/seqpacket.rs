@@ -168,7 +168,7 @@ impl SeqTx {
 }
 
 impl Transmit for SeqTx {
-    fn send(&mut self, seq: u32) -> Result<(), String> {
+    fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
         let size = self.object.len();
         let sum = stamp(&mut self.object, seq);
         let header = Header {

@@ -188,7 +188,7 @@ impl RingTx {
 }
 
 impl Transmit for RingTx {
-    fn send(&mut self, seq: u32) -> Result<(), String> {
+    fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
         let sum = stamp(&mut self.object, seq);
         let sent_ns = now_ns();
         let len = HEADER_LEN + self.object.len();
@@ -345,7 +345,7 @@ impl FileTx {
 }
 
 impl Transmit for FileTx {
-    fn send(&mut self, seq: u32) -> Result<(), String> {
+    fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
         let sum = stamp(&mut self.object, seq);
         let sent_ns = now_ns();
         // Region seq % 2 last held message seq - 2: wait until the receiver has copied it out.

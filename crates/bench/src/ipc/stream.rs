@@ -141,7 +141,7 @@ impl StreamTx {
 }
 
 impl Transmit for StreamTx {
-    fn send(&mut self, seq: u32) -> Result<(), String> {
+    fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
         let sum = stamp(&mut self.object, seq);
         let header = Header {
             seq,

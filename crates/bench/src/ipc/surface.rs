@@ -181,7 +181,7 @@ impl SurfaceTx {
 }
 
 impl Transmit for SurfaceTx {
-    fn send(&mut self, seq: u32) -> Result<(), String> {
+    fn send(&mut self, seq: u32, due_ns: u64) -> Result<(), String> {
         let mut slot = self
             .session
             .dequeue(CONNECT_TIMEOUT)
@@ -202,7 +202,8 @@ impl Transmit for SurfaceTx {
         head.copy_from_slice(&header.encode());
         let queued = self
             .session
-            .queue(slot, u64::from(seq), sent_ns)
+            // A paced game stamps a frame with the time it was due (its presentation time).
+            .queue(slot, u64::from(seq), due_ns)
             .map_err(|e| format!("queue: {e}"))?;
         if !queued {
             return Err("the host reconfigured the surface".into());
