@@ -8,8 +8,10 @@
 //! `last pts + period + the recent pts-to-arrival offsets`: the I/O thread sleeps until just
 //! before the earliest of those (a timer wake-up, early enough that its latency is hidden),
 //! then polls the socket without sleeping until the frame is in or the latest recent offset
-//! has passed, the way NAPI busy polling or a vsync-aligned compositor waits. The window is
-//! at most `2 ×` [`HostOptions::busy_poll`] per frame, centred on the typical offset; a game
+//! has passed, the way NAPI busy polling or a vsync-aligned compositor waits. Between polls it
+//! yields the CPU, which may be the one the game needs to send that very frame. The window is
+//! at most `2 ×` [`HostOptions::busy_poll`] wide, centred on the typical offset, plus the early
+//! wake-up (at most `busy_poll`), and never more than a quarter of the frame period; a game
 //! whose timestamps are not paced, or that stops sending frames, gets the plain blocking wait.
 //! A game lying about its timestamps can only move the window, never widen it.
 //!
@@ -160,6 +162,8 @@ impl ArrivalPredictor {
         late_wakes.sort_unstable();
         let ahead = late_wakes[WAKE_HISTORY - 2] + MIN_WAKE_AHEAD_NS;
         let wake = opens.saturating_sub(ahead.min(self.max_lead_ns as u64) as i64);
+        // However wobbly or fast the game, polling never takes more than a quarter of a period.
+        let wake = wake.max((pts as i64).wrapping_add(late) - (period / 4) as i64);
         if wake <= now_ns as i64 {
             return Some(Duration::ZERO);
         }
@@ -241,6 +245,25 @@ mod tests {
             p.frame_arrived(pts, pts + 100_000);
             now = pts + 200_000;
         }
+    }
+
+    #[test]
+    fn polling_never_takes_more_than_a_quarter_of_the_period() {
+        // 500 fps with a 5 ms allowance: the window alone would be 2 × 5 ms + the margins.
+        const FAST: u64 = 2_000_000;
+        let mut p = ArrivalPredictor::new(Duration::from_millis(5));
+        for i in 0..20u64 {
+            let pts = T0 + i * FAST;
+            p.frame_arrived(pts, pts + if i % 2 == 0 { 0 } else { 900_000 });
+        }
+        let (_, _, late) = p.model.unwrap();
+        let last = T0 + 19 * FAST;
+        let closes = last + FAST + late as u64;
+        let d = p.wait(last + 1000).unwrap();
+        assert!(
+            closes - (last + 1000 + d.as_nanos() as u64) <= FAST / 4,
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -60,12 +60,14 @@ pub struct HostOptions {
     pub io_nice: Option<i32>,
     /// Longest the I/O thread polls the socket without sleeping either side of the time the
     /// next frame is expected, so that handing a frame over costs no thread wake-up (see
-    /// `arrival.rs`); at most `2 × busy_poll` of one core per frame. Zero: always block.
+    /// `arrival.rs`); at most `3 × busy_poll` of one core per frame and a quarter of the frame
+    /// period, about 0.2 ms a frame for a steady game. Zero: always block.
     pub busy_poll: Duration,
 }
 
 /// Default [`HostOptions::busy_poll`]: wide enough for a game's wake-up jitter on a busy VM,
-/// at most 6 % of one core at 60 fps (the window adapts, and is far narrower for a steady game).
+/// at most 9 % of one core at 60 fps; the window adapts to the game and costs about 1 % for a
+/// steady one (`crosscast bench handoff`).
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(500);
 
 /// Most raw delays a session records when asked to.
