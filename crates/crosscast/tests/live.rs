@@ -257,3 +257,78 @@ fn an_ingest_that_restarts_gets_the_stream_back_and_the_recording_has_no_gap() {
         "local.flv (no gap)",
     );
 }
+
+/// One decoded frame at `at` seconds as 8-bit luma, by the real ffmpeg.
+fn luma_at(path: &std::path::Path, at: f64) -> Vec<u8> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{at}"), "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn a_game_that_resizes_mid_stream_is_scaled_into_the_stream() {
+    let dir = TempDir::new("resize-rec");
+    // 320x240 (4:3) stream; after one second the game switches to 640x360 (16:9).
+    let out = run(
+        &[
+            "live",
+            "--seconds",
+            "4",
+            "--size",
+            "320x240",
+            "--fps",
+            "30",
+            "--pattern",
+            "bars",
+            "--preset",
+            "ultrafast",
+            "--out",
+            "r.flv",
+            "--",
+            "--resize-after",
+            "30",
+            "--resize-to",
+            "640x360",
+        ],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(stat(&err, "configs"), 2, "the game resized once:\n{err}");
+    let p = media::probe(&dir.path("r.flv"));
+    assert_eq!((p.width, p.height), (320, 240), "{p:?}");
+    // Every output frame went out, before and after the resize.
+    assert_frames_near(p.video_frames, 120.0, "r.flv");
+    let rows_mean = |luma: &[u8], rows: std::ops::Range<usize>| {
+        let px = &luma[rows.start * 320..rows.end * 320];
+        px.iter().map(|&v| f64::from(v)).sum::<f64>() / px.len() as f64
+    };
+    // Before: the bars fill the frame. After: 16:9 in 4:3, so 30 black rows above and below
+    // (luma 16 in limited range) and the bars between.
+    let before = luma_at(&dir.path("r.flv"), 0.5);
+    let after = luma_at(&dir.path("r.flv"), 3.5);
+    assert_eq!((before.len(), after.len()), (320 * 240, 320 * 240));
+    assert!(rows_mean(&before, 0..24) > 60.0, "bars at the top before");
+    assert!(
+        rows_mean(&after, 0..24) < 24.0,
+        "black bar at the top after"
+    );
+    assert!(
+        rows_mean(&after, 216..240) < 24.0,
+        "black bar at the bottom after"
+    );
+    assert!(
+        rows_mean(&after, 100..140) > 60.0,
+        "bars in the middle after"
+    );
+}

@@ -269,20 +269,8 @@ pub fn run_live(
             }
         }
         if let (Some(enc), Some(f)) = (encoder.as_mut(), held.as_ref()) {
-            let (cw, ch) = opts
-                .encoder
-                .as_ref()
-                .map(|(c, _)| (c.width, c.height))
-                .unwrap_or_default();
-            if (f.width, f.height) == (cw, ch) {
-                enc.push_video(f.data, f.stride, k)?;
-            } else {
-                log::warn!(
-                    "frame {}x{} does not match the output {cw}x{ch}; repeating",
-                    f.width,
-                    f.height
-                );
-            }
+            // A game that resized is scaled into the stream's size (aspect kept, on black).
+            enc.push_video_sized(f.data, f.stride, f.width, f.height, k)?;
         }
         // The streamer's preview: the same frame plus the overlay, composed after the encoder
         // has its clean copy, once per fresh game frame.

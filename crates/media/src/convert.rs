@@ -86,7 +86,12 @@ fn check_size(width: u32, height: u32) -> Result<(), MediaError> {
     Ok(())
 }
 
-fn check_source(src: &[u8], stride: usize, width: u32, height: u32) -> Result<(), MediaError> {
+pub(crate) fn check_source(
+    src: &[u8],
+    stride: usize,
+    width: u32,
+    height: u32,
+) -> Result<(), MediaError> {
     check_size(width, height)?;
     let row = width as usize * 4;
     if stride < row {

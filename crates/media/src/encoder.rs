@@ -71,6 +71,8 @@ pub struct LiveEncoder {
     tx: Option<Sender<Msg>>,
     free_rx: Receiver<I420Image>,
     spare: Vec<I420Image>,
+    /// Scaler for frames of another size than the output, kept while that size lasts.
+    fitter: Option<crate::fit::Fitter>,
     images_allocated: usize,
     last_frame_index: Option<u64>,
     counters: Arc<Counters>,
@@ -246,6 +248,7 @@ impl LiveEncoder {
             tx: Some(tx),
             free_rx,
             spare: Vec::new(),
+            fitter: None,
             images_allocated: 0,
             last_frame_index: None,
             counters,
@@ -311,6 +314,21 @@ impl LiveEncoder {
         stride: usize,
         frame_index: u64,
     ) -> Result<(), MediaError> {
+        let (width, height) = (self.cfg.width, self.cfg.height);
+        self.push_video_sized(rgba, stride, width, height, frame_index)
+    }
+
+    /// Like [`Self::push_video`] for a `width × height` frame of any size: one that differs
+    /// from the output (a game that resized) is scaled with its aspect ratio kept and centred
+    /// on black, so the stream keeps its size.
+    pub fn push_video_sized(
+        &mut self,
+        rgba: &[u8],
+        stride: usize,
+        width: u32,
+        height: u32,
+        frame_index: u64,
+    ) -> Result<(), MediaError> {
         self.check_running()?;
         if let Some(last) = self.last_frame_index {
             if frame_index <= last {
@@ -326,9 +344,21 @@ impl LiveEncoder {
             self.counters.video_dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
-        if let Err(e) =
-            crate::convert::rgba_to_i420(rgba, stride, self.cfg.width, self.cfg.height, &mut img)
-        {
+        let output = (self.cfg.width, self.cfg.height);
+        let converted = if (width, height) == output {
+            self.fitter = None;
+            crate::convert::rgba_to_i420(rgba, stride, output.0, output.1, &mut img)
+        } else {
+            fit_and_convert(
+                &mut self.fitter,
+                output,
+                rgba,
+                stride,
+                (width, height),
+                &mut img,
+            )
+        };
+        if let Err(e) = converted {
             self.spare.push(img);
             return Err(e);
         }
@@ -896,4 +926,23 @@ impl Encoding {
         // Dropping the RTMP senders tells each writer to send its tail and close.
         drop(self.rtmp);
     }
+}
+
+/// Scales a frame of another size than the output into it (see `fit.rs`) and converts it,
+/// keeping the scaler while the source size lasts.
+fn fit_and_convert(
+    fitter: &mut Option<crate::fit::Fitter>,
+    output: (u32, u32),
+    rgba: &[u8],
+    stride: usize,
+    source: (u32, u32),
+    img: &mut I420Image,
+) -> Result<(), MediaError> {
+    crate::convert::check_source(rgba, stride, source.0, source.1)?;
+    let current = match fitter.take() {
+        Some(f) if f.source() == source => f,
+        _ => crate::fit::Fitter::new(source, output)?,
+    };
+    let canvas = fitter.insert(current).fit(rgba, stride)?;
+    crate::convert::rgba_to_i420(canvas, output.0 as usize * 4, output.0, output.1, img)
 }

@@ -42,6 +42,7 @@ mod convert;
 mod encoder;
 mod error;
 mod ffi_io;
+mod fit;
 mod mux;
 mod rtmp;
 mod stats;
