@@ -258,22 +258,6 @@ fn an_ingest_that_restarts_gets_the_stream_back_and_the_recording_has_no_gap() {
     );
 }
 
-/// One decoded frame at `at` seconds as 8-bit luma, by the real ffmpeg.
-fn luma_at(path: &std::path::Path, at: f64) -> Vec<u8> {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &format!("{at}"), "-i"])
-        .arg(path)
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[test]
 fn a_game_that_resizes_mid_stream_is_scaled_into_the_stream() {
     let dir = TempDir::new("resize-rec");
@@ -315,20 +299,17 @@ fn a_game_that_resizes_mid_stream_is_scaled_into_the_stream() {
     };
     // Before: the bars fill the frame. After: 16:9 in 4:3, so 30 black rows above and below
     // (luma 16 in limited range) and the bars between.
-    let before = luma_at(&dir.path("r.flv"), 0.5);
-    let after = luma_at(&dir.path("r.flv"), 3.5);
-    assert_eq!((before.len(), after.len()), (320 * 240, 320 * 240));
-    assert!(rows_mean(&before, 0..24) > 60.0, "bars at the top before");
+    let frames = media::gray_frames(&dir.path("r.flv"), 320, 240);
+    // At 0.5 s and 3.5 s (30 fps).
+    let (before, after) = (&frames[15], &frames[105]);
+    assert!(rows_mean(before, 0..24) > 60.0, "bars at the top before");
+    assert!(rows_mean(after, 0..24) < 24.0, "black bar at the top after");
     assert!(
-        rows_mean(&after, 0..24) < 24.0,
-        "black bar at the top after"
-    );
-    assert!(
-        rows_mean(&after, 216..240) < 24.0,
+        rows_mean(after, 216..240) < 24.0,
         "black bar at the bottom after"
     );
     assert!(
-        rows_mean(&after, 100..140) > 60.0,
+        rows_mean(after, 100..140) > 60.0,
         "bars in the middle after"
     );
 }

@@ -4,6 +4,8 @@
 //! overlay is; and the window under Xvfb shows the overlay on screen.
 
 mod common;
+#[path = "../../media/tests/common/mod.rs"]
+mod media;
 use common::*;
 
 use std::path::Path;
@@ -15,26 +17,7 @@ const H: usize = 360;
 
 /// Decodes an image or video to 8-bit gray frames of W×H.
 fn gray_frames(path: &Path) -> Vec<Vec<u8>> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args([
-            "-vf",
-            &format!("scale={W}:{H}"),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg could not decode {}",
-        path.display()
-    );
-    out.stdout.chunks_exact(W * H).map(|c| c.to_vec()).collect()
+    media::gray_frames(path, W, H)
 }
 
 /// Mean absolute difference inside a rectangle (x0, y0, x1, y1).

@@ -49,6 +49,9 @@ pub(crate) struct ArrivalPredictor {
     /// How late recent timed sleeps ended (ns), a ring: the thread wakes this much earlier.
     wake_late: [u64; WAKE_HISTORY],
     wake_next: usize,
+    /// How far ahead of a window to wake: the second latest of `wake_late` (one very late
+    /// timer is not a trend) plus a minimum; kept up to date as samples come.
+    wake_ahead_ns: u64,
     /// The end of the timed sleep in progress, if any.
     sleeping_until: Option<u64>,
 }
@@ -67,6 +70,7 @@ impl ArrivalPredictor {
             model: None,
             wake_late: [0; WAKE_HISTORY],
             wake_next: 0,
+            wake_ahead_ns: MIN_WAKE_AHEAD_NS,
             sleeping_until: None,
         }
     }
@@ -140,6 +144,9 @@ impl ArrivalPredictor {
             if now_ns >= deadline {
                 self.wake_late[self.wake_next] = now_ns - deadline;
                 self.wake_next = (self.wake_next + 1) % WAKE_HISTORY;
+                let mut sorted = self.wake_late;
+                sorted.sort_unstable();
+                self.wake_ahead_ns = sorted[WAKE_HISTORY - 2] + MIN_WAKE_AHEAD_NS;
             }
         }
         let (period, early, late) = self.model?;
@@ -157,11 +164,8 @@ impl ArrivalPredictor {
             k += 1;
         }
         let opens = (pts as i64).wrapping_add(early);
-        // The second latest of the recent timer wake-ups: one very late timer is not a trend.
-        let mut late_wakes = self.wake_late;
-        late_wakes.sort_unstable();
-        let ahead = late_wakes[WAKE_HISTORY - 2] + MIN_WAKE_AHEAD_NS;
-        let wake = opens.saturating_sub(ahead.min(self.max_lead_ns as u64) as i64);
+        let ahead = self.wake_ahead_ns.min(self.max_lead_ns as u64);
+        let wake = opens.saturating_sub(ahead as i64);
         // However wobbly or fast the game, polling never takes more than a quarter of a period.
         let wake = wake.max((pts as i64).wrapping_add(late) - (period / 4) as i64);
         if wake <= now_ns as i64 {

@@ -201,6 +201,28 @@ pub struct Onsets {
     pub by_index: Vec<f64>,
 }
 
+/// Every frame of an image or video, decoded by ffmpeg and scaled to `width × height` 8-bit
+/// luma.
+pub fn gray_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
+    let raw = run_capture(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args([
+                "-vf",
+                &format!("scale={width}:{height}"),
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+                "-",
+            ]),
+    );
+    raw.chunks_exact(width * height)
+        .map(|c| c.to_vec())
+        .collect()
+}
+
 /// Flash onsets (seconds) from the decoded video; `fps` is used for the index-based times.
 pub fn flash_onsets(path: &Path, fps: u32) -> Onsets {
     let times = frame_times(path, "v");
