@@ -299,10 +299,13 @@ fn a_standby_game_takes_over_when_the_streaming_one_dies() {
     assert!(err.contains("takes over"), "{err}");
     assert_eq!(stat(&err, " bad"), 0, "{err}");
     // The standby game was already connected and drawing: the switch costs a frame or two.
+    // It paces on its own phase; unless the output's ticks move to sit between its frames,
+    // a game landing on the ticks turns jitter into a repeat and a skip every few frames.
     let repeated = stat(&err, "frames out (");
+    let skipped = stat(&err, "repeated, ");
     assert!(
-        repeated <= 10,
-        "failover took too long: {repeated} repeated frames\n{err}"
+        repeated <= 6 && skipped <= 4,
+        "failover took too long or lost the phase: {repeated} repeated, {skipped} skipped\n{err}"
     );
     let _ = wait_with_watchdog(first, Duration::from_secs(10));
     let second = wait_with_watchdog(second, Duration::from_secs(30));

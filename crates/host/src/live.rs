@@ -234,6 +234,12 @@ pub fn run_live(
                         offset_ns: clock.frame_ns(k),
                     });
                     fallback = None;
+                    // A game that takes over paces on its own phase: move the ticks to sit
+                    // between its frames, as the first game's did from its first frame.
+                    let lead = crosscast_ipc::monotonic_ns().saturating_sub(f.received_ns);
+                    let shift = clock.rephase_ns(lead);
+                    let moved = Duration::from_nanos(shift.unsigned_abs());
+                    origin = Some(if shift >= 0 { t0 + moved } else { t0 - moved });
                 }
                 if let Some(last) = a.last_seq {
                     report.skipped += f.seq.saturating_sub(last + 1);

@@ -52,6 +52,19 @@ impl FrameClock {
     pub fn period_ns(&self) -> u64 {
         1_000_000_000 / u64::from(self.fps)
     }
+
+    /// How far (ns, signed) to move the output ticks so that a game frame which arrived
+    /// `lead_ns` before a tick arrives half a period before the ticks from now on.
+    ///
+    /// A game at the output's rate whose frames land right at the ticks makes every bit of
+    /// jitter a repeated frame plus a skipped one; half a period away from both neighbours,
+    /// jitter of up to half a period costs nothing. The shift is at most half a period either
+    /// way and only moves when the ticks fall, never the stream timestamps.
+    pub fn rephase_ns(&self, lead_ns: u64) -> i64 {
+        let period = self.period_ns() as i64;
+        let lead = (lead_ns % self.period_ns()) as i64;
+        period / 2 - lead
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +80,23 @@ mod tests {
         assert_eq!(s.stream_ns(4_999_999_999), None);
         assert_eq!(s.stream_ns(5_000_000_000), Some(2_000_000_000));
         assert_eq!(s.sample_index(5_010_000_000, 48_000), Some(96_480));
+    }
+
+    #[test]
+    fn ticks_move_to_half_a_period_after_the_games_frames() {
+        let c = FrameClock::new(30);
+        let half = (c.period_ns() / 2) as i64;
+        // Landing right at the tick: wait half a period longer.
+        assert_eq!(c.rephase_ns(0), half);
+        // Already centred: nothing moves.
+        assert_eq!(c.rephase_ns(c.period_ns() / 2), 0);
+        // Landing just after the previous tick: the next tick comes sooner.
+        assert_eq!(
+            c.rephase_ns(c.period_ns() - 1_000_000),
+            half - (c.period_ns() as i64 - 1_000_000)
+        );
+        // A frame held over more than a period says the same about the phase.
+        assert_eq!(c.rephase_ns(c.period_ns() + 2_000_000), half - 2_000_000);
     }
 
     #[test]
