@@ -23,6 +23,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                     &[
                         "busy_poll_us",
                         "io_cpu_us_per_frame",
+                        "polled_share",
                         "consumer_p50_us",
                         "consumer_p99_us"
                     ]
@@ -107,6 +108,8 @@ struct Handoff {
     audio: Vec<u64>,
     /// CPU time of the host session's I/O thread per frame it received, in µs.
     io_cpu_us_per_frame: f64,
+    /// Share of frames the I/O thread was already polling for when they came.
+    polled_share: f64,
 }
 
 /// One handoff case: a real game process at `size`, the host acquiring each frame as soon as it
@@ -183,6 +186,7 @@ fn handoff_case(
         acquired,
         audio,
         io_cpu_us_per_frame: counters.io_cpu_ns as f64 / 1e3 / counters.frames_queued.max(1) as f64,
+        polled_share: counters.frames_polled as f64 / counters.frames_queued.max(1) as f64,
     })
 }
 
@@ -208,6 +212,7 @@ fn handoff(seconds: f64) -> anyhow::Result<Report> {
             .with_size(u64::from(w) * u64::from(h) * 4)
             .with_extra("busy_poll_us", busy_poll.as_micros() as f64)
             .with_extra("io_cpu_us_per_frame", d.io_cpu_us_per_frame)
+            .with_extra("polled_share", d.polled_share)
             .with_extra("consumer_p50_us", woken.p50_us)
             .with_extra("consumer_p99_us", woken.p99_us),
         );

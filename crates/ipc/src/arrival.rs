@@ -54,6 +54,9 @@ pub(crate) struct ArrivalPredictor {
     wake_ahead_ns: u64,
     /// The end of the timed sleep in progress, if any.
     sleeping_until: Option<u64>,
+    /// Whether the last answer was to poll: a message that comes now was caught by polling,
+    /// not by waking the thread.
+    polling: bool,
 }
 
 impl ArrivalPredictor {
@@ -72,7 +75,13 @@ impl ArrivalPredictor {
             wake_next: 0,
             wake_ahead_ns: MIN_WAKE_AHEAD_NS,
             sleeping_until: None,
+            polling: false,
         }
+    }
+
+    /// Whether the thread is polling (the last [`wait`](Self::wait) said `Some(ZERO)`).
+    pub(crate) fn polling(&self) -> bool {
+        self.polling
     }
 
     /// Records a frame stamped `pts_ns` by the game that arrived at `now_ns` (both
@@ -139,6 +148,12 @@ impl ArrivalPredictor {
     /// How long to wait for the socket at `now_ns`: `None` blocks until a message comes,
     /// `Some(ZERO)` polls without sleeping, `Some(d)` sleeps at most `d`, then asks again.
     pub(crate) fn wait(&mut self, now_ns: u64) -> Option<Duration> {
+        let answer = self.next_wait(now_ns);
+        self.polling = answer == Some(Duration::ZERO);
+        answer
+    }
+
+    fn next_wait(&mut self, now_ns: u64) -> Option<Duration> {
         if let Some(deadline) = self.sleeping_until.take() {
             // Woken by the timer (not by a message): learn how late timers fire here.
             if now_ns >= deadline {
@@ -216,8 +231,10 @@ mod tests {
         let now = T0 + 19 * P + 200_000;
         let wake = opens - MIN_WAKE_AHEAD_NS;
         assert_eq!(p.wait(now), Some(Duration::from_nanos(wake - now)));
+        assert!(!p.polling());
         // Inside the window: poll.
         assert_eq!(p.wait(opens + 1), Some(Duration::ZERO));
+        assert!(p.polling());
         assert_eq!(
             p.wait(pts + 180_000 + MARGIN_NS as u64 - 1),
             Some(Duration::ZERO)

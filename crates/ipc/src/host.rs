@@ -380,7 +380,10 @@ fn handle(
             st.surface.table.queue(&f)?;
             st.counters.frames_queued += 1;
             let received_ns = monotonic_ns();
-            arrivals.borrow_mut().frame_arrived(f.pts_ns, received_ns);
+            let mut arrivals = arrivals.borrow_mut();
+            st.counters.frames_polled += u64::from(arrivals.polling());
+            arrivals.frame_arrived(f.pts_ns, received_ns);
+            drop(arrivals);
             let delay = received_ns.saturating_sub(f.sent_ns);
             st.counters.handoff.record(delay);
             if opts.record_delays && st.frame_delays_ns.len() < MAX_RECORDED_DELAYS {

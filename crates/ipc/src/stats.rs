@@ -81,6 +81,8 @@ pub struct HostCounters {
     pub audio_seq_gaps: u64,
     /// Audio blocks discarded because the consumer fell behind the backlog limit.
     pub audio_dropped: u64,
+    /// Frames the I/O thread was already polling for when they came (the rest woke it up).
+    pub frames_polled: u64,
     /// Game `queue` → host receipt delay.
     pub handoff: DelayHistogram,
     /// CPU time of the session's I/O thread (user + system), set when the session ends.

@@ -401,4 +401,11 @@ fn polling_for_paced_frames_costs_a_bounded_share_of_a_core() {
         c.io_cpu_ns > 0,
         "the I/O thread's CPU time was not reported"
     );
+    // And the polling catches the frames: only the predictor's first frames, and the odd one
+    // a descheduled vCPU delays, wake the thread.
+    assert!(
+        (frames / 2..=frames - 8).contains(&c.frames_polled),
+        "{} of {frames} frames came while the I/O thread polled",
+        c.frames_polled
+    );
 }

@@ -268,6 +268,11 @@ pub(crate) trait Receive {
 
     /// Waits up to `timeout` for message `expect_seq`, takes it and validates it.
     fn recv(&mut self, expect_seq: u32, timeout: Duration) -> Result<Received, String>;
+
+    /// Figures the transport kept itself over the run, added to its row at the end.
+    fn report(&self) -> Map<String, Value> {
+        Map::new()
+    }
 }
 
 /// The game side of a transport.
@@ -530,6 +535,7 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
     if let Err(e) = ctl::recv(ctl.as_fd(), ctl::Step::Done, STEP_TIMEOUT) {
         return Err(fail(&mut peer, e));
     }
+    out.extra.append(&mut rx.report());
     // Closing the control socket tells the peer it may release the transport and exit.
     drop(ctl);
     peer.finish(STEP_TIMEOUT)

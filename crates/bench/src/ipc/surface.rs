@@ -148,6 +148,18 @@ impl Receive for SurfaceRx {
             valid_ns: now_ns(),
         })
     }
+
+    fn report(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(c) = self.session.as_ref().map(HostSession::counters) {
+            // Warm-up frames included: the predictor needs a few frames before it polls.
+            m.insert(
+                "polled_share".into(),
+                Value::from(c.frames_polled as f64 / c.frames_queued.max(1) as f64),
+            );
+        }
+        m
+    }
 }
 
 /// Peer (game) side: adopts the inherited session socket and key, authenticates the host and
