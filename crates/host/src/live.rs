@@ -239,7 +239,11 @@ pub fn run_live(
                     let lead = crosscast_ipc::monotonic_ns().saturating_sub(f.received_ns);
                     let shift = clock.rephase_ns(lead);
                     let moved = Duration::from_nanos(shift.unsigned_abs());
-                    origin = Some(if shift >= 0 { t0 + moved } else { t0 - moved });
+                    origin = Some(if shift >= 0 {
+                        t0 + moved
+                    } else {
+                        t0.checked_sub(moved).unwrap_or(t0)
+                    });
                 }
                 if let Some(last) = a.last_seq {
                     report.skipped += f.seq.saturating_sub(last + 1);
