@@ -166,7 +166,9 @@ fn the_preview_window_shows_the_overlay_on_screen() {
     let dir = TempDir::new("window");
     let x = xvfb();
     let comments = comments_file(&dir);
-    let mut shots = Vec::new();
+    let mean = |s: &[u8]| s.iter().map(|&p| u64::from(p)).sum::<u64>() as f64 / s.len() as f64;
+    let panel = (8, H * 2 / 3, W / 3, H - 8);
+    let mut shots: Vec<Vec<u8>> = Vec::new();
     for (tag, with) in [("plain", false), ("overlay", true)] {
         let mut cmd = Command::new(bin());
         cmd.args([
@@ -174,7 +176,7 @@ fn the_preview_window_shows_the_overlay_on_screen() {
             "--pattern",
             "bars",
             "--seconds",
-            "5",
+            "60",
             "--size",
             "640x360",
             "--fps",
@@ -192,20 +194,38 @@ fn the_preview_window_shows_the_overlay_on_screen() {
             cmd.args(["--comments", comments.to_str().unwrap()]);
         }
         let child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        shots.push(screenshot(&x.1, &dir.path(&format!("{tag}.png"))));
+        // Until the window shows what this run should show (on a loaded machine starting the
+        // game, the handshake and the window can take seconds), or a generous deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let shot = loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let s = screenshot(&x.1, &dir.path(&format!("{tag}.png")));
+            let complete = mean(&s) > 40.0
+                && shots
+                    .first()
+                    .is_none_or(|plain| diff(plain, &s, panel) > 10.0);
+            if complete || std::time::Instant::now() > deadline {
+                break s;
+            }
+        };
+        shots.push(shot);
+        // Stopped as a user stops it: Ctrl-C/SIGTERM finishes cleanly with status 0.
+        assert!(Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
         let out = wait_with_watchdog(child, Duration::from_secs(60));
         assert!(out.status.success(), "{}", stderr(&out));
     }
     // Both show the game (bars are far from black); only the second shows the comments.
     for s in &shots {
-        let mean = s.iter().map(|&p| u64::from(p)).sum::<u64>() as f64 / s.len() as f64;
         assert!(
-            mean > 40.0,
-            "the window shows the game frame (mean level {mean:.0})"
+            mean(s) > 40.0,
+            "the window shows the game frame (mean level {:.0})",
+            mean(s)
         );
     }
-    let panel = (8, H * 2 / 3, W / 3, H - 8);
     let d = diff(&shots[0], &shots[1], panel);
     assert!(
         d > 10.0,
