@@ -232,7 +232,7 @@ fn a_standby_game_takes_over_when_the_streaming_one_dies() {
     assert!(run(&["keygen", &key_s], &dir.0, Duration::from_secs(10))
         .status
         .success());
-    let host = Command::new(bin())
+    let mut host = Command::new(bin())
         .args([
             "host",
             "--listen",
@@ -278,11 +278,36 @@ fn a_standby_game_takes_over_when_the_streaming_one_dies() {
             .spawn()
             .unwrap()
     };
-    std::thread::sleep(Duration::from_secs(1));
+    // The host's log, read as it comes, so that each game starts once the one before is in.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let pipe = host.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    let wait_log = |what: &str| {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !log.lock().unwrap().contains(what) {
+            assert!(
+                Instant::now() < until,
+                "no '{what}' from the host:\n{}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_log("listening for app");
     let first = game("30");
-    std::thread::sleep(Duration::from_millis(700));
+    wait_log("connected (session 1)");
     let second = game("30");
-    std::thread::sleep(Duration::from_millis(700));
+    wait_log("connected (session 2)");
     // A third game is over the limit.
     let third = wait_with_watchdog(game("5"), Duration::from_secs(30));
     assert!(!third.status.success());
@@ -294,7 +319,8 @@ fn a_standby_game_takes_over_when_the_streaming_one_dies() {
     std::thread::sleep(Duration::from_secs(2));
     kill9(first.id());
     let out = wait_with_watchdog(host, Duration::from_secs(60));
-    let err = stderr(&out);
+    reader.join().unwrap();
+    let err = log.lock().unwrap().clone();
     assert!(out.status.success(), "{err}");
     assert!(err.contains("takes over"), "{err}");
     assert_eq!(stat(&err, " bad"), 0, "{err}");
