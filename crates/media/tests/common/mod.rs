@@ -201,14 +201,18 @@ pub struct Onsets {
     pub by_index: Vec<f64>,
 }
 
-/// Every frame of an image or video, decoded by ffmpeg and scaled to `width × height` 8-bit
-/// luma.
+/// Every frame of an image or video (as decoded, none duplicated or dropped), decoded by ffmpeg
+/// and scaled to `width × height` 8-bit luma.
 pub fn gray_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
     let raw = run_capture(
         Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
             .arg(path)
             .args([
+                "-map",
+                "0:v:0",
+                "-fps_mode",
+                "passthrough",
                 "-vf",
                 &format!("scale={width}:{height}"),
                 "-f",
@@ -226,34 +230,16 @@ pub fn gray_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
 /// Flash onsets (seconds) from the decoded video; `fps` is used for the index-based times.
 pub fn flash_onsets(path: &Path, fps: u32) -> Onsets {
     let times = frame_times(path, "v");
-    let raw = run_capture(
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
-            .arg(path)
-            .args([
-                "-map",
-                "0:v:0",
-                "-fps_mode",
-                "passthrough",
-                "-vf",
-                "scale=32:18",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "gray",
-                "-",
-            ]),
-    );
-    let frame_len = 32 * 18;
+    let frames = gray_frames(path, 32, 18);
     assert_eq!(
-        raw.len() / frame_len,
+        frames.len(),
         times.len(),
         "ffmpeg and ffprobe disagree on the number of video frames"
     );
     let mut onsets = Onsets::default();
     let mut was_bright = false;
-    for (i, f) in raw.chunks_exact(frame_len).enumerate() {
-        let mean = f.iter().map(|&p| u32::from(p)).sum::<u32>() / frame_len as u32;
+    for (i, f) in frames.iter().enumerate() {
+        let mean = f.iter().map(|&p| u32::from(p)).sum::<u32>() / f.len() as u32;
         let bright = mean > 128;
         if bright && !was_bright {
             onsets.by_pts.push(times[i].0);
