@@ -69,6 +69,7 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
                 continue;
             }
             assert_eq!(messages, QUICK_COUNT as u64, "{t}/{size}");
+            assert_eq!(row["produce"], "on-time", "{t}/{size}");
             let f = |k: &str| row[k].as_f64().unwrap();
             assert!(f("min_us") > 0.0, "{t}/{size}: {row}");
             assert!(f("min_us") <= f("p50_us"), "{t}/{size}: {row}");
@@ -89,6 +90,28 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
     assert!(svg.starts_with("<svg") || svg.contains("<svg"));
     for label in ["3 KiB", "4 MiB", "10 MiB", "surface", "iceoryx2"] {
         assert!(svg.contains(label), "chart lacks {label}");
+    }
+}
+
+#[test]
+fn produced_ahead_every_message_still_arrives_intact() {
+    // Zero-copy and copying senders alike keep the prepared message until its deadline.
+    let opts = IpcOptions {
+        quick: true,
+        sizes: vec![3072, 4 << 20],
+        transports: vec!["shm-ring".into(), "uds-seqpacket".into(), "surface".into()],
+        produce_ahead: true,
+        ..IpcOptions::default()
+    };
+    let report = run_ipc(&opts, Path::new(PEER), &mut |_| {}).unwrap();
+    assert_eq!(report.rows.len(), 6);
+    for row in &report.rows {
+        assert_eq!(
+            row.summary.messages, QUICK_COUNT,
+            "{}: {:?}",
+            row.case, row.extra
+        );
+        assert_eq!(row.extra["produce"], "ahead", "{}", row.case);
     }
 }
 

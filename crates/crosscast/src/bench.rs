@@ -84,6 +84,7 @@ fn ipc(a: IpcBenchArgs) -> anyhow::Result<()> {
         count: a.count,
         interval_ms: a.interval_ms,
         quick: a.quick,
+        produce_ahead: a.produce_ahead,
         json: a.json,
         plot: a.plot,
         transports: a.transports,

@@ -325,6 +325,10 @@ pub(crate) struct IpcBenchArgs {
     /// Fewer messages, for a quick check (~30 s).
     #[arg(long)]
     pub(crate) quick: bool,
+    /// Produce each message ahead and send it on its deadline, as a game presenting on vsync
+    /// (default: produce it when the deadline comes and send it at once).
+    #[arg(long)]
+    pub(crate) produce_ahead: bool,
     /// Write DESIGN.md's JSON here.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,

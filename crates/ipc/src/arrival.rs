@@ -9,10 +9,13 @@
 //! before the earliest of those (a timer wake-up, early enough that its latency is hidden),
 //! then polls the socket without sleeping until the frame is in or the latest recent offset
 //! has passed, the way NAPI busy polling or a vsync-aligned compositor waits. Between polls it
-//! yields the CPU, which may be the one the game needs to send that very frame. The window is
-//! at most `2 ×` [`HostOptions::busy_poll`] wide, centred on the typical offset, plus the early
-//! wake-up (at most `busy_poll`), and never more than a quarter of the frame period; a game
-//! whose timestamps are not paced, or that stops sending frames, gets the plain blocking wait.
+//! yields the CPU, which may be the one the game needs to send that very frame; the game in
+//! turn yields once after sending (`GameSession::queue`), or a game that goes on rendering at
+//! once would hold a shared CPU for a whole scheduler slice before the host could look. The
+//! window is at most `2 ×` [`HostOptions::busy_poll`] wide, centred on the typical offset,
+//! plus the early wake-up (at most `busy_poll`), and never more than a quarter of the frame
+//! period; a game whose timestamps are not paced, or that stops sending frames, gets the plain
+//! blocking wait.
 //! A game lying about its timestamps can only move the window, never widen it.
 //!
 //! [`HostOptions::busy_poll`]: crate::HostOptions::busy_poll

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         ["bench", "markdown", json, extra @ ..] => markdown(json, extra),
         _ => Err(BenchError::Options(
             "usage: crosscast-bench-peer bench ipc [--count N] [--interval-ms N] [--sizes A,B] \
-             [--transports A,B] [--warmup N] [--quick] [--json FILE] [--plot FILE]"
+             [--transports A,B] [--warmup N] [--quick] [--produce-ahead] [--json FILE] [--plot FILE]"
                 .into(),
         )),
     };
@@ -75,6 +75,10 @@ fn parse(args: &[String]) -> Result<IpcOptions, BenchError> {
     while let Some(flag) = it.next() {
         if flag == "--quick" {
             o.quick = true;
+            continue;
+        }
+        if flag == "--produce-ahead" {
+            o.produce_ahead = true;
             continue;
         }
         let value = it

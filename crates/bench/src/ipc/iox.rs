@@ -1,9 +1,10 @@
 //! `iceoryx2`: the outside reference for zero-copy IPC, through its safe public API only.
 //!
 //! The peer publishes on a publish-subscribe service of byte slices: it loans a sample in the
-//! shared data segment, produces the object in place (the template copied in, then stamped, all
-//! before the timestamp, like a game rendering into its buffer), writes the header into the
-//! sample's first 32 bytes, sends it and wakes the receiver through an event service. The
+//! shared data segment and produces the object in place ahead of its deadline (the template
+//! copied in, then stamped, like a game rendering into its buffer); on the deadline it writes
+//! the timestamped header into the sample's first 32 bytes, sends it and wakes the receiver
+//! through an event service. The
 //! receiver validates the object where it lies, without copying it.
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
+use iceoryx2::sample_mut::SampleMut;
 use iceoryx2::service::port_factory::{event, publish_subscribe};
 
 use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
@@ -20,6 +22,7 @@ use super::{Receive, Received, Setup, Transmit};
 
 type PubSub = publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
 type Event = event::PortFactory<ipc::Service>;
+type Sample = SampleMut<ipc::Service, [u8], ()>;
 
 /// Both sides open the services with the same settings; the first creates them.
 fn services(node: &Node<ipc::Service>, name: &str) -> Result<(PubSub, Event), String> {
@@ -149,6 +152,9 @@ impl Receive for IoxRx {
 
 /// Peer side: publisher and notifier on the services the parent created.
 pub(crate) struct IoxTx {
+    /// The loaned sample holding the prepared message, its number and checksum (first, so it
+    /// goes back before the publisher it was loaned from).
+    prepared: Option<(u32, u64, Sample)>,
     publisher: Publisher<ipc::Service, [u8], ()>,
     notifier: Notifier<ipc::Service>,
     template: Vec<u8>,
@@ -179,6 +185,7 @@ impl IoxTx {
             publisher,
             notifier,
             template: full,
+            prepared: None,
             _data: data,
             _event: event,
             _node: node,
@@ -187,15 +194,25 @@ impl IoxTx {
 }
 
 impl Transmit for IoxTx {
-    fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
+    fn prepare(&mut self, seq: u32) -> Result<(), String> {
+        // A sample still loaned goes back to the publisher when dropped.
+        self.prepared = None;
         let sample = self
             .publisher
             .loan_slice_uninit(self.template.len())
             .map_err(|e| format!("loan: {e:?}"))?;
         let mut sample = sample.write_from_slice(&self.template);
-        let payload = sample.payload_mut();
-        let (head, body) = payload.split_at_mut(HEADER_LEN);
-        let sum = stamp(body, seq);
+        let sum = stamp(&mut sample.payload_mut()[HEADER_LEN..], seq);
+        self.prepared = Some((seq, sum, sample));
+        Ok(())
+    }
+
+    fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
+        let (sum, mut sample) = match self.prepared.take() {
+            Some((s, sum, sample)) if s == seq => (sum, sample),
+            _ => return Err(format!("message {seq} was not prepared")),
+        };
+        let (head, body) = sample.payload_mut().split_at_mut(HEADER_LEN);
         let header = Header {
             seq,
             len: body.len() as u64,

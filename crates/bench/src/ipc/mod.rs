@@ -13,9 +13,11 @@
 //! `warmup + count` messages, one every `interval_ms` (absolute deadlines, so a slow send does not
 //! shift the schedule). Each message is a 32-byte header (sequence, length, sender's
 //! `CLOCK_MONOTONIC` timestamp taken just before sending, XXH3 checksum) and a payload of the
-//! given size. The payload is produced before the timestamp (for the zero-copy transports it is
-//! produced in place in shared memory, which is their point); everything after the timestamp is
-//! the transport's cost.
+//! given size. The payload is produced before the timestamp (for the zero-copy transports in
+//! place in shared memory, which is their point): when the deadline comes, then sent at once, as
+//! crosscast's game renders and queues a frame; or, with [`IpcOptions::produce_ahead`], before
+//! the deadline and sent on it, as a game presenting on vsync. Everything after the timestamp
+//! is the transport's cost.
 //!
 //! The delay for a message ends, as DESIGN.md defines it, when the receiver holds a usable
 //! object: every byte copied into its buffer, or for the zero-copy transports the shared
@@ -93,6 +95,10 @@ pub struct IpcOptions {
     pub plot: Option<PathBuf>,
     /// Messages sent and discarded before measuring (`--warmup`, default 10).
     pub warmup: usize,
+    /// The sender produces each message ahead and sends it on its deadline, as a game that
+    /// presents on vsync (`--produce-ahead`); by default it produces the message when the
+    /// deadline comes and sends it at once, as crosscast's game renders a frame and queues it.
+    pub produce_ahead: bool,
 }
 
 impl Default for IpcOptions {
@@ -106,6 +112,7 @@ impl Default for IpcOptions {
             json: None,
             plot: None,
             warmup: 10,
+            produce_ahead: false,
         }
     }
 }
@@ -205,6 +212,7 @@ pub fn run_ipc(
                 count,
                 warmup,
                 interval_ms: opts.interval_ms,
+                produce_ahead: opts.produce_ahead,
             };
             let row = match run_case(&plan, peer_exe) {
                 Ok(outcome) => outcome.into_row(&case),
@@ -238,6 +246,7 @@ struct Plan {
     count: usize,
     warmup: usize,
     interval_ms: u64,
+    produce_ahead: bool,
 }
 
 /// What the receiver measured for one message, all `CLOCK_MONOTONIC` nanoseconds.
@@ -277,7 +286,11 @@ pub(crate) trait Receive {
 
 /// The game side of a transport.
 pub(crate) trait Transmit {
-    /// Produces and sends message `seq`, scheduled for `due_ns` (CLOCK_MONOTONIC).
+    /// Produces message `seq` ahead of its deadline: in the sender's buffer for the copying
+    /// transports, in shared memory for the zero-copy ones.
+    fn prepare(&mut self, seq: u32) -> Result<(), String>;
+    /// Timestamps the prepared message `seq` and sends it; it was scheduled for `due_ns`
+    /// (CLOCK_MONOTONIC).
     fn send(&mut self, seq: u32, due_ns: u64) -> Result<(), String>;
 }
 
@@ -300,6 +313,16 @@ impl Setup {
             args: Vec::new(),
             extra: Map::new(),
         }
+    }
+}
+
+/// The `produce` field of a row and the peer's `--produce` value: when the sender produces
+/// each message.
+fn produce_mode(ahead: bool) -> &'static str {
+    if ahead {
+        "ahead"
+    } else {
+        "on-time"
     }
 }
 
@@ -462,8 +485,9 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
         mut rx,
         fds,
         args,
-        extra,
+        mut extra,
     } = setup;
+    extra.insert("produce".into(), produce_mode(plan.produce_ahead).into());
     let (ctl, ctl_child) = socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -478,6 +502,7 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
         .args(["--size", &plan.size.to_string()])
         .args(["--count", &total.to_string()])
         .args(["--interval-ms", &plan.interval_ms.to_string()])
+        .args(["--produce", produce_mode(plan.produce_ahead)])
         .args(&args)
         .stdin(Stdio::from(ctl_child))
         .stdout(Stdio::null())
@@ -550,6 +575,8 @@ struct PeerArgs {
     size: usize,
     count: usize,
     interval_ms: u64,
+    /// `--produce ahead`: produce each message before its deadline, not on it.
+    ahead: bool,
     rest: Vec<(String, String)>,
 }
 
@@ -573,6 +600,7 @@ impl PeerArgs {
             size: 0,
             count: 0,
             interval_ms: 0,
+            ahead: false,
             rest: pairs,
         };
         me.transport = me
@@ -588,6 +616,11 @@ impl PeerArgs {
         me.size = me.number("--size").map_err(BenchError::PeerArgs)?;
         me.count = me.number("--count").map_err(BenchError::PeerArgs)?;
         me.interval_ms = me.number("--interval-ms").map_err(BenchError::PeerArgs)? as u64;
+        me.ahead = match me.text("--produce").unwrap_or(produce_mode(false)) {
+            m if m == produce_mode(true) => true,
+            m if m == produce_mode(false) => false,
+            m => return Err(BenchError::PeerArgs(format!("unknown --produce {m:?}"))),
+        };
         if me.size == 0 || me.size > MAX_SIZE {
             return Err(BenchError::PeerArgs(format!(
                 "size {} out of range",
@@ -638,13 +671,23 @@ pub fn ipc_peer_main(args: &[String]) -> Result<(), BenchError> {
     let interval = Duration::from_millis(args.interval_ms);
     let start = Instant::now();
     let start_ns = msg::now_ns();
+    let prepare = |tx: &mut Box<dyn Transmit>, seq: usize| {
+        tx.prepare(seq as u32)
+            .map_err(|e| peer(&format!("producing message {seq}"), e))
+    };
     for seq in 0..args.count {
+        if args.ahead {
+            prepare(&mut tx, seq)?;
+        }
         // Absolute deadlines: a slow send delays only itself, not the rest of the schedule.
         // Both factors are bounded by `PeerArgs::parse`, so this cannot overflow.
         let due = start + interval * seq as u32;
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
+        }
+        if !args.ahead {
+            prepare(&mut tx, seq)?;
         }
         let due_ns = start_ns + (interval * seq as u32).as_nanos() as u64;
         tx.send(seq as u32, due_ns)
@@ -686,6 +729,15 @@ mod tests {
         assert_eq!((a.size, a.count, a.interval_ms), (3072, 10, 16));
         assert_eq!(a.number("--datagram"), Ok(4096));
         assert!(a.text("--service").is_err());
+        assert!(!a.ahead, "messages are produced on time unless asked");
+        let with = |mode: &str| {
+            let mut v = s(&["--transport", "pipe", "--size", "1", "--count", "1"]);
+            v.extend(s(&["--interval-ms", "1", "--produce", mode]));
+            PeerArgs::parse(&v)
+        };
+        assert!(with("ahead").unwrap().ahead);
+        assert!(!with("on-time").unwrap().ahead);
+        assert!(matches!(with("late"), Err(BenchError::PeerArgs(_))));
 
         for bad in [
             &[

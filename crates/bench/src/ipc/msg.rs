@@ -126,6 +126,43 @@ pub(crate) fn stamp(payload: &mut [u8], seq: u32) -> u64 {
     checksum(payload)
 }
 
+/// A copying sender's object in its own memory, produced ahead of its send time.
+pub(crate) struct Outgoing {
+    /// The object's bytes, what the transport copies.
+    pub(crate) bytes: Vec<u8>,
+    /// The message they were last [`prepare`](Self::prepare)d for, and its checksum.
+    prepared: Option<(u32, u64)>,
+}
+
+impl Outgoing {
+    /// A `size`-byte object, not prepared yet.
+    pub(crate) fn new(size: usize) -> Outgoing {
+        Outgoing {
+            bytes: template(size),
+            prepared: None,
+        }
+    }
+
+    /// Makes the bytes message `seq`'s object.
+    pub(crate) fn prepare(&mut self, seq: u32) {
+        self.prepared = Some((seq, stamp(&mut self.bytes, seq)));
+    }
+
+    /// The header of message `seq`, timestamped now: the transport's cost starts here.
+    pub(crate) fn header(&self, seq: u32) -> Result<[u8; HEADER_LEN], String> {
+        match self.prepared {
+            Some((s, sum)) if s == seq => Ok(Header {
+                seq,
+                len: self.bytes.len() as u64,
+                sent_ns: now_ns(),
+                sum,
+            }
+            .encode()),
+            _ => Err(format!("message {seq} was not prepared")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use rustix::net::{
 use serde_json::Value;
 
 use super::ctl::wait_readable;
-use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
+use super::msg::{now_ns, Header, Outgoing, HEADER_LEN};
 use super::{Receive, Received, Setup, Transmit};
 
 /// Largest datagram used: a size the kernel allocates reliably, large enough that per-datagram
@@ -149,7 +149,7 @@ impl Receive for SeqRx {
 /// Sender: the same cut into datagrams as the receiver expects.
 pub(crate) struct SeqTx {
     fd: OwnedFd,
-    object: Vec<u8>,
+    object: Outgoing,
     datagram: usize,
 }
 
@@ -161,25 +161,24 @@ impl SeqTx {
         }
         Ok(SeqTx {
             fd,
-            object: template(size),
+            object: Outgoing::new(size),
             datagram,
         })
     }
 }
 
 impl Transmit for SeqTx {
+    fn prepare(&mut self, seq: u32) -> Result<(), String> {
+        self.object.prepare(seq);
+        Ok(())
+    }
+
     fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
-        let size = self.object.len();
-        let sum = stamp(&mut self.object, seq);
-        let header = Header {
-            seq,
-            len: size as u64,
-            sent_ns: now_ns(),
-            sum,
-        }
-        .encode();
+        let header = self.object.header(seq)?;
+        let object = &self.object.bytes;
+        let size = object.len();
         let first = size.min(self.datagram - HEADER_LEN);
-        let iov = [IoSlice::new(&header), IoSlice::new(&self.object[..first])];
+        let iov = [IoSlice::new(&header), IoSlice::new(&object[..first])];
         let mut space: [MaybeUninit<u8>; 0] = [];
         let mut control = SendAncillaryBuffer::new(&mut space);
         loop {
@@ -192,7 +191,7 @@ impl Transmit for SeqTx {
         let mut off = first;
         while off < size {
             let end = (off + self.datagram).min(size);
-            match send(&self.fd, &self.object[off..end], SendFlags::NOSIGNAL) {
+            match send(&self.fd, &object[off..end], SendFlags::NOSIGNAL) {
                 Ok(_) => off = end,
                 Err(Errno::INTR) => {}
                 Err(e) => return Err(format!("send datagram at {off}: {e}")),

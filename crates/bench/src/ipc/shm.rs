@@ -22,7 +22,7 @@ use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use serde_json::Value;
 
 use super::ctl::wait_readable;
-use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
+use super::msg::{now_ns, Header, Outgoing, HEADER_LEN};
 use super::stream::{read_exact, write_all2};
 use super::{Receive, Received, Setup, Transmit};
 
@@ -163,7 +163,7 @@ pub(crate) struct RingTx {
     read_pos: usize,
     /// Lengths of messages written but not yet consumed, oldest first.
     in_flight: VecDeque<usize>,
-    object: Vec<u8>,
+    object: Outgoing,
 }
 
 impl RingTx {
@@ -182,16 +182,20 @@ impl RingTx {
             write_pos: 0,
             read_pos: 0,
             in_flight: VecDeque::new(),
-            object: template(size),
+            object: Outgoing::new(size),
         })
     }
 }
 
 impl Transmit for RingTx {
+    fn prepare(&mut self, seq: u32) -> Result<(), String> {
+        self.object.prepare(seq);
+        Ok(())
+    }
+
     fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
-        let sum = stamp(&mut self.object, seq);
-        let sent_ns = now_ns();
-        let len = HEADER_LEN + self.object.len();
+        let header = self.object.header(seq)?;
+        let len = HEADER_LEN + self.object.bytes.len();
         // Wait for room: the receiver reports each message it has copied out.
         while self.ring.len() - (self.write_pos - self.read_pos) < len {
             let freed = eventfd_take(self.space.as_fd(), Duration::from_secs(10), "ring space")?;
@@ -202,16 +206,9 @@ impl Transmit for RingTx {
                 self.read_pos += l;
             }
         }
-        let header = Header {
-            seq,
-            len: self.object.len() as u64,
-            sent_ns,
-            sum,
-        }
-        .encode();
         let ring = self.ring.as_mut_slice();
         ring_copy_in(ring, self.write_pos, &header);
-        ring_copy_in(ring, self.write_pos + HEADER_LEN, &self.object);
+        ring_copy_in(ring, self.write_pos + HEADER_LEN, &self.object.bytes);
         self.write_pos += len;
         self.in_flight.push_back(len);
         eventfd_add(self.data.as_fd(), 1)
@@ -325,7 +322,7 @@ impl Receive for FileRx {
 pub(crate) struct FileTx {
     map: MemoryMapping,
     note: OwnedFd,
-    object: Vec<u8>,
+    object: Outgoing,
     /// Messages the receiver has acknowledged.
     acked: u32,
 }
@@ -338,16 +335,20 @@ impl FileTx {
         Ok(FileTx {
             map,
             note,
-            object: template(size),
+            object: Outgoing::new(size),
             acked: 0,
         })
     }
 }
 
 impl Transmit for FileTx {
+    fn prepare(&mut self, seq: u32) -> Result<(), String> {
+        self.object.prepare(seq);
+        Ok(())
+    }
+
     fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
-        let sum = stamp(&mut self.object, seq);
-        let sent_ns = now_ns();
+        let header = self.object.header(seq)?;
         // Region seq % 2 last held message seq - 2: wait until the receiver has copied it out.
         while self.acked + 2 <= seq {
             if !wait_readable(self.note.as_fd(), Duration::from_secs(10))? {
@@ -357,17 +358,11 @@ impl Transmit for FileTx {
             read_exact(self.note.as_fd(), &mut ack)?;
             self.acked += 1;
         }
-        let off = (seq as usize % 2) * region_len(self.object.len());
-        let header = Header {
-            seq,
-            len: self.object.len() as u64,
-            sent_ns,
-            sum,
-        }
-        .encode();
+        let object = &self.object.bytes;
+        let off = (seq as usize % 2) * region_len(object.len());
         let mem = self.map.as_mut_slice();
         mem[off..off + HEADER_LEN].copy_from_slice(&header);
-        mem[off + HEADER_LEN..off + HEADER_LEN + self.object.len()].copy_from_slice(&self.object);
+        mem[off + HEADER_LEN..off + HEADER_LEN + object.len()].copy_from_slice(object);
         write_all2(self.note.as_fd(), &seq.to_le_bytes(), &[])
     }
 }

@@ -14,7 +14,7 @@ use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use serde_json::Value;
 
 use super::ctl::wait_readable;
-use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
+use super::msg::{now_ns, Header, Outgoing, HEADER_LEN};
 use super::{Receive, Received, Setup, Transmit};
 
 /// Pipe buffer asked for: big enough for a 10 MiB object and its header, so the sender's one
@@ -127,7 +127,7 @@ impl Receive for StreamRx {
 /// Sender onto any byte stream.
 pub(crate) struct StreamTx {
     fd: OwnedFd,
-    object: Vec<u8>,
+    object: Outgoing,
 }
 
 impl StreamTx {
@@ -135,22 +135,20 @@ impl StreamTx {
     pub(crate) fn new(fd: OwnedFd, size: usize) -> StreamTx {
         StreamTx {
             fd,
-            object: template(size),
+            object: Outgoing::new(size),
         }
     }
 }
 
 impl Transmit for StreamTx {
+    fn prepare(&mut self, seq: u32) -> Result<(), String> {
+        self.object.prepare(seq);
+        Ok(())
+    }
+
     fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
-        let sum = stamp(&mut self.object, seq);
-        let header = Header {
-            seq,
-            len: self.object.len() as u64,
-            sent_ns: now_ns(),
-            sum,
-        }
-        .encode();
-        write_all2(self.fd.as_fd(), &header, &self.object)
+        let header = self.object.header(seq)?;
+        write_all2(self.fd.as_fd(), &header, &self.object.bytes)
     }
 }
 

@@ -3,10 +3,10 @@
 //! The bench process is the host and the peer is the game, connected exactly as in
 //! `crosscast live`: spawn mode (socketpair and session key inherited by the child), SO_PEERCRED
 //! and the mutual HMAC handshake, then a surface of three host-allocated, sealed memfd slots
-//! and the BufferQueue. The game dequeues a slot, produces the object in it (the template
-//! copied in and stamped, before the timestamp, as a game renders a frame), writes the header
-//! into the slot's first 32 bytes and queues it: only a `FrameQueued` message crosses the
-//! socket. The host's I/O thread checks the message and holds the slot (the delay ends there,
+//! and the BufferQueue. The game dequeues a slot and produces the object in it ahead of its
+//! deadline (the template copied in and stamped, as a game renders a frame); on the deadline it
+//! writes the timestamped header into the slot's first 32 bytes and queues it: only a
+//! `FrameQueued` message crosses the socket. The host's I/O thread checks the message and holds the slot (the delay ends there,
 //! as it does for `bench handoff`); the consumer then acquires the frame and validates the
 //! object where it lies, without copying.
 //!
@@ -21,7 +21,9 @@ use std::time::Duration;
 use crosscast_ipc::auth::authenticate_game;
 use crosscast_ipc::auth::authenticate_host;
 use crosscast_ipc::connect::{adopt_spawned, spawn_game};
-use crosscast_ipc::{Channel, FrameConsumer, GameSession, HostOptions, HostSession, SessionKey};
+use crosscast_ipc::{
+    Channel, FrameConsumer, GameSession, HostOptions, HostSession, SessionKey, SlotWriter,
+};
 use crosscast_wire::{QueuePolicy, UidPolicy};
 use serde_json::Value;
 
@@ -165,6 +167,8 @@ impl Receive for SurfaceRx {
 /// Peer (game) side: adopts the inherited session socket and key, authenticates the host and
 /// waits for the surface.
 pub(crate) struct SurfaceTx {
+    /// The slot holding the prepared message, its number and checksum.
+    prepared: Option<(u32, u64, SlotWriter)>,
     session: GameSession,
     template: Vec<u8>,
 }
@@ -186,6 +190,7 @@ impl SurfaceTx {
             ));
         }
         Ok(SurfaceTx {
+            prepared: None,
             session,
             template: template(size),
         })
@@ -193,25 +198,36 @@ impl SurfaceTx {
 }
 
 impl Transmit for SurfaceTx {
-    fn send(&mut self, seq: u32, due_ns: u64) -> Result<(), String> {
+    fn prepare(&mut self, seq: u32) -> Result<(), String> {
+        if self.prepared.is_some() {
+            return Err(format!(
+                "message {seq} prepared before the last one was sent"
+            ));
+        }
         let mut slot = self
             .session
             .dequeue(CONNECT_TIMEOUT)
             .map_err(|e| format!("dequeue: {e}"))?
             .ok_or("no free slot: the host holds them all")?;
-        let pixels = slot.pixels();
-        let (head, rest) = pixels.split_at_mut(HEADER_LEN);
-        let body = &mut rest[..self.template.len()];
+        let body = &mut slot.pixels()[HEADER_LEN..HEADER_LEN + self.template.len()];
         body.copy_from_slice(&self.template);
         let sum = stamp(body, seq);
-        let sent_ns = now_ns();
+        self.prepared = Some((seq, sum, slot));
+        Ok(())
+    }
+
+    fn send(&mut self, seq: u32, due_ns: u64) -> Result<(), String> {
+        let (sum, mut slot) = match self.prepared.take() {
+            Some((s, sum, slot)) if s == seq => (sum, slot),
+            _ => return Err(format!("message {seq} was not prepared")),
+        };
         let header = Header {
             seq,
-            len: body.len() as u64,
-            sent_ns,
+            len: self.template.len() as u64,
+            sent_ns: now_ns(),
             sum,
         };
-        head.copy_from_slice(&header.encode());
+        slot.pixels()[..HEADER_LEN].copy_from_slice(&header.encode());
         let queued = self
             .session
             // A paced game stamps a frame with the time it was due (its presentation time).
