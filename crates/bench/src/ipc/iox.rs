@@ -1,11 +1,10 @@
 //! `iceoryx2`: the outside reference for zero-copy IPC, through its safe public API only.
 //!
 //! The peer publishes on a publish-subscribe service of byte slices: it loans a sample in the
-//! shared data segment and produces the object in place ahead of its deadline (the template
-//! copied in, then stamped, like a game rendering into its buffer); on the deadline it writes
-//! the timestamped header into the sample's first 32 bytes, sends it and wakes the receiver
-//! through an event service. The
-//! receiver validates the object where it lies, without copying it.
+//! shared data segment and produces the object in place (the template copied in, then stamped,
+//! like a game rendering into its buffer); when the message is due it writes the timestamped
+//! header into the sample's first 32 bytes, sends it and wakes the receiver through an event
+//! service. The receiver validates the object where it lies, without copying it.
 
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use iceoryx2::prelude::*;
 use iceoryx2::sample_mut::SampleMut;
 use iceoryx2::service::port_factory::{event, publish_subscribe};
 
-use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
+use super::msg::{now_ns, stamp, take_prepared, template, Header, HEADER_LEN};
 use super::{Receive, Received, Setup, Transmit};
 
 type PubSub = publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
@@ -208,10 +207,7 @@ impl Transmit for IoxTx {
     }
 
     fn send(&mut self, seq: u32, _due_ns: u64) -> Result<(), String> {
-        let (sum, mut sample) = match self.prepared.take() {
-            Some((s, sum, sample)) if s == seq => (sum, sample),
-            _ => return Err(format!("message {seq} was not prepared")),
-        };
+        let (sum, mut sample) = take_prepared(&mut self.prepared, seq)?;
         let (head, body) = sample.payload_mut().split_at_mut(HEADER_LEN);
         let header = Header {
             seq,

@@ -286,7 +286,7 @@ pub(crate) trait Receive {
 
 /// The game side of a transport.
 pub(crate) trait Transmit {
-    /// Produces message `seq` ahead of its deadline: in the sender's buffer for the copying
+    /// Produces message `seq` before it is sent: in the sender's buffer for the copying
     /// transports, in shared memory for the zero-copy ones.
     fn prepare(&mut self, seq: u32) -> Result<(), String>;
     /// Timestamps the prepared message `seq` and sends it; it was scheduled for `due_ns`

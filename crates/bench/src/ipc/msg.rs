@@ -126,7 +126,19 @@ pub(crate) fn stamp(payload: &mut [u8], seq: u32) -> u64 {
     checksum(payload)
 }
 
-/// A copying sender's object in its own memory, produced ahead of its send time.
+/// The checksum and the shared memory of message `seq`, which a zero-copy sender produced in
+/// place before sending it.
+pub(crate) fn take_prepared<T>(
+    prepared: &mut Option<(u32, u64, T)>,
+    seq: u32,
+) -> Result<(u64, T), String> {
+    match prepared.take() {
+        Some((s, sum, at)) if s == seq => Ok((sum, at)),
+        _ => Err(format!("message {seq} was not prepared")),
+    }
+}
+
+/// A copying sender's object in its own memory, produced before it is sent.
 pub(crate) struct Outgoing {
     /// The object's bytes, what the transport copies.
     pub(crate) bytes: Vec<u8>,
@@ -196,6 +208,21 @@ mod tests {
         // One flipped bit in the middle: the checksum covers the whole payload.
         p[2048] ^= 1;
         assert!(h.validate(3, &p).is_err());
+    }
+
+    #[test]
+    fn only_the_prepared_message_can_be_sent() {
+        let mut p = Some((3, 99, "slot"));
+        assert!(take_prepared(&mut p.clone(), 4).is_err());
+        assert_eq!(take_prepared(&mut p, 3), Ok((99, "slot")));
+        assert!(take_prepared(&mut p, 3).is_err(), "sent twice");
+        let mut o = Outgoing::new(64);
+        assert!(o.header(0).is_err());
+        o.prepare(5);
+        assert!(o.header(4).is_err());
+        let h = Header::decode(&o.header(5).unwrap()).unwrap();
+        assert_eq!((h.seq, h.len), (5, 64));
+        assert!(h.validate(5, &o.bytes).is_ok());
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //! The bench process is the host and the peer is the game, connected exactly as in
 //! `crosscast live`: spawn mode (socketpair and session key inherited by the child), SO_PEERCRED
 //! and the mutual HMAC handshake, then a surface of three host-allocated, sealed memfd slots
-//! and the BufferQueue. The game dequeues a slot and produces the object in it ahead of its
-//! deadline (the template copied in and stamped, as a game renders a frame); on the deadline it
-//! writes the timestamped header into the slot's first 32 bytes and queues it: only a
-//! `FrameQueued` message crosses the socket. The host's I/O thread checks the message and holds the slot (the delay ends there,
-//! as it does for `bench handoff`); the consumer then acquires the frame and validates the
-//! object where it lies, without copying.
+//! and the BufferQueue. The game dequeues a slot and produces the object in it (the template
+//! copied in and stamped, as a game renders a frame); when the message is due it writes the
+//! timestamped header into the slot's first 32 bytes and queues it: only a `FrameQueued`
+//! message crosses the socket. The host's I/O thread checks the message and holds the slot
+//! (the delay ends there, as it does for `bench handoff`); the consumer then acquires the
+//! frame and validates the object where it lies, without copying.
 //!
 //! The queue runs in `fifo` mode so that every message is measured; under the live default,
 //! `mailbox`, a frame the host has not acquired yet would be replaced by a newer one, which
@@ -27,7 +27,7 @@ use crosscast_ipc::{
 use crosscast_wire::{QueuePolicy, UidPolicy};
 use serde_json::Value;
 
-use super::msg::{now_ns, stamp, template, Header, HEADER_LEN};
+use super::msg::{now_ns, stamp, take_prepared, template, Header, HEADER_LEN};
 use super::{Receive, Received, Setup, Transmit};
 
 /// Slots of the surface, as `crosscast live` allocates them.
@@ -217,10 +217,7 @@ impl Transmit for SurfaceTx {
     }
 
     fn send(&mut self, seq: u32, due_ns: u64) -> Result<(), String> {
-        let (sum, mut slot) = match self.prepared.take() {
-            Some((s, sum, slot)) if s == seq => (sum, slot),
-            _ => return Err(format!("message {seq} was not prepared")),
-        };
+        let (sum, mut slot) = take_prepared(&mut self.prepared, seq)?;
         let header = Header {
             seq,
             len: self.template.len() as u64,
