@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crosscast_ipc::auth::{authenticate_game, authenticate_host, random_bytes};
 use crosscast_ipc::os::socket::SeqPacket;
-use crosscast_ipc::{stamp, Channel, GameSession, HostOptions, HostSession, IpcError, SessionKey};
+use crosscast_ipc::{
+    stamp, Channel, FrameConsumer, FrameView, GameSession, HostOptions, HostSession, IpcError,
+    SessionKey,
+};
 use crosscast_wire::{AudioBlock, AudioConfig, QueuePolicy, SampleFormat, UidPolicy};
 
 const T: Duration = Duration::from_secs(5);
@@ -50,6 +53,42 @@ fn draw_and_queue(game: &GameSession, seq: u64) -> bool {
     game.queue(w, seq, crosscast_ipc::monotonic_ns()).unwrap()
 }
 
+/// A game paced on absolute deadlines, one `period` apart from one period from now.
+struct Pacing {
+    start: std::time::Instant,
+    t0: u64,
+    period: Duration,
+}
+
+impl Pacing {
+    fn new(period: Duration) -> Pacing {
+        Pacing {
+            start: std::time::Instant::now() + period,
+            t0: crosscast_ipc::monotonic_ns() + period.as_nanos() as u64,
+            period,
+        }
+    }
+
+    /// Waits for frame `n`'s deadline, then queues it as frame `n + 1`, stamped with that
+    /// deadline as its pts.
+    fn queue(&self, game: &GameSession, n: u64) {
+        let deadline = self.start + self.period * n as u32;
+        std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+        let mut w = game.dequeue(T).unwrap().expect("a free slot");
+        stamp::write(w.pixels(), n + 1);
+        let pts = self.t0 + n * self.period.as_nanos() as u64;
+        assert!(game.queue(w, n + 1, pts).unwrap());
+    }
+}
+
+/// Waits for the next frame and checks it is frame `seq`, intact.
+fn next_verified(consumer: &mut FrameConsumer, seq: u64) -> FrameView<'_> {
+    assert!(consumer.wait_frame(T), "frame {seq} never arrived");
+    let f = consumer.acquire().unwrap().unwrap();
+    assert_eq!(stamp::verify(f.data), Ok(seq));
+    f
+}
+
 #[test]
 fn fifo_hands_over_600_verified_frames_without_loss() {
     let (mut host, game) = connect(small(QueuePolicy::Fifo));
@@ -63,10 +102,8 @@ fn fifo_hands_over_600_verified_frames_without_loss() {
     });
     let mut expected = 1;
     while expected <= 600 {
-        assert!(consumer.wait_frame(T), "frame {expected} never arrived");
-        let f = consumer.acquire().unwrap().unwrap();
+        let f = next_verified(&mut consumer, expected);
         assert_eq!(f.seq, expected);
-        assert_eq!(stamp::verify(f.data), Ok(expected));
         expected += 1;
     }
     let game = producer.join().unwrap();
@@ -367,19 +404,10 @@ fn polling_for_paced_frames_costs_a_bounded_share_of_a_core() {
     // A game paced at 60 fps on absolute deadlines, each frame stamped with its deadline.
     let period = Duration::from_nanos(16_666_667);
     let frames = 90u64;
-    let start = std::time::Instant::now() + period;
-    let t0 = crosscast_ipc::monotonic_ns() + period.as_nanos() as u64;
+    let pacing = Pacing::new(period);
     for n in 0..frames {
-        let deadline = start + period * n as u32;
-        std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
-        let mut w = game.dequeue(T).unwrap().expect("a free slot");
-        stamp::write(w.pixels(), n + 1);
-        assert!(game
-            .queue(w, n + 1, t0 + n * period.as_nanos() as u64)
-            .unwrap());
-        assert!(consumer.wait_frame(T), "frame {} never arrived", n + 1);
-        let f = consumer.acquire().unwrap().unwrap();
-        assert_eq!(stamp::verify(f.data), Ok(n + 1));
+        pacing.queue(&game, n);
+        next_verified(&mut consumer, n + 1);
     }
     // Then the game stops drawing for a while: the I/O thread goes back to sleeping.
     std::thread::sleep(Duration::from_secs(1));
@@ -426,25 +454,16 @@ fn a_game_that_renders_on_at_once_does_not_hold_its_frame_back_on_a_shared_cpu()
     let work = Duration::from_millis(1);
     let frames = 60u64;
     let warmup = 20;
-    let start = std::time::Instant::now() + period;
-    let t0 = crosscast_ipc::monotonic_ns() + period.as_nanos() as u64;
+    let pacing = Pacing::new(period);
     let mut before_work_ended = 0;
     for n in 0..frames {
-        let deadline = start + period * n as u32;
-        std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
-        let mut w = game.dequeue(T).unwrap().expect("a free slot");
-        stamp::write(w.pixels(), n + 1);
-        assert!(game
-            .queue(w, n + 1, t0 + n * period.as_nanos() as u64)
-            .unwrap());
+        pacing.queue(&game, n);
         let busy = std::time::Instant::now();
         while busy.elapsed() < work {
             std::hint::spin_loop();
         }
         let work_ended_ns = crosscast_ipc::monotonic_ns();
-        assert!(consumer.wait_frame(T), "frame {} never arrived", n + 1);
-        let f = consumer.acquire().unwrap().unwrap();
-        assert_eq!(stamp::verify(f.data), Ok(n + 1));
+        let f = next_verified(&mut consumer, n + 1);
         if n >= warmup && f.received_ns < work_ended_ns {
             before_work_ended += 1;
         }
