@@ -212,8 +212,9 @@ fn connect_to_unknown_name_is_no_listener() {
 }
 
 /// A peer whose pid namespace we cannot see is reported with pid 0 (and must not crash us).
-/// Needs root and `unshare(1)`: the listener runs in a new pid namespace, we connect from
-/// outside it; from inside, our pid is invisible.
+/// The listener runs in a new pid namespace, we connect from outside it; from inside, our pid
+/// is invisible. Needs root and `unshare(1)`; CI runs as root, so a missing precondition is a
+/// failure here, never a silent pass.
 #[test]
 fn peer_from_an_invisible_pid_namespace_has_pid_zero() {
     const NAME: &str = "peer_from_an_invisible_pid_namespace_has_pid_zero";
@@ -229,10 +230,16 @@ fn peer_from_an_invisible_pid_namespace_has_pid_zero() {
         }
     }
     let unshare = std::path::Path::new("/usr/bin/unshare");
-    if current_uid() != 0 || !unshare.exists() {
-        eprintln!("skipped: needs root and /usr/bin/unshare");
-        return;
-    }
+    assert_eq!(
+        current_uid(),
+        0,
+        "this test needs root (to create a pid namespace); run it as root, as CI does"
+    );
+    assert!(
+        unshare.exists(),
+        "this test needs {} (Debian package util-linux)",
+        unshare.display()
+    );
     let listen_name = unique_name("pidns");
     let mut child = std::process::Command::new(unshare)
         .args(["--pid", "--fork"])
