@@ -134,3 +134,145 @@ pub fn ffprobe(path: &Path, extra: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The number that ends right before `label` in `line` (`"35 frames out"` → 35).
+fn number_before(line: &str, label: &str) -> u64 {
+    let at = line
+        .find(label)
+        .unwrap_or_else(|| panic!("'{label}' not in: {line}"));
+    let digits: String = line[..at]
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before '{label}' in: {line}"))
+}
+
+/// The number right after `label`, searching `line` from byte `from` on; with where it ends.
+fn number_after(line: &str, from: usize, label: &str) -> (u64, usize) {
+    let at = from
+        + line[from..]
+            .find(label)
+            .unwrap_or_else(|| panic!("'{label}' not in: {line}"));
+    let rest = &line[at + label.len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let n = digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after '{label}' in: {line}"));
+    (n, at + label.len() + digits.len())
+}
+
+/// Every counter of the host's closing summary (`crosscast: done: …`) and, when it encoded,
+/// of its `crosscast: encoded …` line: what the tests compare against the game's own count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostSummary {
+    /// Output ticks (frames sent to the encoder, repeats included).
+    pub frames_out: u64,
+    /// Output ticks that showed no new game frame.
+    pub repeated: u64,
+    /// Gaps in the sequence numbers of the frames the host acquired.
+    pub skipped: u64,
+    /// Game sessions that streamed.
+    pub sessions: u64,
+    /// Frames the host's I/O thread received from the game.
+    pub queued: u64,
+    /// Frames the output clock took.
+    pub acquired: u64,
+    /// Frames a newer one replaced before they were taken (mailbox only).
+    pub dropped: u64,
+    /// Frames drawn for a surface configuration already replaced.
+    pub stale: u64,
+    /// Surface configurations sent.
+    pub configs: u64,
+    /// Audio blocks received.
+    pub audio_blocks: u64,
+    /// Audio blocks that left a gap after the one before.
+    pub audio_gaps: u64,
+    /// Audio blocks that overlapped the one before.
+    pub audio_overlaps: u64,
+    /// Audio blocks discarded behind the backlog limit.
+    pub audio_dropped: u64,
+    /// Fresh frames whose stamp verified.
+    pub stamps_ok: u64,
+    /// Fresh frames whose stamp did not verify.
+    pub stamps_bad: u64,
+    /// Video frames the encoder encoded, when it ran.
+    pub encoded: Option<u64>,
+    /// Video frames the encoder dropped (queue full), when it ran.
+    pub encoder_dropped: Option<u64>,
+}
+
+impl HostSummary {
+    /// Parses the host's stderr; panics (failing the test) when the summary line is missing.
+    pub fn parse(text: &str) -> HostSummary {
+        let l = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("crosscast: done:"))
+            .unwrap_or_else(|| panic!("no 'crosscast: done:' summary in:\n{text}"));
+        let (sessions, _) = number_after(l, 0, "game sessions ");
+        let (queued, at) = number_after(l, 0, "frames queued ");
+        let (acquired, at) = number_after(l, at, " acquired ");
+        let (dropped, at) = number_after(l, at, " dropped ");
+        let (stale, _) = number_after(l, at, " stale ");
+        let (audio_blocks, at) = number_after(l, 0, "audio blocks ");
+        let (audio_gaps, at) = number_after(l, at, "(gaps ");
+        let (audio_overlaps, at) = number_after(l, at, "overlaps ");
+        let (audio_dropped, _) = number_after(l, at, "dropped ");
+        let (stamps_ok, at) = number_after(l, 0, "stamps ok ");
+        let (stamps_bad, _) = number_after(l, at, " bad ");
+        let enc = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("crosscast: encoded "));
+        HostSummary {
+            frames_out: number_before(l, " frames out"),
+            repeated: number_before(l, " repeated"),
+            skipped: number_before(l, " skipped)"),
+            sessions,
+            queued,
+            acquired,
+            dropped,
+            stale,
+            configs: number_after(l, 0, "configs ").0,
+            audio_blocks,
+            audio_gaps,
+            audio_overlaps,
+            audio_dropped,
+            stamps_ok,
+            stamps_bad,
+            encoded: enc.map(|e| number_after(e, 0, "encoded ").0),
+            encoder_dropped: enc.map(|e| number_after(e, 0, "video frames (").0),
+        }
+    }
+}
+
+/// What the game printed at exit (`game: rendered N frames in … s (… fps), skipped K, …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GameSummary {
+    /// Frames the game drew and queued.
+    pub rendered: u64,
+    /// Frame times the game let pass without drawing (it fell behind, or had no free slot).
+    pub skipped: u64,
+}
+
+impl GameSummary {
+    /// Parses the game's summary line out of `text`; panics when there is none or several.
+    pub fn parse(text: &str) -> GameSummary {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("game: rendered "))
+            .collect();
+        assert_eq!(lines.len(), 1, "one game summary expected in:\n{text}");
+        GameSummary {
+            rendered: number_after(lines[0], 0, "game: rendered ").0,
+            skipped: number_after(lines[0], 0, ", skipped ").0,
+        }
+    }
+}
