@@ -1,7 +1,8 @@
 //! Issue 4's guarantee, tested for real: the comments overlay reaches the streamer's preview
 //! and never the stream. Two runs of the static bars pattern, with and without a comment flood:
-//! the decoded recordings match within encoder noise, the preview PNGs differ where the
-//! overlay is; and the window under Xvfb shows the overlay on screen.
+//! in the comments panel's region every decoded frame of the two recordings matches within
+//! encoder noise, the preview PNGs differ there; and the window under Xvfb shows the overlay on
+//! screen.
 
 mod common;
 #[path = "../../media/tests/common/mod.rs"]
@@ -86,16 +87,47 @@ fn comments_reach_the_preview_and_never_the_recording() {
         clean.len(),
         commented.len()
     );
-    let whole = (0, 0, W, H);
-    for i in [10, 45, 80] {
-        let d = diff(&clean[i], &commented[i], whole);
-        assert!(d < 1.0, "frame {i}: the recordings differ by {d:.2} levels on average: the overlay leaked into the stream");
+    // Where the preview draws the comments panel, every decoded frame of the commented
+    // recording matches the clean one within encoder noise (the bars are static, so the two
+    // encodes differ by well under a level there); comment text in the panel differs by tens
+    // of levels, as the preview check below shows. A whole-frame mean would dilute the panel
+    // (a ninth of the frame) below any noise threshold.
+    let panel = (8, H * 2 / 3, W / 3, H - 8);
+    let mut worst = (0, 0.0f64);
+    for (i, (c, d)) in clean.iter().zip(&commented).enumerate() {
+        let in_panel = diff(c, d, panel);
+        if in_panel > worst.1 {
+            worst = (i, in_panel);
+        }
     }
+    // Both recordings against the game frame itself, losslessly: the clean run's preview PNG,
+    // which shows no panel without comments. Only x264's loss separates them there.
+    let game_frame = gray_frames(&dir.path("clean-png/preview-000002.png")).remove(0);
+    let mut worst_vs_game = (0, 0.0f64);
+    for (i, f) in clean.iter().chain(&commented).enumerate() {
+        let in_panel = diff(f, &game_frame, panel);
+        if in_panel > worst_vs_game.1 {
+            worst_vs_game = (i, in_panel);
+        }
+    }
+    // 2.2 levels measured (x264 `ultrafast` on the bars' edges plus RGB->YUV->gray rounding);
+    // the panel's backdrop alone darkens it by tens of levels.
+    assert!(
+        worst_vs_game.1 < 4.0,
+        "recorded frame {} differs from the game frame by {:.2} levels on average in the comments panel: the overlay leaked into the stream",
+        worst_vs_game.0,
+        worst_vs_game.1
+    );
+    assert!(
+        worst.1 < 1.0,
+        "frame {}: the recordings differ by {:.2} levels on average in the comments panel: the overlay leaked into the stream",
+        worst.0,
+        worst.1
+    );
 
     // The previews differ in the comments panel (bottom left), and match where nothing is drawn.
     let a = gray_frames(&dir.path("clean-png/preview-000002.png"));
     let b = gray_frames(&dir.path("commented-png/preview-000002.png"));
-    let panel = (8, H * 2 / 3, W / 3, H - 8);
     let untouched = (W / 2, H / 4, W - 8, H / 2);
     let in_panel = diff(&a[0], &b[0], panel);
     assert!(
