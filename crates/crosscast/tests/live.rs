@@ -99,8 +99,14 @@ fn with_no_output_it_records_a_timestamped_flv_here() {
     );
 }
 
-#[test]
-fn sync_pattern_flashes_and_beeps_stay_within_20_ms() {
+/// Records `seconds` of `--pattern sync` at `--fps fps_arg` (= `fps` frames a second) and
+/// checks the decoded recording: the game flashes white and starts a 1 kHz beep together at
+/// every whole second of its clock, so a 4.5 s recording holds exactly 5 flashes and 5 beeps
+/// (at 0..4 s; the end falls half a second from any pulse, so none is cut in two), the i-th
+/// of each near second i, and every beep within half an output frame of its flash (the finest
+/// offset a frame-based stream can show: a one-frame slip fails).
+fn sync_pairs_line_up_within_half_a_frame(fps_arg: &str, fps: f64) {
+    let (seconds, pulses) = ("4.5", 5);
     let dir = TempDir::new("sync");
     let out = run(
         &[
@@ -108,11 +114,11 @@ fn sync_pattern_flashes_and_beeps_stay_within_20_ms() {
             "--pattern",
             "sync",
             "--seconds",
-            "10",
+            seconds,
             "--size",
-            "640x360",
+            "320x180",
             "--fps",
-            "60",
+            fps_arg,
             "--preset",
             "ultrafast",
             "--out",
@@ -122,31 +128,46 @@ fn sync_pattern_flashes_and_beeps_stay_within_20_ms() {
         Duration::from_secs(120),
     );
     let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
+    assert!(out.status.success(), "--fps {fps_arg}: {err}");
     let path = dir.path("s.flv");
-    let flashes = media::flash_onsets(&path, 60).by_pts;
+    let flashes = media::flash_onsets_at(&path, fps).by_pts;
     let beeps = media::beep_onsets(&path).by_pts;
-    assert!(flashes.len() >= 9, "flashes at {flashes:?}");
-    assert!(beeps.len() >= 9, "beeps at {beeps:?}");
-    let mut worst: f64 = 0.0;
-    for f in &flashes {
-        let nearest = beeps
-            .iter()
-            .map(|b| b - f)
-            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
-            .unwrap();
+    let all = format!("--fps {fps_arg}: flashes at {flashes:?}, beeps at {beeps:?}");
+    assert_eq!(flashes.len(), pulses, "flash count: {all}");
+    assert_eq!(beeps.len(), pulses, "beep count: {all}");
+    let half_frame = 0.5 / fps;
+    let mut offsets = Vec::new();
+    for (i, (f, b)) in flashes.iter().zip(&beeps).enumerate() {
+        // Pulses are a second apart: this pairs each flash with its own beep.
+        assert!((f - i as f64).abs() < 0.1, "flash {i} at {f:.4} s: {all}");
+        let offset = b - f;
         assert!(
-            nearest.abs() <= 0.020,
-            "flash at {f:.3} s has its beep {:.1} ms away (flashes {flashes:?}, beeps {beeps:?})",
-            nearest * 1000.0
+            offset.abs() <= half_frame,
+            "--fps {fps_arg}: pulse {i}: beep {:+.1} ms from its flash, more than half a frame ({:.1} ms): {all}",
+            offset * 1000.0,
+            half_frame * 1000.0
         );
-        worst = worst.max(nearest.abs());
+        offsets.push(format!("{:+.1}", offset * 1000.0));
     }
     eprintln!(
-        "worst A/V offset {:.1} ms over {} pairs",
-        worst * 1000.0,
-        flashes.len()
+        "--fps {fps_arg}: A/V offset per pulse (ms): {}",
+        offsets.join(" ")
     );
+}
+
+#[test]
+fn sync_pattern_pairs_line_up_within_half_a_frame_at_30fps() {
+    sync_pairs_line_up_within_half_a_frame("30", 30.0);
+}
+
+#[test]
+fn sync_pattern_pairs_line_up_within_half_a_frame_at_60fps() {
+    sync_pairs_line_up_within_half_a_frame("60", 60.0);
+}
+
+#[test]
+fn sync_pattern_pairs_line_up_within_half_a_frame_at_59_94fps() {
+    sync_pairs_line_up_within_half_a_frame("60000/1001", 60_000.0 / 1001.0);
 }
 
 #[test]

@@ -229,6 +229,11 @@ pub fn gray_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
 
 /// Flash onsets (seconds) from the decoded video; `fps` is used for the index-based times.
 pub fn flash_onsets(path: &Path, fps: u32) -> Onsets {
+    flash_onsets_at(path, f64::from(fps))
+}
+
+/// [`flash_onsets`] for any frame rate, fractional ones (60000/1001) included.
+pub fn flash_onsets_at(path: &Path, fps: f64) -> Onsets {
     let times = frame_times(path, "v");
     let frames = gray_frames(path, 32, 18);
     assert_eq!(
@@ -243,7 +248,7 @@ pub fn flash_onsets(path: &Path, fps: u32) -> Onsets {
         let bright = mean > 128;
         if bright && !was_bright {
             onsets.by_pts.push(times[i].0);
-            onsets.by_index.push(i as f64 / f64::from(fps));
+            onsets.by_index.push(i as f64 / fps);
         }
         was_bright = bright;
     }
