@@ -41,7 +41,7 @@ struct Bar {
 
 impl Bar {
     fn from_row(row: &Row) -> Bar {
-        let s = &row.summary;
+        let s = row.summary.unwrap_or_default();
         let extra = |k: &str, fallback: f64| {
             row.extra
                 .get(k)
@@ -296,7 +296,7 @@ mod tests {
             }
         }
         r.rows.push(
-            Row::new("tcp/3072", Summary::default())
+            Row::without_delays("tcp/3072")
                 .with_transport("tcp")
                 .with_size(3072)
                 .with_extra("note", "could not run: test"),

@@ -86,9 +86,10 @@ pub struct Row {
     pub transport: Option<String>,
     /// Payload size in bytes, where the bench varies it.
     pub size_bytes: Option<u64>,
-    /// The delay figures.
-    #[serde(flatten)]
-    pub summary: Summary,
+    /// The delay figures; `None` for a row that measured no delays (a cost-only case or one
+    /// that could not run), whose delay fields then serialise as `null`, never as 0.
+    #[serde(flatten, with = "nullable_summary")]
+    pub summary: Option<Summary>,
     /// Bench-specific fields, flattened into the row's JSON object.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -99,7 +100,16 @@ impl Row {
     pub fn new(case: impl Into<String>, summary: Summary) -> Row {
         Row {
             case: case.into(),
-            summary,
+            summary: Some(summary),
+            ..Row::default()
+        }
+    }
+
+    /// A row for `case` that measured no delays: its delay fields are `null` in the JSON and
+    /// `-` in tables; its figures go in extra fields.
+    pub fn without_delays(case: impl Into<String>) -> Row {
+        Row {
+            case: case.into(),
             ..Row::default()
         }
     }
@@ -178,18 +188,13 @@ impl Report {
         ];
         let mut cells: Vec<Vec<String>> = Vec::with_capacity(self.rows.len());
         for row in &self.rows {
-            let s = &row.summary;
-            cells.push(vec![
+            let mut line = vec![
                 row.case.clone(),
                 row.transport.clone().unwrap_or_else(|| "-".into()),
                 row.size_bytes.map(human_size).unwrap_or_else(|| "-".into()),
-                s.messages.to_string(),
-                format!("{:.1}", s.avg_us),
-                format!("{:.1}", s.p50_us),
-                format!("{:.1}", s.p99_us),
-                format!("{:.1}", s.max_us),
-                format!("{:.2}%", s.stall_rate * 100.0),
-            ]);
+            ];
+            line.extend(delay_cells(row.summary.as_ref()));
+            cells.push(line);
         }
         let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
         for line in &cells {
@@ -241,20 +246,16 @@ impl Report {
         }
         out.push_str("---|\n");
         for row in &self.rows {
-            let s = &row.summary;
             let _ = write!(
                 out,
-                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}% |",
+                "| {} | {} | {} |",
                 row.case,
                 row.transport.as_deref().unwrap_or("-"),
                 row.size_bytes.map(human_size).unwrap_or_else(|| "-".into()),
-                s.messages,
-                s.avg_us,
-                s.p50_us,
-                s.p99_us,
-                s.max_us,
-                s.stall_rate * 100.0
             );
+            for cell in delay_cells(row.summary.as_ref()) {
+                let _ = write!(out, " {cell} |");
+            }
             for key in extra_columns {
                 match row.extra.get(*key) {
                     Some(serde_json::Value::Number(n)) => match n.as_f64() {
@@ -278,6 +279,79 @@ impl Report {
             let _ = writeln!(out, " {} |", note.replace('|', "\\|"));
         }
         out
+    }
+}
+
+/// The six delay columns of a row as text (`-` each when the row measured no delays).
+fn delay_cells(summary: Option<&Summary>) -> Vec<String> {
+    match summary {
+        Some(s) => vec![
+            s.messages.to_string(),
+            format!("{:.1}", s.avg_us),
+            format!("{:.1}", s.p50_us),
+            format!("{:.1}", s.p99_us),
+            format!("{:.1}", s.max_us),
+            format!("{:.2}%", s.stall_rate * 100.0),
+        ],
+        None => vec!["-".into(); 6],
+    }
+}
+
+/// (De)serialises an optional [`Summary`] flattened into its row, with every field `null`
+/// when there is none: a reader must be able to tell "not measured" from a measured 0.
+mod nullable_summary {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Summary;
+
+    /// The summary's fields, each nullable.
+    #[derive(Serialize, Deserialize, Default)]
+    struct Nullable {
+        messages: Option<usize>,
+        avg_us: Option<f64>,
+        p50_us: Option<f64>,
+        p99_us: Option<f64>,
+        max_us: Option<f64>,
+        stall_rate: Option<f64>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Summary>, s: S) -> Result<S::Ok, S::Error> {
+        let n = match v {
+            Some(x) => Nullable {
+                messages: Some(x.messages),
+                avg_us: Some(x.avg_us),
+                p50_us: Some(x.p50_us),
+                p99_us: Some(x.p99_us),
+                max_us: Some(x.max_us),
+                stall_rate: Some(x.stall_rate),
+            },
+            None => Nullable::default(),
+        };
+        n.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Summary>, D::Error> {
+        let n = Nullable::deserialize(d)?;
+        Ok(match n {
+            Nullable {
+                messages: Some(messages),
+                avg_us: Some(avg_us),
+                p50_us: Some(p50_us),
+                p99_us: Some(p99_us),
+                max_us: Some(max_us),
+                stall_rate: Some(stall_rate),
+            } => Some(Summary {
+                messages,
+                avg_us,
+                p50_us,
+                p99_us,
+                max_us,
+                stall_rate,
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -364,9 +438,7 @@ mod tests {
                 .with_size(3072)
                 .with_extra("checksum_avg_us", 0.5),
         );
-        report
-            .rows
-            .push(Row::new("video-1280x720", Summary::default()));
+        report.rows.push(Row::without_delays("video-1280x720"));
         let v: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
         assert_eq!(v["bench"], "ipc");
         let rows = v["rows"].as_array().unwrap();
@@ -398,6 +470,17 @@ mod tests {
         // Rows without a transport or size say so with null rather than dropping the key.
         assert!(rows[1]["transport"].is_null());
         assert!(rows[1]["size_bytes"].is_null());
+        // A row that measured no delays says null for each delay field, never 0.
+        for key in [
+            "messages",
+            "avg_us",
+            "p50_us",
+            "p99_us",
+            "max_us",
+            "stall_rate",
+        ] {
+            assert!(rows[1][key].is_null(), "{key} must be null: {}", rows[1]);
+        }
         // And the JSON reads back into the same report.
         let back: Report = serde_json::from_value(v).unwrap();
         assert_eq!(back, report);
@@ -412,7 +495,7 @@ mod tests {
                 .with_size(3072),
         );
         report.rows.push(
-            Row::new("surface/10485760", Summary::default())
+            Row::without_delays("surface/10485760")
                 .with_transport("surface")
                 .with_size(10_485_760)
                 .with_extra("note", "could not run: no BufferQueue"),
@@ -426,7 +509,7 @@ mod tests {
         // The msgs column ends at the same character position on every line.
         let end = lines[0].find("msgs").unwrap() + "msgs".len();
         assert_eq!(&lines[1][end - 1..end], "1");
-        assert_eq!(&lines[2][end - 1..end], "0");
+        assert_eq!(&lines[2][end - 1..end], "-");
     }
 
     #[test]

@@ -107,9 +107,11 @@ fn produced_ahead_every_message_still_arrives_intact() {
     assert_eq!(report.rows.len(), 6);
     for row in &report.rows {
         assert_eq!(
-            row.summary.messages, QUICK_COUNT,
+            row.summary.map(|s| s.messages),
+            Some(QUICK_COUNT),
             "{}: {:?}",
-            row.case, row.extra
+            row.case,
+            row.extra
         );
         assert_eq!(row.extra["produce"], "ahead", "{}", row.case);
     }
@@ -126,7 +128,7 @@ fn a_peer_that_is_not_a_peer_gives_a_reason_not_an_error() {
     let report = run_ipc(&opts, Path::new("/bin/false"), &mut |_| {}).unwrap();
     assert_eq!(report.rows.len(), 2);
     for row in &report.rows {
-        assert_eq!(row.summary.messages, 0);
+        assert!(row.summary.is_none(), "{}: no delays measured", row.case);
         let note = row.extra["note"].as_str().unwrap();
         assert!(note.starts_with("could not run"), "{note}");
     }

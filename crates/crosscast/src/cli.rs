@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+use crosscast_wire::FrameRate;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -71,11 +72,8 @@ impl std::fmt::Display for Size {
     }
 }
 
-fn parse_fps(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(v) if (1..=240).contains(&v) => Ok(v),
-        _ => Err(format!("'{s}' is not a frame rate between 1 and 240")),
-    }
+fn parse_fps(s: &str) -> Result<FrameRate, String> {
+    s.parse::<FrameRate>().map_err(|e| e.to_string())
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -103,9 +101,9 @@ pub(crate) struct StreamArgs {
     /// Output size.
     #[arg(long, default_value = "1280x720")]
     pub(crate) size: Size,
-    /// Output frame rate (constant).
-    #[arg(long, default_value_t = 60, value_parser = parse_fps)]
-    pub(crate) fps: u32,
+    /// Output frame rate (constant): 30, 60, 59.94 or 60000/1001 (exact fractions).
+    #[arg(long, default_value = "60", value_parser = parse_fps)]
+    pub(crate) fps: FrameRate,
     /// Video bitrate in kb/s (default 4500 at 1280x720, 6000 at 1920x1080).
     #[arg(long)]
     pub(crate) bitrate: Option<u32>,
@@ -174,7 +172,7 @@ pub(crate) struct LiveArgs {
     pub(crate) sandbox: SandboxLevel,
     /// The game's own frame rate (default: the output rate).
     #[arg(long, value_parser = parse_fps)]
-    pub(crate) game_fps: Option<u32>,
+    pub(crate) game_fps: Option<FrameRate>,
     /// Do not restart the game when it exits or dies.
     #[arg(long)]
     pub(crate) no_restart: bool,
@@ -234,9 +232,9 @@ pub(crate) struct GameArgs {
     /// Frame size to ask for (the host decides; a different size triggers a resize).
     #[arg(long)]
     pub(crate) size: Option<Size>,
-    /// Frame rate.
-    #[arg(long, default_value_t = 60, value_parser = parse_fps)]
-    pub(crate) fps: u32,
+    /// Frame rate: 30, 60, 59.94 or 60000/1001 (exact fractions).
+    #[arg(long, default_value = "60", value_parser = parse_fps)]
+    pub(crate) fps: FrameRate,
     /// What to show and play.
     #[arg(long, default_value = "aquarium")]
     pub(crate) pattern: Pattern,

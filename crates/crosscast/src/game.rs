@@ -218,21 +218,25 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
                 .spawn(move || audio_loop(&session, pattern, format, t0, &stop))?,
         )
     };
-    let period = 1_000_000_000 / u64::from(args.fps);
+    let rate = args.fps;
+    scene.set_frame_period(rate.period_ns());
     let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
     let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
     let result = loop {
-        let target = t0 + n * period;
+        // Frame n's time computed from n itself, exactly: adding a rounded period instead
+        // puts frame 30 at 30 fps 10 ns before the second it belongs to (one frame late
+        // against the audio, which is sample-exact).
+        let target = t0 + rate.frame_ns(n);
         if end.is_some_and(|e| target >= e) {
             break Ok(());
         }
         sleep_until_ns(target);
         // Fell more than a frame behind (descheduled): skip ahead instead of bursting.
         let now = monotonic_ns();
-        if now > target + period {
-            let behind = (now - target) / period;
-            skipped += behind;
-            n += behind;
+        let current = rate.frame_at(now - t0);
+        if current > n {
+            skipped += current - n;
+            n = current;
             continue;
         }
         let mut writer = match session.dequeue(Duration::from_secs(2)) {
@@ -381,7 +385,7 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let period = 1_000_000_000 / u64::from(args.fps);
+    let period = args.fps.period_ns();
     let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
     let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
     loop {

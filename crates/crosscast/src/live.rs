@@ -69,7 +69,7 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
             cfg.video_bitrate_kbps = b;
         }
         cfg.preset = s.preset.clone();
-        cfg.keyint_frames = ((s.keyint * f64::from(s.fps)).round() as u32).max(1);
+        cfg.keyint_frames = s.fps.frames_in(s.keyint);
         cfg.encoder_nice = s.encoder_nice;
         if s.policy == Policy::Fifo {
             cfg.block_when_full = true;

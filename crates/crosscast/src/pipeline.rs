@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use crosscast_bench::stats::{Report, Row, Summary};
+use crosscast_bench::stats::{Report, Row};
 use crosscast_ipc::os::process::{resource_usage, UsageOf};
 
 fn children_cpu() -> anyhow::Result<f64> {
@@ -268,24 +268,19 @@ impl Drop for Hogs {
 }
 
 fn row(case: &str, transport: &str, m: &Measured, c: &Case) -> Row {
-    Row::new(
-        case,
-        Summary {
-            messages: m.frames as usize,
-            ..Summary::default()
-        },
-    )
-    .with_transport(transport)
-    .with_extra(
-        "streamer_cpu_ms_per_frame",
-        m.streamer_cpu * 1000.0 / m.frames.max(1.0),
-    )
-    .with_extra(
-        "game_cpu_ms_per_frame",
-        m.game_cpu * 1000.0 / m.frames.max(1.0),
-    )
-    .with_extra("output_fps", m.frames / c.seconds)
-    .with_extra("game_fps", m.game_fps)
+    Row::without_delays(case)
+        .with_transport(transport)
+        .with_extra("frames", m.frames)
+        .with_extra(
+            "streamer_cpu_ms_per_frame",
+            m.streamer_cpu * 1000.0 / m.frames.max(1.0),
+        )
+        .with_extra(
+            "game_cpu_ms_per_frame",
+            m.game_cpu * 1000.0 / m.frames.max(1.0),
+        )
+        .with_extra("output_fps", m.frames / c.seconds)
+        .with_extra("game_fps", m.game_fps)
 }
 
 pub(crate) fn pipeline(seconds: f64) -> anyhow::Result<Report> {
@@ -395,17 +390,12 @@ pub(crate) fn preview(seconds: f64) -> anyhow::Result<Report> {
         let (rendered, secs, cpu) = game_line(&err)?;
         fps.push(rendered / secs);
         report.rows.push(
-            Row::new(
-                if flood {
-                    "comments-flood"
-                } else {
-                    "no-comments"
-                },
-                Summary {
-                    messages: rendered as usize,
-                    ..Summary::default()
-                },
-            )
+            Row::without_delays(if flood {
+                "comments-flood"
+            } else {
+                "no-comments"
+            })
+            .with_extra("frames", rendered)
             .with_extra("game_fps", rendered / secs)
             .with_extra("game_cpu_ms_per_frame", cpu * 1000.0 / rendered.max(1.0))
             .with_extra("comments_written", sent.unwrap_or(0) as f64),
@@ -434,7 +424,10 @@ pub(crate) fn cost_table(report: &Report, columns: &[&str]) -> String {
             "{:<14} {:<24} {:>7}",
             r.case,
             r.transport.as_deref().unwrap_or("-"),
-            r.summary.messages
+            r.extra
+                .get("frames")
+                .and_then(|v| v.as_u64())
+                .map_or("-".into(), |n| n.to_string())
         );
         for c in columns {
             match r.extra.get(*c).and_then(|v| v.as_f64()) {

@@ -182,6 +182,15 @@ pub fn sync_flash_at(t_ns: u64) -> bool {
     t_ns % SYNC_PERIOD_NS < SYNC_FLASH_NS
 }
 
+/// Whether the video frame that starts at `t_ns` and shows for `period_ns` carries the sync
+/// flash: the frame whose start is nearest a beep's start flashes (and those after it, for the
+/// flash's 100 ms). Frames quantise time, so the best a frame can do is to start within half a
+/// period of its beep; at 59.94 fps, where frames drift across the second boundaries, picking
+/// the first frame *after* the beep would put the flash up to a whole period late.
+pub fn sync_flash_for_frame(t_ns: u64, period_ns: u64) -> bool {
+    sync_flash_at(t_ns + period_ns / 2)
+}
+
 /// Whether audio sample `n` (since the game started, at `sample_rate` Hz) falls in a sync beep:
 /// the sample's time `n / sample_rate` is in `[k s, k s + 100 ms)`, computed exactly in integers.
 /// A zero rate has no beep.
@@ -241,6 +250,33 @@ mod tests {
                     height: h
                 })
             );
+        }
+    }
+
+    #[test]
+    fn each_flash_starts_on_the_frame_nearest_its_beep() {
+        // Frame n of a rate num/den starts at n·den/num s; check 59.94 (frames drift across
+        // the seconds), 30 and 60 (frames fall on them; the flash must start exactly there).
+        for (num, den) in [(60_000u64, 1001u64), (30, 1), (60, 1), (25, 1)] {
+            let t = |n: u64| n * den * 1_000_000_000 / num;
+            let period = t(1);
+            let mut onsets = Vec::new();
+            for n in 1..(120 * num / den) {
+                if sync_flash_for_frame(t(n), period) && !sync_flash_for_frame(t(n - 1), period) {
+                    onsets.push(t(n));
+                }
+            }
+            assert_eq!(onsets.len(), 119, "{num}/{den}: one flash per second");
+            for (k, at) in (1u64..).zip(&onsets) {
+                let off = *at as i64 - (k * 1_000_000_000) as i64;
+                assert!(
+                    off.unsigned_abs() <= period / 2 + 1,
+                    "{num}/{den}: flash {k} starts {off} ns from its beep"
+                );
+                if den == 1 {
+                    assert_eq!(off, 0, "{num} fps: frames fall on the second");
+                }
+            }
         }
     }
 

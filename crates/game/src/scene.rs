@@ -3,7 +3,7 @@
 
 use crate::aquarium::Aquarium;
 use crate::bars::Bars;
-use crate::{check_size, sync_flash_at, GameError, Pattern};
+use crate::{check_size, sync_flash_for_frame, GameError, Pattern};
 
 /// Opaque black, the sync pattern's resting frame.
 const BLACK: [u8; 4] = [0, 0, 0, 255];
@@ -23,6 +23,9 @@ pub struct Scene {
     /// Where the aquarium draws when the caller's stride is not `width * 4` (tiny-skia needs a
     /// packed buffer); its rows are then copied into the caller's buffer.
     scratch: Vec<u8>,
+    /// How long each frame shows (ns), 0 when unknown: the sync pattern flashes on the frame
+    /// nearest each beep (see [`sync_flash_for_frame`]).
+    frame_period_ns: u64,
 }
 
 /// Per-pattern state.
@@ -52,7 +55,14 @@ impl Scene {
             height,
             kind: Kind::build(pattern, width, height)?,
             scratch: Vec::new(),
+            frame_period_ns: 0,
         })
+    }
+
+    /// Tells the scene how long each frame shows (ns), so that the sync pattern's flash starts
+    /// on the frame nearest its beep even when frames do not fall on whole seconds (59.94 fps).
+    pub fn set_frame_period(&mut self, period_ns: u64) {
+        self.frame_period_ns = period_ns;
     }
 
     /// Changes the frame size; on error the scene keeps its previous size.
@@ -120,7 +130,11 @@ impl Scene {
         let rows = self.height as usize;
         match &mut self.kind {
             Kind::Sync => {
-                let px = if sync_flash_at(t_ns) { WHITE } else { BLACK };
+                let px = if sync_flash_for_frame(t_ns, self.frame_period_ns) {
+                    WHITE
+                } else {
+                    BLACK
+                };
                 for line in dst.chunks_mut(stride).take(rows) {
                     for p in line[..row].chunks_exact_mut(4) {
                         p.copy_from_slice(&px);

@@ -1,5 +1,6 @@
 use crosscast_ipc::IpcError;
 use crosscast_media::MediaError;
+use crosscast_preview::PreviewError;
 
 /// Why the host pipeline stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -11,12 +12,27 @@ pub enum HostError {
     #[error(transparent)]
     Media(#[from] MediaError),
     /// The game could not be started.
-    #[error("cannot start the game: {0}")]
-    Spawn(String),
+    #[error("cannot start the game {}", program.display())]
+    Spawn {
+        /// The game's program.
+        program: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: IpcError,
+    },
+    /// One of the host's own threads could not be started.
+    #[error("cannot start the {name} thread")]
+    Thread {
+        /// The thread's role.
+        name: &'static str,
+        /// Why the OS refused.
+        #[source]
+        source: std::io::Error,
+    },
     /// No game ever delivered a frame.
     #[error("no frame from the game within {0:?}; is it running and rendering?")]
     NoFrames(std::time::Duration),
-    /// The preview could not start.
-    #[error("preview: {0}")]
-    Preview(String),
+    /// The preview window, its overlay or the comments feed failed.
+    #[error("preview failed")]
+    Preview(#[from] PreviewError),
 }

@@ -5,13 +5,17 @@
 //! them together and owns the timing.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 mod error;
+pub mod feed;
 pub mod live;
 pub mod source;
 pub mod status;
 pub mod timeline;
 
+pub use clock::{ClockEvent, ClockOptions, ClockReport, ClockSnapshot, OutputClock, OutputSink};
 pub use error::HostError;
+pub use feed::{GameFeed, IpcFeed};
 pub use live::{run_live, LiveOptions, LiveReport};
 pub use source::{GameLaunch, SessionSource, SourceEvent};
 pub use status::LiveStatus;

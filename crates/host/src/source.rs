@@ -83,7 +83,10 @@ impl SessionSource {
                 let t = std::thread::Builder::new()
                     .name("cc-game-spawner".into())
                     .spawn(move || spawn_loop(&program, &args, restart, &host, &stop, &tx))
-                    .map_err(|e| HostError::Spawn(e.to_string()))?;
+                    .map_err(|source| HostError::Thread {
+                        name: "game spawner",
+                        source,
+                    })?;
                 (t, None)
             }
             GameLaunch::Named {
@@ -100,7 +103,10 @@ impl SessionSource {
                     .spawn(move || {
                         named_loop(&acc, &host, max_sessions.max(1), &stop, &connected, &tx)
                     })
-                    .map_err(|e| HostError::Spawn(e.to_string()))?;
+                    .map_err(|source| HostError::Thread {
+                        name: "game listener",
+                        source,
+                    })?;
                 (t, Some(name))
             }
         };
@@ -195,8 +201,10 @@ fn run_child(
     let key = SessionKey::generate()?;
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
-    let (mut child, channel) = spawn_game(cmd, &key)
-        .map_err(|e| HostError::Spawn(format!("{}: {e}", program.display())))?;
+    let (mut child, channel) = spawn_game(cmd, &key).map_err(|source| HostError::Spawn {
+        program: program.to_path_buf(),
+        source,
+    })?;
     let me = crosscast_ipc::os::process::current_uid();
     let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
     let session = authenticate_game(

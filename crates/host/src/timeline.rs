@@ -6,6 +6,8 @@
 //! which is what keeps the two in sync without any clock exchange: both processes read the
 //! same clock.
 
+use crosscast_wire::FrameRate;
+
 /// The mapping for one game session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionTimeline {
@@ -34,23 +36,23 @@ impl SessionTimeline {
 /// Output-frame bookkeeping: which stream time frame `k` is, and what repeats/skips cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameClock {
-    fps: u32,
+    fps: FrameRate,
 }
 
 impl FrameClock {
     /// A clock at `fps` frames per second.
-    pub fn new(fps: u32) -> Self {
-        FrameClock { fps: fps.max(1) }
+    pub fn new(fps: impl Into<FrameRate>) -> Self {
+        FrameClock { fps: fps.into() }
     }
 
-    /// Stream time of output frame `k` in ns.
+    /// Stream time of output frame `k` in ns (exact: no rounding accumulates over `k`).
     pub fn frame_ns(&self, k: u64) -> u64 {
-        (u128::from(k) * 1_000_000_000 / u128::from(self.fps)) as u64
+        self.fps.frame_ns(k)
     }
 
-    /// Duration of one frame in ns.
+    /// Duration of one frame in ns (rounded down).
     pub fn period_ns(&self) -> u64 {
-        1_000_000_000 / u64::from(self.fps)
+        self.fps.period_ns()
     }
 
     /// How far (ns, signed) to move the output ticks so that a game frame which arrived
@@ -105,5 +107,7 @@ mod tests {
         assert_eq!(c.frame_ns(60), 1_000_000_000);
         assert_eq!(c.frame_ns(6000), 100_000_000_000);
         assert_eq!(c.frame_ns(1), 16_666_666);
+        let ntsc = FrameClock::new(FrameRate::new(60_000, 1001).unwrap());
+        assert_eq!(ntsc.frame_ns(60_000), 1_001_000_000_000);
     }
 }

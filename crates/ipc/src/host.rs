@@ -228,7 +228,9 @@ impl HostSession {
                     }
                     io_loop(&shared, &channel, &opts)
                 })
-                .map_err(|e| IpcError::Protocol(format!("cannot start I/O thread: {e}")))?
+                .map_err(|e| {
+                    crate::os::OsError::thread_spawn("spawn the session's I/O thread", &e)
+                })?
         };
         Ok(HostSession {
             shared,

@@ -1,5 +1,6 @@
 //! Counters the host keeps per session, cheap enough to update on every message.
 
+use std::ops::AddAssign;
 use std::time::Duration;
 
 /// A log-bucketed delay histogram (microsecond resolution, buckets double in width).
@@ -58,6 +59,18 @@ impl DelayHistogram {
     }
 }
 
+impl AddAssign<&DelayHistogram> for DelayHistogram {
+    /// Merges another histogram's delays into this one (sessions summed for a run's report).
+    fn add_assign(&mut self, other: &DelayHistogram) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+}
+
 /// What one host session has seen so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostCounters {
@@ -89,6 +102,41 @@ pub struct HostCounters {
     pub io_cpu_ns: u64,
 }
 
+impl AddAssign<&HostCounters> for HostCounters {
+    /// Adds another session's counters, every field (a run's report sums its sessions).
+    fn add_assign(&mut self, c: &HostCounters) {
+        // Destructured so that a new field cannot be forgotten here: it fails to compile.
+        let HostCounters {
+            frames_queued,
+            frames_acquired,
+            frames_dropped,
+            frames_stale,
+            configs_sent,
+            audio_blocks,
+            audio_gaps,
+            audio_overlaps,
+            audio_seq_gaps,
+            audio_dropped,
+            frames_polled,
+            handoff,
+            io_cpu_ns,
+        } = c;
+        self.frames_queued += frames_queued;
+        self.frames_acquired += frames_acquired;
+        self.frames_dropped += frames_dropped;
+        self.frames_stale += frames_stale;
+        self.configs_sent += configs_sent;
+        self.audio_blocks += audio_blocks;
+        self.audio_gaps += audio_gaps;
+        self.audio_overlaps += audio_overlaps;
+        self.audio_seq_gaps += audio_seq_gaps;
+        self.audio_dropped += audio_dropped;
+        self.frames_polled += frames_polled;
+        self.handoff += handoff;
+        self.io_cpu_ns += io_cpu_ns;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +155,47 @@ mod tests {
             "{p50:?}"
         );
         assert_eq!(h.quantile_upper(1.0), Duration::from_micros(100));
+    }
+
+    #[test]
+    fn counters_add_every_field() {
+        let mut h = DelayHistogram::default();
+        h.record(5_000);
+        let one = HostCounters {
+            frames_queued: 1,
+            frames_acquired: 2,
+            frames_dropped: 3,
+            frames_stale: 4,
+            configs_sent: 5,
+            audio_blocks: 6,
+            audio_gaps: 7,
+            audio_overlaps: 8,
+            audio_seq_gaps: 9,
+            audio_dropped: 10,
+            frames_polled: 11,
+            handoff: h,
+            io_cpu_ns: 12,
+        };
+        let mut sum = one.clone();
+        sum += &one;
+        let mut h2 = DelayHistogram::default();
+        h2.record(5_000);
+        h2.record(5_000);
+        let twice = HostCounters {
+            frames_queued: 2,
+            frames_acquired: 4,
+            frames_dropped: 6,
+            frames_stale: 8,
+            configs_sent: 10,
+            audio_blocks: 12,
+            audio_gaps: 14,
+            audio_overlaps: 16,
+            audio_seq_gaps: 18,
+            audio_dropped: 20,
+            frames_polled: 22,
+            handoff: h2,
+            io_cpu_ns: 24,
+        };
+        assert_eq!(sum, twice);
     }
 }

@@ -1,6 +1,7 @@
 //! Encoder settings and output descriptions, validated before anything starts.
 
 use crate::MediaError;
+use crosscast_wire::FrameRate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,8 +25,9 @@ pub struct EncoderConfig {
     pub width: u32,
     /// Frame height in pixels (even).
     pub height: u32,
-    /// Constant output frame rate; `push_video`'s `frame_index` counts in 1/fps.
-    pub fps: u32,
+    /// Constant output frame rate (exact, e.g. 60000/1001); `push_video`'s `frame_index`
+    /// counts in periods of it.
+    pub fps: FrameRate,
     /// Video bitrate target in kb/s (also the VBV max rate and buffer size).
     pub video_bitrate_kbps: u32,
     /// Distance between keyframes in frames (e.g. 2 × fps).
@@ -50,13 +52,14 @@ pub struct EncoderConfig {
 
 impl EncoderConfig {
     /// Live defaults for a size and rate: default bitrate, 2 s keyframes, `veryfast`, 48 kHz stereo 160 kb/s.
-    pub fn new(width: u32, height: u32, fps: u32) -> Self {
+    pub fn new(width: u32, height: u32, fps: impl Into<FrameRate>) -> Self {
+        let fps = fps.into();
         Self {
             width,
             height,
             fps,
             video_bitrate_kbps: Self::default_bitrate_kbps(width, height),
-            keyint_frames: fps.saturating_mul(2).max(1),
+            keyint_frames: fps.frames_in(2.0),
             preset: "veryfast".to_owned(),
             encoder_nice: None,
             sample_rate: 48_000,
@@ -97,7 +100,7 @@ impl EncoderConfig {
                 self.width, self.height
             ));
         }
-        if !(1..=240).contains(&self.fps) {
+        if FrameRate::new(u64::from(self.fps.num()), u64::from(self.fps.den())).is_err() {
             return bad(format!("fps {} must be 1..=240", self.fps));
         }
         if !(100..=100_000).contains(&self.video_bitrate_kbps) {

@@ -533,6 +533,14 @@ fn set_nice(nice: i32) -> Result<(), MediaError> {
     })
 }
 
+/// The frame rate as FFmpeg's signed fraction (a validated rate's terms fit in `i32`).
+fn frame_rate_parts(cfg: &EncoderConfig) -> (i32, i32) {
+    (
+        i32::try_from(cfg.fps.num()).unwrap_or(60),
+        i32::try_from(cfg.fps.den()).unwrap_or(1),
+    )
+}
+
 fn open_video(cfg: &EncoderConfig) -> Result<ff::encoder::Video, MediaError> {
     let codec = ff::encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderOpen {
         codec: "libx264".into(),
@@ -542,12 +550,13 @@ fn open_video(cfg: &EncoderConfig) -> Result<ff::encoder::Video, MediaError> {
         .encoder()
         .video()
         .map_err(ff_err("libx264"))?;
-    let fps = i32::try_from(cfg.fps).unwrap_or(60);
+    let (num, den) = frame_rate_parts(cfg);
     enc.set_width(cfg.width);
     enc.set_height(cfg.height);
     enc.set_format(ff::format::Pixel::YUV420P);
-    enc.set_time_base(ff::Rational::new(1, fps));
-    enc.set_frame_rate(Some(ff::Rational::new(fps, 1)));
+    // One tick per frame: frame_index is the pts.
+    enc.set_time_base(ff::Rational::new(den, num));
+    enc.set_frame_rate(Some(ff::Rational::new(num, den)));
     enc.set_gop(cfg.keyint_frames);
     enc.set_max_b_frames(0);
     let bps = cfg.video_bitrate_kbps as usize * 1000;
@@ -706,14 +715,15 @@ fn init(
     }
     let video = open_video(cfg)?;
     let audio = open_audio(cfg)?;
-    let video_tb = ff::Rational::new(1, i32::try_from(cfg.fps).unwrap_or(60));
+    let (num, den) = frame_rate_parts(cfg);
+    let video_tb = ff::Rational::new(den, num);
     let audio_tb = ff::Rational::new(1, i32::try_from(cfg.sample_rate).unwrap_or(48_000));
     let setup = StreamSetup {
         video: ff::codec::Parameters::from(&*video),
         audio: ff::codec::Parameters::from(&*audio),
         video_tb,
         audio_tb,
-        fps: i32::try_from(cfg.fps).unwrap_or(60),
+        frame_rate: ff::Rational::new(num, den),
     };
     let mut files = Vec::new();
     for (url, format, shared) in file_plans {

@@ -52,7 +52,7 @@ pub(crate) struct StreamSetup {
     pub(crate) audio: ff::codec::Parameters,
     pub(crate) video_tb: ff::Rational,
     pub(crate) audio_tb: ff::Rational,
-    pub(crate) fps: i32,
+    pub(crate) frame_rate: ff::Rational,
 }
 
 pub(crate) struct Muxer {
@@ -98,8 +98,8 @@ impl Muxer {
             st.set_parameters(params.clone());
             st.set_time_base(tb);
             if params.medium() == ff::media::Type::Video {
-                st.set_avg_frame_rate(ff::Rational::new(setup.fps, 1));
-                st.set_rate(ff::Rational::new(setup.fps, 1));
+                st.set_avg_frame_rate(setup.frame_rate);
+                st.set_rate(setup.frame_rate);
             }
         }
         ctx.write_header_with(mux_options)

@@ -22,6 +22,7 @@ mod error;
 mod handshake;
 pub mod limits;
 mod message;
+mod rate;
 mod slots;
 
 pub use error::{DecodeError, HandshakeError, SlotError};
@@ -32,4 +33,5 @@ pub use message::{
     AudioBlock, AudioConfig, ErrorCode, FrameQueued, Hello, Message, MessageType, PixelFormat,
     QueuePolicy, Role, SampleFormat, SurfaceConfig, PROTOCOL_VERSION,
 };
+pub use rate::{FrameRate, FrameRateError, MAX_FPS};
 pub use slots::{SlotOwner, SlotTable};

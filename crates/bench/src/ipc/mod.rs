@@ -218,7 +218,7 @@ pub fn run_ipc(
                 Ok(outcome) => outcome.into_row(&case),
                 Err(reason) => {
                     progress(&format!("ipc: {case}: {reason}"));
-                    Row::new(&case, Summary::default()).with_extra("note", reason)
+                    Row::without_delays(&case).with_extra("note", reason)
                 }
             };
             report.rows.push(

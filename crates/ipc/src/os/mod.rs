@@ -171,6 +171,15 @@ impl OsError {
         }
     }
 
+    /// A thread that could not be started (`clone` failed): its errno, or `EAGAIN`, which is
+    /// what the kernel returns when it is out of threads, if std gave none.
+    pub fn thread_spawn(op: &'static str, e: &std::io::Error) -> OsError {
+        OsError::Sys {
+            op,
+            errno: Errno::from_io_error(e).unwrap_or(Errno::AGAIN),
+        }
+    }
+
     /// Wraps a failed syscall with the name of the operation.
     pub(crate) fn sys(op: &'static str) -> impl FnOnce(Errno) -> OsError {
         move |errno| OsError::Sys { op, errno }
