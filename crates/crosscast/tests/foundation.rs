@@ -28,18 +28,26 @@ fn thirty_seconds_of_verified_frames_and_gapless_audio() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     let host = HostSummary::parse(&err);
-    let context = format!("{host:?}\n{err}");
-    // 30 s at 60 fps is 1800 output ticks. Each shows a new, verified game frame unless the
-    // game's frame came late (the game descheduled for over half a period, 8 ms): those ticks
-    // repeat. 1 % (18) of late frames is the allowance for a loaded 2-CPU CI machine; an idle
-    // one repeats none or one or two.
+    let game = GameSummary::parse(&err);
+    let context = format!("{host:?}\n{game:?}\n{err}");
+    // 30 s at 60 fps is 1800 output ticks. Each shows a new, verified game frame, except:
+    // the first (its frame is taken before the clock starts, then shown as a repeat), the
+    // frame times the game itself skipped (descheduled for over a period on a loaded machine:
+    // its own count, not the pipeline's loss), and at most 2 frames that came after their
+    // tick (shown on the next one). Nothing else may repeat.
     assert_eq!(host.frames_out, 1800, "{context}");
     assert_eq!(host.stamps_ok + host.repeated, 1800, "{context}");
-    assert!(host.stamps_ok >= 1800 - 18, "{context}");
+    assert!(host.repeated <= 1 + game.skipped + 2, "{context}");
     assert_eq!(host.stamps_bad, 0, "{context}");
-    // fifo: nothing replaced, and every frame taken but the one the session began with (taken
-    // before the clock starts) was verified.
+    // fifo: every frame the game queued reached the host (but one it may have sent as the
+    // host was closing), nothing was replaced, every sequence gap was the game's own skip,
+    // and every frame taken but the first was verified.
+    assert!(
+        host.queued <= game.rendered && game.rendered - host.queued <= 1,
+        "{context}"
+    );
     assert_eq!(host.dropped, 0, "{context}");
+    assert!(host.skipped <= game.skipped, "{context}");
     assert_eq!(host.stamps_ok, host.acquired - 1, "{context}");
     // 30 s of 10 ms blocks, continuous: no gap, overlap or sequence skip on the host.
     assert!(host.audio_blocks >= 2990, "{context}");
