@@ -103,8 +103,8 @@ fn with_no_output_it_records_a_timestamped_flv_here() {
 /// checks the decoded recording: the game flashes white and starts a 1 kHz beep together at
 /// every whole second of its clock, so a 4.5 s recording holds exactly 5 flashes and 5 beeps
 /// (at 0..4 s; the end falls half a second from any pulse, so none is cut in two), the i-th
-/// of each near second i, and every beep within half an output frame of its flash (the finest
-/// offset a frame-based stream can show: a one-frame slip fails).
+/// of each near second i, and every beep after the first within half an output frame of its
+/// flash (the finest offset a frame-based stream can show: a one-frame slip fails).
 fn sync_pairs_line_up_within_half_a_frame(fps_arg: &str, fps: f64) {
     let (seconds, pulses) = ("4.5", 5);
     let dir = TempDir::new("sync");
@@ -141,11 +141,21 @@ fn sync_pairs_line_up_within_half_a_frame(fps_arg: &str, fps: f64) {
         // Pulses are a second apart: this pairs each flash with its own beep.
         assert!((f - i as f64).abs() < 0.1, "flash {i} at {f:.4} s: {all}");
         let offset = b - f;
+        // The beep at 0 s starts on the stream's first audio sample, where AAC has no frame
+        // before it: decoded, it reaches the onset threshold about 10 ms late. The media-level
+        // test (crates/media/tests/av_sync.rs, A/V encoded straight from memory) measures
+        // +10.0 to +10.4 ms there and under 2.5 ms on every later pulse. So pulse 0 is held to
+        // one AAC frame (1024 samples, 21.3 ms); every other pulse to half an output frame.
+        let limit = if i == 0 {
+            1024.0 / 48_000.0
+        } else {
+            half_frame
+        };
         assert!(
-            offset.abs() <= half_frame,
-            "--fps {fps_arg}: pulse {i}: beep {:+.1} ms from its flash, more than half a frame ({:.1} ms): {all}",
+            offset.abs() <= limit,
+            "--fps {fps_arg}: pulse {i}: beep {:+.1} ms from its flash, beyond {:.1} ms: {all}",
             offset * 1000.0,
-            half_frame * 1000.0
+            limit * 1000.0
         );
         offsets.push(format!("{:+.1}", offset * 1000.0));
     }
