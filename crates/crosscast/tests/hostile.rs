@@ -285,7 +285,9 @@ fn hostile_peers_are_refused_and_the_legitimate_game_loses_no_frame() {
 /// replaced none, the output clock took every one but those still pending when the game said
 /// goodbye (at most slots - 1 = 2), every sequence gap it saw was one the game made itself
 /// (it skips a frame time when it falls behind), and every frame taken verified. The game
-/// kept its pace: at most 1 % of its 60 fps frame times skipped.
+/// kept streaming: it skipped at most 10 % of its frame times. Skips are frames never drawn,
+/// not lost ones; on a loaded 2-CPU machine the flood itself costs it up to 3 % (15 of 480
+/// measured), while a host stalled for one handshake timeout (1 s) would starve it of 14 %.
 /// `extra_queued` is what misbehaving games queued validly before breaking a rule.
 fn assert_no_legitimate_frame_lost(
     host: &HostSummary,
@@ -311,7 +313,7 @@ fn assert_no_legitimate_frame_lost(
     assert_eq!(host.stamps_bad, 0, "{context}");
     assert!(host.stamps_ok + host.sessions >= host.acquired, "{context}");
     assert!(
-        legit.skipped * 100 <= legit.rendered + legit.skipped,
+        legit.skipped * 10 <= legit.rendered + legit.skipped,
         "the legitimate game fell behind its pace: {context}"
     );
 }
