@@ -26,9 +26,11 @@ fn seq<const N: usize>(first: u8) -> [u8; N] {
 }
 
 const HELLO: &str = "13000000010101a0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
-const CHALLENGE: &str = "220000000102c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf";
+const CHALLENGE: &str =
+    "220000000102c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf";
 const PROOF: &str = "22000000010381eb0ed4261aa45290d3e61432b3fe50fb1de23663e400143c0e59360701dbb9";
-const WELCOME: &str = "2a000000010401000000000000005329d751a520b6bed25cbd91df04850b0475e81f7efff1338daa50d855ec8963";
+const WELCOME: &str =
+    "2a000000010401000000000000005329d751a520b6bed25cbd91df04850b0475e81f7efff1338daa50d855ec8963";
 
 #[test]
 fn the_documented_handshake_is_what_both_machines_send() {
@@ -40,8 +42,16 @@ fn the_documented_handshake_is_what_both_machines_send() {
         gid: 1000,
     };
     let mut game = GameHandshake::new(&KEY, seq(0xa0), now, timeout);
-    let mut host =
-        HostHandshake::new(&KEY, seq(0xc0), 1, &me, &UidPolicy::only(1000), now, timeout).unwrap();
+    let mut host = HostHandshake::new(
+        &KEY,
+        seq(0xc0),
+        1,
+        &me,
+        &UidPolicy::only(1000),
+        now,
+        timeout,
+    )
+    .unwrap();
 
     let hello = game.poll_transmit().unwrap();
     assert_eq!(hex(&hello), HELLO);
