@@ -49,7 +49,11 @@ fn a_c_game_written_from_the_protocol_document_streams_through_the_host() {
     let dir = TempDir::new("c-game");
     let game = build_c_game(&dir.0);
     let key = dir.path("game.key");
-    let out = run(&["keygen", key.to_str().unwrap()], &dir.0, Duration::from_secs(10));
+    let out = run(
+        &["keygen", key.to_str().unwrap()],
+        &dir.0,
+        Duration::from_secs(10),
+    );
     assert!(out.status.success(), "keygen: {}", stderr(&out));
     let (app, user) = ("c-game-test", "alice");
 
@@ -93,7 +97,8 @@ fn a_c_game_written_from_the_protocol_document_streams_through_the_host() {
         game_out = Some(out);
         break;
     }
-    let game_out = game_out.expect("the host never listened");
+    let game_out =
+        game_out.expect("the C game never found the host: is the socket name still derived as docs/protocol.md says?");
     let host_out = wait_with_watchdog(host, Duration::from_secs(30));
     let host_err = stderr(&host_out);
     let game_line = String::from_utf8_lossy(&game_out.stdout).into_owned();
@@ -108,9 +113,16 @@ fn a_c_game_written_from_the_protocol_document_streams_through_the_host() {
     // Every frame the C game queued was accepted, and every one the output took carries the
     // stamp the document describes.
     let queued = game_stat(&game_line, "queued");
-    assert!(queued >= 50, "the C game queued only {queued} frames: {game_line}");
+    assert!(
+        queued >= 50,
+        "the C game queued only {queued} frames: {game_line}"
+    );
     assert_eq!(stat(&host_err, "frames queued"), queued, "{host_err}");
-    assert_eq!(stat(&host_err, "bad"), 0, "stamps failed to verify: {host_err}");
+    assert_eq!(
+        stat(&host_err, "bad"),
+        0,
+        "stamps failed to verify: {host_err}"
+    );
     assert!(stat(&host_err, "stamps ok") > 0, "{host_err}");
     // Every audio block arrived, back to back by its timestamps.
     let blocks = game_stat(&game_line, "audio");
