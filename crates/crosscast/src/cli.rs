@@ -274,7 +274,7 @@ pub(crate) enum BenchCommand {
         /// Seconds per case.
         #[arg(long, default_value_t = 8.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write DESIGN.md's JSON here.
+        /// Write the JSON of docs/design.md ("How figures are measured") here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -285,7 +285,7 @@ pub(crate) enum BenchCommand {
         /// Seconds per run.
         #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write DESIGN.md's JSON here.
+        /// Write the JSON of docs/design.md ("How figures are measured") here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -294,7 +294,7 @@ pub(crate) enum BenchCommand {
         /// Seconds per run.
         #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write DESIGN.md's JSON here.
+        /// Write the JSON of docs/design.md ("How figures are measured") here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -327,7 +327,7 @@ pub(crate) struct IpcBenchArgs {
     /// (default: produce it when the deadline comes and send it at once).
     #[arg(long)]
     pub(crate) produce_ahead: bool,
-    /// Write DESIGN.md's JSON here.
+    /// Write the JSON of docs/design.md ("How figures are measured") here.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
     /// Write the delay plot here (.svg or .png).

@@ -410,7 +410,7 @@ pub(crate) fn preview(seconds: f64) -> anyhow::Result<Report> {
 }
 
 /// A text table of a cost report: case, transport, frames, then the named extra fields. The
-/// delay columns of DESIGN.md's schema do not apply to these benches and are left out.
+/// delay columns of the docs/design.md schema do not apply to these benches and are left out.
 pub(crate) fn cost_table(report: &Report, columns: &[&str]) -> String {
     use std::fmt::Write;
     let mut out = format!("{:<14} {:<24} {:>7}", "case", "transport", "frames");

@@ -143,6 +143,8 @@ pub struct OutputClock {
     origin_ns: Option<u64>,
     /// The next output frame.
     k: u64,
+    /// The first frame, taken by [`start`](OutputClock::start), is fresh on the first tick.
+    first_pending: bool,
     /// End of the audio handed to the sink, in samples.
     audio_end: u64,
     av_offset_ms: f64,
@@ -161,6 +163,7 @@ impl OutputClock {
             fallback: None,
             origin_ns: None,
             k: 0,
+            first_pending: false,
             audio_end: 0,
             av_offset_ms: 0.0,
             report: ClockReport::default(),
@@ -211,6 +214,7 @@ impl OutputClock {
         });
         a.last_seq = Some(f.seq);
         self.origin_ns = Some(now_ns + self.frames.period_ns() / 2);
+        self.first_pending = true;
         Ok(true)
     }
 
@@ -240,7 +244,7 @@ impl OutputClock {
         let mut events = Vec::new();
         let k = self.k;
         let tick_ns = self.frames.frame_ns(k);
-        let mut fresh = false;
+        let mut fresh = std::mem::take(&mut self.first_pending);
         let mut ended = None;
         if let Some(a) = self.active.as_mut() {
             if let Some(f) = a.feed.acquire()? {
@@ -431,5 +435,463 @@ impl OutputClock {
             self.report.counters += &s.finish();
         }
         self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The clock on simulated time: games are schedules of frames and audio blocks with the
+    //! times they arrive, and the test moves "now" to each tick's due time.
+
+    use std::cell::Cell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use crosscast_wire::{AudioConfig, SampleFormat};
+
+    use super::*;
+
+    const RATE: u32 = 48_000;
+    /// The game's clock starts far from 0, as CLOCK_MONOTONIC does.
+    const GAME_T0: u64 = 7_000_000_000;
+
+    /// A game on simulated time: frames and audio become visible when `now` reaches their
+    /// arrival time; it ends at `ends_at`.
+    struct SimFeed {
+        id: u64,
+        now: Rc<Cell<u64>>,
+        /// (arrival ns, pts ns, seq), in arrival order.
+        frames: VecDeque<(u64, u64, u64)>,
+        audio: VecDeque<(u64, AudioBlock)>,
+        held: Option<(u64, u64, u64)>,
+        pixels: Vec<u8>,
+        ends_at: Option<u64>,
+        counters: HostCounters,
+        finished: bool,
+        /// Where `finish` records the final counters, for tests that check the sums.
+        finals: Rc<std::cell::RefCell<Vec<HostCounters>>>,
+    }
+
+    impl SimFeed {
+        /// A game at `fps` whose frame n has pts `GAME_T0 + n/fps` and arrives at
+        /// `first_arrival + n/fps`, for `count` frames; audio in 10 ms blocks over the same
+        /// span when `audio` is set.
+        fn paced(
+            id: u64,
+            now: &Rc<Cell<u64>>,
+            fps: FrameRate,
+            first_arrival: u64,
+            count: u64,
+            audio: bool,
+        ) -> SimFeed {
+            let frames = (0..count)
+                .map(|n| {
+                    (
+                        first_arrival + fps.frame_ns(n),
+                        GAME_T0 + fps.frame_ns(n),
+                        n + 1,
+                    )
+                })
+                .collect();
+            let mut blocks = VecDeque::new();
+            if audio {
+                let span = fps.frame_ns(count);
+                for m in 0..span / 10_000_000 {
+                    let block = audio_block(m, GAME_T0 + m * 10_000_000, m as f32);
+                    blocks.push_back((first_arrival + m * 10_000_000 + 10_000_000, block));
+                }
+            }
+            SimFeed {
+                id,
+                now: now.clone(),
+                frames,
+                audio: blocks,
+                held: None,
+                pixels: vec![0u8; 2 * 2 * 4],
+                ends_at: None,
+                counters: HostCounters::default(),
+                finished: false,
+                finals: Rc::default(),
+            }
+        }
+
+        fn view(&self) -> Option<FrameView<'_>> {
+            self.held.map(|(arrival, pts, seq)| FrameView {
+                data: &self.pixels,
+                width: 2,
+                height: 2,
+                stride: 8,
+                seq,
+                pts_ns: pts,
+                sent_ns: arrival,
+                received_ns: arrival,
+                acquired_ns: self.now.get(),
+            })
+        }
+    }
+
+    /// A 10 ms stereo f32 block whose every sample is `value`.
+    fn audio_block(seq: u64, pts_ns: u64, value: f32) -> AudioBlock {
+        let frames = RATE as usize / 100;
+        AudioBlock {
+            seq,
+            pts_ns,
+            sent_ns: pts_ns,
+            config: AudioConfig {
+                sample_rate: RATE,
+                channels: 2,
+                format: SampleFormat::F32,
+            },
+            data: (0..frames * 2).flat_map(|_| value.to_le_bytes()).collect(),
+        }
+    }
+
+    impl GameFeed for SimFeed {
+        fn id(&self) -> u64 {
+            self.id
+        }
+
+        fn wait_frame(&mut self, _timeout: Duration) -> bool {
+            self.frames.front().is_some_and(|f| f.0 <= self.now.get())
+        }
+
+        fn acquire(&mut self) -> Result<Option<FrameView<'_>>, HostError> {
+            let now = self.now.get();
+            let mut newest = None;
+            while self.frames.front().is_some_and(|f| f.0 <= now) {
+                if newest.is_some() {
+                    self.counters.frames_dropped += 1;
+                }
+                newest = self.frames.pop_front();
+                self.counters.frames_queued += 1;
+            }
+            if newest.is_none() {
+                return Ok(None);
+            }
+            self.counters.frames_acquired += 1;
+            self.held = newest;
+            Ok(self.view())
+        }
+
+        fn held(&self) -> Option<FrameView<'_>> {
+            self.view()
+        }
+
+        fn drain_audio(&mut self, out: &mut Vec<AudioBlock>) {
+            while self.audio.front().is_some_and(|a| a.0 <= self.now.get()) {
+                if let Some((_, b)) = self.audio.pop_front() {
+                    self.counters.audio_blocks += 1;
+                    out.push(b);
+                }
+            }
+        }
+
+        fn closed(&self) -> Option<String> {
+            self.ends_at
+                .filter(|&t| self.now.get() >= t)
+                .map(|_| "game left".to_string())
+        }
+
+        fn counters(&self) -> HostCounters {
+            self.counters.clone()
+        }
+
+        fn finish(&mut self) -> HostCounters {
+            assert!(!self.finished, "a feed is finished once");
+            self.finished = true;
+            self.finals.borrow_mut().push(self.counters.clone());
+            self.counters.clone()
+        }
+    }
+
+    /// Everything the clock sent out.
+    #[derive(Default)]
+    struct Recorder {
+        /// (output index, pts of the game frame shown)
+        video: Vec<(u64, u64)>,
+        previews: u64,
+        /// (first sample index, frames, first sample's value)
+        audio: Vec<(u64, u64, f32)>,
+    }
+
+    impl OutputSink for Recorder {
+        fn video(&mut self, f: &FrameView<'_>, index: u64) -> Result<(), HostError> {
+            self.video.push((index, f.pts_ns));
+            Ok(())
+        }
+
+        fn preview(&mut self, _f: &FrameView<'_>) -> Result<(), HostError> {
+            self.previews += 1;
+            Ok(())
+        }
+
+        fn audio(&mut self, samples: &[f32], index: u64) -> Result<(), HostError> {
+            self.audio.push((
+                index,
+                samples.len() as u64 / 2,
+                samples.first().copied().unwrap_or(0.0),
+            ));
+            Ok(())
+        }
+    }
+
+    fn clock(fps: FrameRate) -> OutputClock {
+        OutputClock::new(ClockOptions {
+            fps,
+            sample_rate: RATE,
+            channels: 2,
+            verify_stamps: false,
+        })
+    }
+
+    /// Starts the clock at `start` and runs `ticks` ticks, each `late_ns` after its due time.
+    fn run(
+        c: &mut OutputClock,
+        now: &Rc<Cell<u64>>,
+        start: u64,
+        ticks: u64,
+        late_ns: u64,
+        sink: &mut Recorder,
+    ) -> Vec<ClockEvent> {
+        now.set(start);
+        assert!(c.wait_first(Duration::ZERO), "a first frame is there");
+        assert!(c.start(now.get()).unwrap());
+        let mut events = Vec::new();
+        for _ in 0..ticks {
+            now.set(c.next_due_ns().unwrap() + late_ns);
+            events.extend(c.tick(now.get(), sink).unwrap());
+        }
+        events
+    }
+
+    #[test]
+    fn a_game_at_the_output_rate_shows_every_frame_once_in_sync() {
+        for fps in [
+            FrameRate::integer(30),
+            FrameRate::integer(60),
+            FrameRate::new(60_000, 1001).unwrap(),
+        ] {
+            let now = Rc::new(Cell::new(0));
+            let mut c = clock(fps);
+            c.add(Box::new(SimFeed::paced(
+                1,
+                &now,
+                fps,
+                1_000_000_000,
+                400,
+                false,
+            )));
+            let mut sink = Recorder::default();
+            run(&mut c, &now, 1_000_000_000, 300, 200_000, &mut sink);
+            // Output frame k shows game frame k: its pts sits exactly at k on the stream.
+            for (k, (index, pts)) in sink.video.iter().enumerate() {
+                assert_eq!(*index, k as u64);
+                assert_eq!(pts - GAME_T0, fps.frame_ns(k as u64), "{fps}: frame {k}");
+            }
+            assert_eq!(c.snapshot().av_offset_ms, 0.0);
+            let r = c.finish();
+            assert_eq!((r.frames_out, r.repeated, r.skipped), (300, 0, 0), "{fps}");
+            assert_eq!(
+                sink.previews, 300,
+                "{fps}: every fresh frame previewed once"
+            );
+        }
+    }
+
+    #[test]
+    fn a_slow_game_is_repeated_and_a_fast_one_skipped() {
+        let out = FrameRate::integer(60);
+        // 30 fps on a 60 fps stream: every other output frame repeats.
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(out);
+        c.add(Box::new(SimFeed::paced(
+            1,
+            &now,
+            FrameRate::integer(30),
+            0,
+            200,
+            false,
+        )));
+        let mut sink = Recorder::default();
+        run(&mut c, &now, 0, 240, 0, &mut sink);
+        let r = c.finish();
+        assert_eq!((r.frames_out, r.repeated, r.skipped), (240, 120, 0));
+        assert_eq!(sink.previews, 120);
+
+        // 120 fps on a 60 fps stream: every other game frame is never shown.
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(out);
+        c.add(Box::new(SimFeed::paced(
+            1,
+            &now,
+            FrameRate::integer(120),
+            0,
+            600,
+            false,
+        )));
+        let mut sink = Recorder::default();
+        run(&mut c, &now, 0, 240, 0, &mut sink);
+        let r = c.finish();
+        assert_eq!((r.frames_out, r.repeated), (240, 0));
+        // The first tick follows the frame taken at the start by half a period: nothing to skip.
+        assert_eq!(r.skipped, 239, "one game frame skipped per output frame");
+        assert_eq!(
+            r.counters.frames_dropped, 239,
+            "the feed's own count agrees"
+        );
+    }
+
+    #[test]
+    fn a_stalled_game_is_repeated_and_the_output_keeps_its_rate() {
+        let fps = FrameRate::integer(30);
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(fps);
+        // 30 frames, then nothing: the output goes on, repeating the last frame.
+        c.add(Box::new(SimFeed::paced(1, &now, fps, 0, 30, false)));
+        let mut sink = Recorder::default();
+        run(&mut c, &now, 0, 90, 0, &mut sink);
+        assert_eq!(sink.video.len(), 90);
+        assert!(sink.video[30..]
+            .iter()
+            .all(|v| v.1 == GAME_T0 + fps.frame_ns(29)));
+        assert_eq!(c.finish().repeated, 60);
+    }
+
+    #[test]
+    fn a_game_that_takes_over_gets_the_ticks_half_a_period_from_its_frames() {
+        let fps = FrameRate::integer(60);
+        let period = fps.period_ns();
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(fps);
+        let mut first = SimFeed::paced(1, &now, fps, 0, 60, false);
+        // It leaves after its last frame.
+        first.ends_at = Some(fps.frame_ns(60));
+        c.add(Box::new(first));
+        // The standby game's frames arrive 0.2 ms after the first game's ticks would fall:
+        // left there, every bit of jitter would cost a repeat and a skip.
+        let origin = period / 2;
+        let second = SimFeed::paced(
+            2,
+            &now,
+            fps,
+            origin + fps.frame_ns(62) + 200_000,
+            300,
+            false,
+        );
+        c.add(Box::new(second));
+        let mut sink = Recorder::default();
+        let events = run(&mut c, &now, 0, 240, 0, &mut sink);
+        assert_eq!(
+            events[..2],
+            [
+                ClockEvent::Ended {
+                    id: 1,
+                    reason: "game left".into(),
+                    streaming: true
+                },
+                ClockEvent::TookOver { id: 2 }
+            ]
+        );
+        // After the takeover each tick falls half a period after the second game's frames.
+        let due = c.next_due_ns().unwrap();
+        let arrival_phase = (origin + 200_000) % period;
+        let lead = (due + period - arrival_phase) % period;
+        // (Within 1 µs: the test's phase arithmetic uses the rounded period, which the exact
+        // frame times drift from by under 1 ns per frame.)
+        assert!(
+            lead.abs_diff(period / 2) <= 1_000,
+            "ticks {lead} ns after the game's frames, want {}",
+            period / 2
+        );
+        // The stream never stopped and never went backwards.
+        assert!(sink.video.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+        let r = c.finish();
+        assert_eq!(r.frames_out, 240);
+        assert_eq!(r.sessions, 2);
+        // Only the frames of the gap between the two games repeated.
+        assert!(r.repeated <= 4, "repeated {}", r.repeated);
+    }
+
+    #[test]
+    fn audio_lands_on_the_stream_timeline_by_its_own_timestamps() {
+        let fps = FrameRate::integer(30);
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(fps);
+        let mut game = SimFeed::paced(1, &now, fps, 0, 60, true);
+        // A block that starts 5 ms before the first frame: only its last 5 ms are kept, at 0.
+        game.audio
+            .push_front((0, audio_block(99, GAME_T0 - 5_000_000, -1.0)));
+        c.add(Box::new(game));
+        let mut sink = Recorder::default();
+        run(&mut c, &now, 0, 60, 0, &mut sink);
+        assert_eq!(sink.audio[0], (0, 240, -1.0));
+        // Block m (pts GAME_T0 + 10m ms) goes to sample 480m, exactly.
+        for (m, a) in sink.audio[1..].iter().enumerate() {
+            assert_eq!(*a, (480 * m as u64, 480, m as f32), "block {m}");
+        }
+        let r = c.finish();
+        assert_eq!(r.silence_samples, 0);
+        assert_eq!(r.audio_samples, 240 + 480 * (sink.audio.len() as u64 - 1));
+    }
+
+    #[test]
+    fn a_silent_game_gets_a_continuous_silent_track() {
+        let fps = FrameRate::integer(30);
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(fps);
+        c.add(Box::new(SimFeed::paced(1, &now, fps, 0, 300, false)));
+        let mut sink = Recorder::default();
+        run(&mut c, &now, 0, 300, 0, &mut sink);
+        // Gapless from sample 0, never further than half a second behind the video.
+        let mut end = 0;
+        for (index, frames, _) in &sink.audio {
+            assert_eq!(*index, end);
+            end += frames;
+        }
+        let video_samples = fps.frame_ns(299) * u64::from(RATE) / 1_000_000_000;
+        assert!(video_samples - end <= u64::from(RATE) / 2);
+        assert_eq!(c.finish().silence_samples, end);
+    }
+
+    #[test]
+    fn counters_of_every_session_are_summed() {
+        let fps = FrameRate::integer(60);
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(fps);
+        let mut a = SimFeed::paced(1, &now, fps, 0, 30, true);
+        a.ends_at = Some(fps.frame_ns(30));
+        let mut b = SimFeed::paced(2, &now, FrameRate::integer(120), 0, 400, true);
+        b.ends_at = Some(fps.frame_ns(90));
+        let mut standby = SimFeed::paced(3, &now, fps, 0, 400, false);
+        // One more that leaves while still waiting on standby.
+        let mut leaves = SimFeed::paced(4, &now, fps, 0, 400, true);
+        leaves.ends_at = Some(fps.frame_ns(10));
+        let finals = a.finals.clone();
+        (b.finals, standby.finals) = (finals.clone(), finals.clone());
+        leaves.finals = finals.clone();
+        c.add(Box::new(a));
+        c.add(Box::new(b));
+        c.add(Box::new(standby));
+        c.add(Box::new(leaves));
+        let mut sink = Recorder::default();
+        let events = run(&mut c, &now, 0, 150, 0, &mut sink);
+        assert!(events.contains(&ClockEvent::Ended {
+            id: 4,
+            reason: "game left".into(),
+            streaming: false
+        }));
+        let r = c.finish();
+        // Each session is finished once (two that streamed and ended, one that left from
+        // standby, the streaming one at the end) and the report is the sum of their counters.
+        assert_eq!(r.sessions, 4);
+        let finals = finals.borrow();
+        assert_eq!(finals.len(), 4);
+        let mut sum = HostCounters::default();
+        for f in finals.iter() {
+            sum += f;
+        }
+        assert_eq!(r.counters, sum);
+        assert!(sum.frames_dropped > 0 && sum.audio_blocks > 0 && sum.frames_acquired > 0);
     }
 }

@@ -110,7 +110,7 @@ impl Acceptor {
             std::thread::Builder::new()
                 .name("cc-acceptor".into())
                 .spawn(move || accept_loop(listener, opts, &stop, tx))
-                .map_err(|e| IpcError::Protocol(format!("cannot start acceptor: {e}")))?
+                .map_err(|e| crate::os::OsError::thread_spawn("spawn the acceptor thread", &e))?
         };
         Ok(Acceptor {
             name,

@@ -82,7 +82,7 @@ impl GameSession {
             std::thread::Builder::new()
                 .name("cc-game-io".into())
                 .spawn(move || io_loop(&shared, &channel))
-                .map_err(|e| IpcError::Protocol(format!("cannot start I/O thread: {e}")))?
+                .map_err(|e| crate::os::OsError::thread_spawn("spawn the game's I/O thread", &e))?
         };
         Ok(GameSession {
             shared,

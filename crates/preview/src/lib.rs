@@ -7,7 +7,7 @@
 //! - [`Overlay`] composites an acquired game frame, a comments panel and a live indicator into
 //!   its *own* buffer. It never writes to the game frame, which is what the encoder reads: the
 //!   audience sees the game only (the reason for the whole cross-process design, see
-//!   DESIGN.md "comment widget seen only by the anchor").
+//!   docs/design.md, "Preview and overlay").
 //! - [`Preview`] shows composed frames in a real window (winit + softbuffer, X11) or writes one
 //!   PNG a second; [`Preview::submit`] copies into a latest-wins slot and never blocks the
 //!   caller, so the encoder path is never delayed by the preview.

@@ -19,7 +19,7 @@
 //! the deadline and sent on it, as a game presenting on vsync. Everything after the timestamp
 //! is the transport's cost.
 //!
-//! The delay for a message ends, as DESIGN.md defines it, when the receiver holds a usable
+//! The delay for a message ends, as docs/design.md defines it, when the receiver holds a usable
 //! object: every byte copied into its buffer, or for the zero-copy transports the shared
 //! memory mapped and handed over. Every message is then validated (the checksum over every
 //! payload byte, so no transport can pass without delivering all of its data; a mismatch fails
@@ -27,7 +27,7 @@
 //! `validated_p50_us` and `validated_p99_us` (the delay until validation had finished, in
 //! the thread that uses the object) and `checksum_avg_us`, plus `min_us` and `p90_us` for the
 //! chart and whatever the transport was configured with (buffer sizes, datagram size).
-//! Warm-up messages are not counted. Stall rate as in DESIGN.md.
+//! Warm-up messages are not counted. Stall rate as in docs/design.md.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
