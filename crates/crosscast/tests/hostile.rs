@@ -282,8 +282,8 @@ fn hostile_peers_are_refused_and_the_legitimate_game_loses_no_frame() {
 /// What proves that the legitimate game lost no frame while the attacks ran (every attack of
 /// these tests happens while it streams, so a loss in any attack's window shows in the run's
 /// totals): the host's I/O thread received every frame the game queued, the lossless queue
-/// replaced none, the output clock took every one but those still pending when the game said
-/// goodbye (at most slots - 1 = 2), every sequence gap it saw was one the game made itself
+/// replaced none, the output clock took every one the legitimate game queued (those still
+/// queued at its goodbye included), every sequence gap it saw was one the game made itself
 /// (it skips a frame time when it falls behind), and every frame taken verified. The game
 /// kept streaming: it skipped at most 10 % of its frame times. Skips are frames never drawn,
 /// not lost ones; on a loaded 2-CPU machine the flood itself costs it up to 3 % (15 of 480
@@ -303,7 +303,7 @@ fn assert_no_legitimate_frame_lost(
     );
     assert_eq!((host.dropped, host.stale), (0, 0), "{context}");
     assert!(
-        host.acquired <= host.queued && host.queued - host.acquired <= 2 + extra_queued,
+        host.acquired <= host.queued && host.queued - host.acquired <= extra_queued,
         "frames the host received but never took: {context}"
     );
     assert!(
@@ -311,7 +311,7 @@ fn assert_no_legitimate_frame_lost(
         "frames lost between queue and output: {context}"
     );
     assert_eq!(host.stamps_bad, 0, "{context}");
-    assert!(host.stamps_ok + host.sessions >= host.acquired, "{context}");
+    assert_eq!(host.stamps_ok, host.acquired, "{context}");
     assert!(
         legit.skipped * 10 <= legit.rendered + legit.skipped,
         "the legitimate game fell behind its pace: {context}"

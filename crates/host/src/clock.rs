@@ -126,6 +126,20 @@ impl Streaming {
     }
 }
 
+/// Checks a fresh frame's stamp when the run verifies them, counting the outcome.
+fn verify_stamp(opts: &ClockOptions, report: &mut ClockReport, data: &[u8]) {
+    if !opts.verify_stamps {
+        return;
+    }
+    match stamp::verify(data) {
+        Ok(_) => report.stamps_verified += 1,
+        Err(e) => {
+            report.stamp_errors += 1;
+            log::warn!("{e}");
+        }
+    }
+}
+
 /// Audio blocks kept for a game that has not shown a frame yet; older ones go (there is no
 /// video to put them against).
 const PRE_FRAME_AUDIO_BLOCKS: usize = 400;
@@ -213,6 +227,7 @@ impl OutputClock {
             offset_ns: 0,
         });
         a.last_seq = Some(f.seq);
+        verify_stamp(&self.opts, &mut self.report, f.data);
         self.origin_ns = Some(now_ns + self.frames.period_ns() / 2);
         self.first_pending = true;
         Ok(true)
@@ -244,10 +259,13 @@ impl OutputClock {
         let mut events = Vec::new();
         let k = self.k;
         let tick_ns = self.frames.frame_ns(k);
+        // The first frame, taken at the start, is this tick's: taking another now would lose
+        // it when the game's queue is lossless (fifo).
         let mut fresh = std::mem::take(&mut self.first_pending);
         let mut ended = None;
         if let Some(a) = self.active.as_mut() {
-            if let Some(f) = a.feed.acquire()? {
+            let taken = if fresh { None } else { a.feed.acquire()? };
+            if let Some(f) = taken {
                 fresh = true;
                 if a.timeline.is_none() {
                     // A game that takes over continues the stream from this output frame.
@@ -268,17 +286,13 @@ impl OutputClock {
                     self.report.skipped += f.seq.saturating_sub(last + 1);
                 }
                 a.last_seq = Some(f.seq);
-                if self.opts.verify_stamps {
-                    match stamp::verify(f.data) {
-                        Ok(_) => self.report.stamps_verified += 1,
-                        Err(e) => {
-                            self.report.stamp_errors += 1;
-                            log::warn!("{e}");
-                        }
-                    }
-                }
+                verify_stamp(&self.opts, &mut self.report, f.data);
             }
-            ended = a.feed.closed();
+            // A game that left may still have frames queued (fifo keeps them all): it ends on
+            // the first tick that finds nothing new, so they are all shown.
+            if !fresh {
+                ended = a.feed.closed();
+            }
         }
         if !fresh {
             self.report.repeated += 1;
@@ -469,6 +483,8 @@ mod tests {
         ends_at: Option<u64>,
         counters: HostCounters,
         finished: bool,
+        /// Lossless queue: `acquire` takes the oldest frame, not the newest.
+        fifo: bool,
         /// Where `finish` records the final counters, for tests that check the sums.
         finals: Rc<std::cell::RefCell<Vec<HostCounters>>>,
     }
@@ -512,6 +528,7 @@ mod tests {
                 ends_at: None,
                 counters: HostCounters::default(),
                 finished: false,
+                fifo: false,
                 finals: Rc::default(),
             }
         }
@@ -559,7 +576,13 @@ mod tests {
         fn acquire(&mut self) -> Result<Option<FrameView<'_>>, HostError> {
             let now = self.now.get();
             let mut newest = None;
-            while self.frames.front().is_some_and(|f| f.0 <= now) {
+            if self.fifo {
+                if self.frames.front().is_some_and(|f| f.0 <= now) {
+                    newest = self.frames.pop_front();
+                    self.counters.frames_queued += 1;
+                }
+            }
+            while !self.fifo && self.frames.front().is_some_and(|f| f.0 <= now) {
                 if newest.is_some() {
                     self.counters.frames_dropped += 1;
                 }
@@ -734,10 +757,9 @@ mod tests {
         run(&mut c, &now, 0, 240, 0, &mut sink);
         let r = c.finish();
         assert_eq!((r.frames_out, r.repeated), (240, 0));
-        // The first tick follows the frame taken at the start by half a period: nothing to skip.
-        assert_eq!(r.skipped, 239, "one game frame skipped per output frame");
+        assert_eq!(r.skipped, 240, "one game frame skipped per output frame");
         assert_eq!(
-            r.counters.frames_dropped, 239,
+            r.counters.frames_dropped, 240,
             "the feed's own count agrees"
         );
     }
@@ -893,5 +915,37 @@ mod tests {
         }
         assert_eq!(r.counters, sum);
         assert!(sum.frames_dropped > 0 && sum.audio_blocks > 0 && sum.frames_acquired > 0);
+    }
+
+    #[test]
+    fn a_lossless_queue_shows_every_frame_from_the_first_to_those_pending_at_goodbye() {
+        // A 60 fps game on a 10 fps stream, fifo: every frame it queued must be shown once,
+        // the first one (already followed by others at the first tick) and the ones still
+        // queued when it leaves.
+        let fps = FrameRate::integer(10);
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(fps);
+        let mut game = SimFeed::paced(1, &now, FrameRate::integer(60), 0, 12, false);
+        game.fifo = true;
+        game.ends_at = Some(FrameRate::integer(60).frame_ns(12));
+        c.add(Box::new(game));
+        let mut sink = Recorder::default();
+        let events = run(&mut c, &now, 0, 20, 0, &mut sink);
+        let shown: Vec<u64> = sink
+            .video
+            .iter()
+            .map(|v| v.1)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let want: Vec<u64> = (0..12)
+            .map(|n| GAME_T0 + FrameRate::integer(60).frame_ns(n))
+            .collect();
+        assert_eq!(shown, want, "every queued frame shown");
+        assert_eq!(sink.previews, 12);
+        // It ended only after its last frame was on the stream.
+        assert!(matches!(events[..], [ClockEvent::Ended { id: 1, .. }]));
+        let r = c.finish();
+        assert_eq!((r.skipped, r.counters.frames_acquired), (0, 12));
     }
 }
