@@ -148,6 +148,7 @@ impl Receive for RingRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            io_thread_ns: None,
             checked_from_ns: received_ns,
             valid_ns: now_ns(),
         })
@@ -312,6 +313,7 @@ impl Receive for FileRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            io_thread_ns: None,
             checked_from_ns: received_ns,
             valid_ns: now_ns(),
         })
