@@ -2,7 +2,7 @@
 //!
 //! All benches measure per-message delays in nanoseconds, summarise them with
 //! [`Summary::from_delays_ns`] and collect one [`Row`] per case into a [`Report`], which
-//! serialises to the JSON schema of DESIGN.md ("How figures are measured"):
+//! serialises to the report JSON schema (docs/design.md):
 //!
 //! ```json
 //! {"bench": "ipc", "rows": [{"case": "uds-stream/3072", "transport": "uds-stream",
@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 
-/// Delay above which a message can count as a stall, whatever the average (DESIGN.md).
+/// Delay above which a message can count as a stall, whatever the average (docs/design.md).
 pub const STALL_FLOOR_NS: u64 = 10_000_000;
 
-/// Summary of one case's delays, in microseconds, as DESIGN.md defines them.
+/// Summary of one case's delays, in microseconds, as docs/design.md defines them.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Number of delays summarised (warm-up excluded by the caller).
@@ -155,12 +155,12 @@ impl Report {
         }
     }
 
-    /// The report as DESIGN.md's JSON, pretty-printed.
+    /// The report as the report JSON of docs/design.md, pretty-printed.
     pub fn to_json(&self) -> Result<String, BenchError> {
         serde_json::to_string_pretty(self).map_err(BenchError::Json)
     }
 
-    /// Writes the report as DESIGN.md's JSON to `path`, replacing the file.
+    /// Writes the report as the report JSON of docs/design.md to `path`, replacing the file.
     pub fn write_json(&self, path: &Path) -> Result<(), BenchError> {
         let mut text = self.to_json()?;
         text.push('\n');

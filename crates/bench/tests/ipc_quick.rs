@@ -1,5 +1,5 @@
 //! `bench ipc --quick` end to end: real peer processes for every transport and size, the JSON
-//! report in DESIGN.md's schema, and the chart.
+//! report in the schema of docs/design.md, and the chart.
 //!
 //! Nothing here asserts a speed (the machine may be loaded); it asserts that every case ran
 //! (or says why it could not), that every message arrived intact (the receiver checks each
@@ -38,7 +38,7 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
     let report = run_ipc(&opts, Path::new(PEER), &mut |l| lines.push(l.to_string())).unwrap();
     assert!(lines.len() >= TRANSPORTS.len() * DEFAULT_SIZES.len());
 
-    // The JSON file, read back as plain JSON: DESIGN.md's schema, no Rust types involved.
+    // The JSON file, read back as plain JSON: the schema of docs/design.md, no Rust types involved.
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["bench"], "ipc");

@@ -19,7 +19,7 @@
 //! the deadline and sent on it, as a game presenting on vsync. Everything after the timestamp
 //! is the transport's cost.
 //!
-//! The delay for a message ends, as DESIGN.md defines it, when the receiver holds a usable
+//! The delay for a message ends, as docs/design.md defines it, when the receiver holds a usable
 //! object: every byte copied into its buffer, or for the zero-copy transports the shared
 //! memory mapped and handed over. Every message is then validated (the checksum over every
 //! payload byte, so no transport can pass without delivering all of its data; a mismatch fails
@@ -27,7 +27,7 @@
 //! `validated_p50_us` and `validated_p99_us` (the delay until validation had finished, in
 //! the thread that uses the object) and `checksum_avg_us`, plus `min_us` and `p90_us` for the
 //! chart and whatever the transport was configured with (buffer sizes, datagram size).
-//! Warm-up messages are not counted. Stall rate as in DESIGN.md.
+//! Warm-up messages are not counted. Stall rate as in docs/design.md.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,10 @@ use crate::stats::{percentile_sorted, Report, Row, Summary};
 use crate::BenchError;
 
 mod ctl;
+#[cfg(feature = "iceoryx2")]
 mod iox;
+#[cfg(feature = "iceoryx2")]
+mod mmapfile;
 mod msg;
 mod seqpacket;
 mod shm;
@@ -215,6 +218,13 @@ impl IpcOptions {
                 "--sizes needs at least one size, each at least 1 byte".into(),
             ));
         }
+        if cfg!(not(feature = "plot")) && self.plot.is_some() {
+            return Err(BenchError::Options(
+                "this build draws no charts: build crosscast-bench with the `plot` feature \
+                 (crosscast: `cargo build --release --features bench`)"
+                    .into(),
+            ));
+        }
         if let Some(&big) = self.sizes.iter().find(|&&s| s > MAX_SIZE) {
             return Err(BenchError::Options(format!(
                 "size {big} exceeds the bench's limit of {MAX_SIZE} bytes"
@@ -341,6 +351,7 @@ pub fn run_ipc(
     if let Some(path) = &opts.json {
         report.write_json(path)?;
     }
+    #[cfg(feature = "plot")]
     if let Some(path) = &opts.plot {
         crate::plot::write_plot(&report, path)?;
     }
@@ -459,6 +470,12 @@ impl Setup {
     }
 }
 
+/// Why the iceoryx2 and mmap-file rows (its file is mapped through iceoryx2's POSIX layer)
+/// are empty in a build without iceoryx2.
+#[cfg(not(feature = "iceoryx2"))]
+const NO_ICEORYX2: &str = "this build has no iceoryx2: build crosscast-bench with the \
+    `iceoryx2` feature (crosscast: `cargo build --release --features bench`)";
+
 fn setup_receiver(transport: Transport, size: usize) -> Result<Setup, String> {
     match transport {
         Transport::UdsStream => stream::setup_uds(size),
@@ -466,8 +483,14 @@ fn setup_receiver(transport: Transport, size: usize) -> Result<Setup, String> {
         Transport::Pipe => stream::setup_pipe(size),
         Transport::Tcp => stream::setup_tcp(size),
         Transport::ShmRing => shm::setup_ring(size),
-        Transport::MmapFile => shm::setup_file(size),
+        #[cfg(feature = "iceoryx2")]
+        Transport::MmapFile => mmapfile::setup_file(size),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::MmapFile => Err(NO_ICEORYX2.into()),
+        #[cfg(feature = "iceoryx2")]
         Transport::Iceoryx2 => iox::setup(size),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::Iceoryx2 => Err(NO_ICEORYX2.into()),
         Transport::Surface => surface::setup(size),
     }
 }
@@ -479,6 +502,7 @@ fn setup_sender(args: &PeerArgs, fds: Vec<OwnedFd>) -> Result<Box<dyn Transmit>,
         fds.next()
             .ok_or_else(|| format!("the set-up step carried no {what} fd"))
     };
+    #[cfg(feature = "iceoryx2")]
     let needs = |v: &Option<String>, flag: &str| {
         v.clone()
             .ok_or_else(|| format!("{} needs --{flag}", args.transport))
@@ -499,12 +523,18 @@ fn setup_sender(args: &PeerArgs, fds: Vec<OwnedFd>) -> Result<Box<dyn Transmit>,
             next_fd("space eventfd")?,
             size,
         )?),
-        Transport::MmapFile => Box::new(shm::FileTx::new(
+        #[cfg(feature = "iceoryx2")]
+        Transport::MmapFile => Box::new(mmapfile::FileTx::new(
             &needs(&args.file, "file")?,
             next_fd("notification socket")?,
             size,
         )?),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::MmapFile => return Err(NO_ICEORYX2.into()),
+        #[cfg(feature = "iceoryx2")]
         Transport::Iceoryx2 => Box::new(iox::IoxTx::new(&needs(&args.service, "service")?, size)?),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::Iceoryx2 => return Err(NO_ICEORYX2.into()),
         Transport::Surface => Box::new(surface::SurfaceTx::new(size)?),
     })
 }
