@@ -161,6 +161,16 @@ impl Receive for SurfaceRx {
             valid_ns: now_ns(),
         })
     }
+
+    fn report(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(c) = self.session.as_ref().map(HostSession::counters) {
+            // Frames the I/O thread caught while busy-polling: 0 when it is scheduled like
+            // every other receiver (sleeping until the message comes), as this bench asks.
+            m.insert("io_polled_frames".into(), Value::from(c.frames_polled));
+        }
+        m
+    }
 }
 
 /// Peer (game) side: adopts the inherited session socket and key, authenticates the host and
