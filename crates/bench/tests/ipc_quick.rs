@@ -43,6 +43,11 @@ fn quick_run_measures_every_transport_and_size_iceoryx2_included() {
                 .find(|r| r["transport"] == t && r["size_bytes"] == size as u64)
                 .unwrap_or_else(|| panic!("no row for {t} at {size} bytes"));
             assert_eq!(row["case"], format!("{t}/{size}"));
+            assert!(
+                row.get("note").is_none(),
+                "{t}/{size} must run here: {}",
+                row["note"]
+            );
             for key in [
                 "messages",
                 "avg_us",
@@ -53,15 +58,13 @@ fn quick_run_measures_every_transport_and_size_iceoryx2_included() {
             ] {
                 assert!(row[key].is_number(), "{t}/{size}: {key} missing in {row}");
             }
-            assert!(
-                row.get("note").is_none(),
-                "{t}/{size} must run here: {}",
-                row["note"]
-            );
-            assert_eq!(row["messages"].as_u64(), Some(QUICK_COUNT as u64), "{t}/{size}");
             assert_eq!(
-                row["receiver_sched"],
-                "default priority, default timer slack, no busy-poll",
+                row["messages"].as_u64(),
+                Some(QUICK_COUNT as u64),
+                "{t}/{size}"
+            );
+            assert_eq!(
+                row["receiver_sched"], "default priority, default timer slack, no busy-poll",
                 "{t}/{size}: every receiver is scheduled alike"
             );
             assert_eq!(row["produce"], "on-time", "{t}/{size}");

@@ -248,7 +248,12 @@ fn handoff(seconds: f64, busy_poll: Duration) -> anyhow::Result<Report> {
     eprintln!("bench handoff: platform floor (SEQPACKET ping between two processes) ...");
     let exe = std::env::current_exe()?;
     let pings = (seconds * f64::from(HANDOFF_FPS)).ceil() as usize;
-    let floor_ns = run_floor(&exe, pings.max(1), HANDOFF_WARMUP, 1000 / u64::from(HANDOFF_FPS))?;
+    let floor_ns = run_floor(
+        &exe,
+        pings.max(1),
+        HANDOFF_WARMUP,
+        1000 / u64::from(HANDOFF_FPS),
+    )?;
     let floor = summary(&floor_ns);
     let (floor_p50, floor_p99) = (floor.map(|f| f.p50_us), floor.map(|f| f.p99_us));
     let floor_row = row_of("floor-ping", floor)
@@ -302,8 +307,10 @@ fn handoff(seconds: f64, busy_poll: Duration) -> anyhow::Result<Report> {
                     "busy_poll_cpu_us_per_frame".into(),
                     (cpu - d.io_cpu_us_per_frame).into(),
                 );
-                row.extra
-                    .insert("busy_poll_core_pct".into(), (pct - d.io_cpu_core_pct).into());
+                row.extra.insert(
+                    "busy_poll_core_pct".into(),
+                    (pct - d.io_cpu_core_pct).into(),
+                );
             }
             if w == 1280 {
                 let case = format!("audio-10ms{suffix}");

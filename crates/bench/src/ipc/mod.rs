@@ -673,7 +673,10 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
         args,
         mut extra,
     } = setup;
-    extra.insert("produce".into(), Produce::of(plan.produce_ahead).name().into());
+    extra.insert(
+        "produce".into(),
+        Produce::of(plan.produce_ahead).name().into(),
+    );
     let (ctl, ctl_child) = socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -928,7 +931,10 @@ mod tests {
         assert_eq!(with("on-time").unwrap().produce, Produce::OnTime);
         assert!(matches!(with("late"), Err(BenchError::PeerArgs(_))));
         // The payload-free floor exists for uds-seqpacket only.
-        assert_eq!(PeerArgs::parse(&base("uds-seqpacket", "0")).unwrap().size, 0);
+        assert_eq!(
+            PeerArgs::parse(&base("uds-seqpacket", "0")).unwrap().size,
+            0
+        );
 
         let mut long_interval = base("pipe", "1");
         long_interval[7] = "99999999".into();
@@ -966,7 +972,10 @@ mod tests {
             "smoke-signals".parse::<Transport>(),
             Err(BenchError::Options(_))
         ));
-        let zero: Vec<_> = Transport::ALL.into_iter().filter(|t| t.zero_copy()).collect();
+        let zero: Vec<_> = Transport::ALL
+            .into_iter()
+            .filter(|t| t.zero_copy())
+            .collect();
         assert_eq!(zero, [Transport::Iceoryx2, Transport::Surface]);
     }
 
