@@ -19,14 +19,19 @@
 //! the deadline and sent on it, as a game presenting on vsync. Everything after the timestamp
 //! is the transport's cost.
 //!
-//! The delay for a message ends, as docs/design.md defines it, when the receiver holds a usable
-//! object: every byte copied into its buffer, or for the zero-copy transports the shared
-//! memory mapped and handed over. Every message is then validated (the checksum over every
-//! payload byte, so no transport can pass without delivering all of its data; a mismatch fails
-//! the case), outside the delay because it costs the same for every transport. Rows also report
-//! `validated_p50_us` and `validated_p99_us` (the delay until validation had finished, in
-//! the thread that uses the object) and `checksum_avg_us`, plus `min_us` and `p90_us` for the
-//! chart and whatever the transport was configured with (buffer sizes, datagram size).
+//! The delay for a message ends at the same point for every transport: when the thread that
+//! consumes the object holds it, usable, after the checking the protocol requires (every byte
+//! copied into its buffer; for iceoryx2 the sample received; for the surface the frame
+//! acquired by the consumer after the host's I/O thread validated it). Where a thread sits
+//! between the socket and the consumer (the surface's I/O thread), its own arrival is reported
+//! beside the delay (`io_thread_p50_us`, `io_thread_p99_us`; `null` elsewhere). Every receiver
+//! is scheduled alike: default priority and timer slack, sleeping until its message comes (no
+//! busy-poll for the surface's host session). Every message is then validated (the checksum
+//! over every payload byte, so no transport can pass without delivering all of its data; a
+//! mismatch fails the case), outside the delay because it costs the same for every transport.
+//! Rows also report `validated_p50_us` and `validated_p99_us` (the delay until validation had
+//! finished, in the consuming thread) and `checksum_avg_us`, plus `min_us` and `p90_us` for
+//! the chart and whatever the transport was configured with (buffer sizes, datagram size).
 //! Warm-up messages are not counted. Stall rate as in docs/design.md.
 
 use std::os::fd::{AsFd, OwnedFd};
