@@ -21,7 +21,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             print!("{}", report.table());
             print!(
                 "{}",
-                crate::pipeline::cost_table(
+                extras_table(
                     &report,
                     &[
                         "io_thread_p50_us",
@@ -35,7 +35,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             );
             print!(
                 "{}",
-                crate::pipeline::cost_table(
+                extras_table(
                     &report,
                     &[
                         "busy_poll_us",
@@ -112,6 +112,34 @@ fn ipc(_: IpcArgs) -> anyhow::Result<()> {
          out of the shipped streamer); build it with `cargo build --release --features bench` \
          and run target/release/crosscast bench ipc"
     )
+}
+
+/// The handoff rows' extra figures as an aligned table: `-` for a field that is `null` or
+/// absent (not measured for that row).
+fn extras_table(report: &Report, columns: &[&str]) -> String {
+    use std::fmt::Write;
+    let width = report
+        .rows
+        .iter()
+        .map(|r| r.case.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("{:<width$}", "case");
+    for c in columns {
+        let _ = write!(out, "  {c:>w$}", w = c.len().max(9));
+    }
+    out.push('\n');
+    for r in &report.rows {
+        let _ = write!(out, "{:<width$}", r.case);
+        for c in columns {
+            let cell = r.extra.get(*c).and_then(|v| v.as_f64());
+            let cell = cell.map_or("-".to_string(), |v| format!("{v:.2}"));
+            let _ = write!(out, "  {cell:>w$}", w = c.len().max(9));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Delays of one handoff case, in ns.
@@ -325,4 +353,41 @@ fn handoff(seconds: f64, busy_poll: Duration) -> anyhow::Result<Report> {
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_measured_is_null_not_zero() {
+        assert_eq!(summary(&[]), None);
+        assert_eq!(summary(&[2_000]).map(|s| s.p99_us), Some(2.0));
+        let row = row_of("empty", None);
+        assert!(row.summary.is_none());
+        assert_eq!(ratio(Some(4.0), Some(2.0)), Some(2.0));
+        assert_eq!(ratio(None, Some(2.0)), None);
+        assert_eq!(ratio(Some(4.0), None), None);
+        assert_eq!(
+            ratio(Some(4.0), Some(0.0)),
+            None,
+            "no ratio to a zero floor"
+        );
+    }
+
+    #[test]
+    fn extras_table_marks_unmeasured_fields() {
+        let mut report = Report::new("handoff");
+        report.rows.push(
+            row_of("video-1280x720", summary(&[1_000]))
+                .with_extra("p99_over_floor", 1.5)
+                .with_extra("busy_poll_core_pct", None::<f64>),
+        );
+        let table = extras_table(&report, &["p99_over_floor", "busy_poll_core_pct"]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("p99_over_floor") && lines[0].contains("busy_poll_core_pct"));
+        assert!(lines[1].contains("1.50"), "{table}");
+        assert!(lines[1].trim_end().ends_with('-'), "{table}");
+    }
 }
