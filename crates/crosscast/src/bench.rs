@@ -102,6 +102,20 @@ fn ipc(a: IpcArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let report = crosscast_bench::ipc::run_ipc(&a.into(), &exe, &mut |line| eprintln!("{line}"))?;
     print!("{}", report.table());
+    // Beside the fair delay: the surface's I/O-thread arrival and validation in the consumer.
+    print!(
+        "{}",
+        extras_table(
+            &report,
+            &[
+                "io_thread_p50_us",
+                "io_thread_p99_us",
+                "validated_p50_us",
+                "validated_p99_us",
+                "checksum_avg_us",
+            ]
+        )
+    );
     Ok(())
 }
 
