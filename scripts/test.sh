@@ -23,10 +23,13 @@ fi
 
 echo "test.sh: formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+# The shipped configuration (no bench feature) must stay clean too.
+cargo clippy --locked -p crosscast -p crosscast-bench --all-targets -- -D warnings
 
 echo "test.sh: tests"
-cargo test --locked --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
+# --all-features: `bench ipc` with its iceoryx2 reference and chart, which its test requires.
+cargo test --locked --workspace --all-features --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 
 if [ "${SKIP_FUZZ:-}" != "1" ]; then
   scripts/fuzz.sh "${FUZZ_SECONDS:-40}"

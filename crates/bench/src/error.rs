@@ -19,6 +19,10 @@ pub enum BenchError {
     /// records this as the transport's reason, so it only surfaces from `ipc_peer_main`.
     #[error("ipc peer failed: {0}")]
     Peer(String),
+    /// The platform floor (a payload-free ping between two processes) could not be measured;
+    /// the message says where. The handoff figures cannot be put beside it, so the run stops.
+    #[error("cannot measure the platform floor: {0}")]
+    Floor(String),
     /// The peer executable could not be started; check the path passed as `peer_exe`.
     #[error("cannot start the peer process {path}: {source}")]
     Spawn {

@@ -4,13 +4,14 @@
 //!   docs/design.md, used by every `crosscast bench` subcommand.
 //! - [`ipc`]: `crosscast bench ipc`, the article's transport comparison reproduced on Linux with
 //!   two real processes, crosscast's own surface in the same table.
-//! - [`plot`]: the delay-distribution chart of a transport comparison.
+//! - `plot` (feature `plot`): the delay-distribution chart of a transport comparison.
 //!
 //! The library never prints: it returns reports and tables, and status lines go through a
 //! caller-supplied callback, so the binary decides where text goes.
 #![forbid(unsafe_code)]
 
 pub mod ipc;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod stats;
 

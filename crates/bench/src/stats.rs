@@ -2,7 +2,7 @@
 //!
 //! All benches measure per-message delays in nanoseconds, summarise them with
 //! [`Summary::from_delays_ns`] and collect one [`Row`] per case into a [`Report`], which
-//! serialises to the JSON schema of docs/design.md ("How figures are measured"):
+//! serialises to the report JSON schema (docs/design.md):
 //!
 //! ```json
 //! {"bench": "ipc", "rows": [{"case": "uds-stream/3072", "transport": "uds-stream",
@@ -155,12 +155,12 @@ impl Report {
         }
     }
 
-    /// The report as the JSON of docs/design.md, pretty-printed.
+    /// The report as the report JSON of docs/design.md, pretty-printed.
     pub fn to_json(&self) -> Result<String, BenchError> {
         serde_json::to_string_pretty(self).map_err(BenchError::Json)
     }
 
-    /// Writes the report as the JSON of docs/design.md to `path`, replacing the file.
+    /// Writes the report as the report JSON of docs/design.md to `path`, replacing the file.
     pub fn write_json(&self, path: &Path) -> Result<(), BenchError> {
         let mut text = self.to_json()?;
         text.push('\n');

@@ -7,24 +7,16 @@
 
 use std::path::Path;
 
-use crosscast_bench::ipc::{run_ipc, IpcOptions, DEFAULT_SIZES, QUICK_COUNT, TRANSPORTS};
+use crosscast_bench::ipc::{run_ipc, IpcOptions, Transport, DEFAULT_SIZES, QUICK_COUNT};
 use crosscast_bench::BenchError;
 
 const PEER: &str = env!("CARGO_BIN_EXE_crosscast-bench-peer");
 
-/// Transports that depend on nothing but this kernel and this workspace: they must run.
-const MUST_RUN: [&str; 7] = [
-    "uds-stream",
-    "uds-seqpacket",
-    "pipe",
-    "tcp",
-    "shm-ring",
-    "mmap-file",
-    "surface",
-];
-
+/// Every transport must run here, the iceoryx2 reference included: a case that cannot run
+/// (iceoryx2 missing from the build or refusing this environment) fails the test, with its
+/// reason. Build with `--features iceoryx2,plot` (scripts/test.sh uses `--all-features`).
 #[test]
-fn quick_run_covers_every_transport_and_size_with_designs_json() {
+fn quick_run_measures_every_transport_and_size_iceoryx2_included() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("ipc.json");
     let plot = dir.path().join("ipc.svg");
@@ -36,21 +28,26 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
     };
     let mut lines = Vec::new();
     let report = run_ipc(&opts, Path::new(PEER), &mut |l| lines.push(l.to_string())).unwrap();
-    assert!(lines.len() >= TRANSPORTS.len() * DEFAULT_SIZES.len());
+    assert!(lines.len() >= Transport::ALL.len() * DEFAULT_SIZES.len());
 
     // The JSON file, read back as plain JSON: the schema of docs/design.md, no Rust types involved.
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["bench"], "ipc");
     let rows = v["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), TRANSPORTS.len() * DEFAULT_SIZES.len());
-    for t in TRANSPORTS {
+    assert_eq!(rows.len(), Transport::ALL.len() * DEFAULT_SIZES.len());
+    for t in Transport::ALL.map(Transport::name) {
         for size in DEFAULT_SIZES {
             let row = rows
                 .iter()
                 .find(|r| r["transport"] == t && r["size_bytes"] == size as u64)
                 .unwrap_or_else(|| panic!("no row for {t} at {size} bytes"));
             assert_eq!(row["case"], format!("{t}/{size}"));
+            assert!(
+                row.get("note").is_none(),
+                "{t}/{size} must run here: {}",
+                row["note"]
+            );
             for key in [
                 "messages",
                 "avg_us",
@@ -61,14 +58,15 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
             ] {
                 assert!(row[key].is_number(), "{t}/{size}: {key} missing in {row}");
             }
-            let messages = row["messages"].as_u64().unwrap();
-            if messages == 0 {
-                let note = row["note"].as_str().unwrap_or("");
-                assert!(!note.is_empty(), "{t}/{size}: no messages and no reason");
-                assert!(!MUST_RUN.contains(&t), "{t}/{size} must run here: {note}");
-                continue;
-            }
-            assert_eq!(messages, QUICK_COUNT as u64, "{t}/{size}");
+            assert_eq!(
+                row["messages"].as_u64(),
+                Some(QUICK_COUNT as u64),
+                "{t}/{size}"
+            );
+            assert_eq!(
+                row["receiver_sched"], "default priority, default timer slack, no busy-poll",
+                "{t}/{size}: every receiver is scheduled alike"
+            );
             assert_eq!(row["produce"], "on-time", "{t}/{size}");
             let f = |k: &str| row[k].as_f64().unwrap();
             assert!(f("min_us") > 0.0, "{t}/{size}: {row}");
@@ -77,6 +75,20 @@ fn quick_run_covers_every_transport_and_size_with_designs_json() {
             assert!(f("p99_us") <= f("max_us"), "{t}/{size}: {row}");
             assert!(f("avg_us") >= f("min_us") && f("avg_us") <= f("max_us"));
             assert!((0.0..=1.0).contains(&f("stall_rate")));
+            // Only the surface has a thread between the socket and the consumer; its stamp
+            // comes before the consumer's, and every other transport carries null, not 0.
+            if t == "surface" {
+                assert!(f("io_thread_p50_us") > 0.0, "{t}/{size}: {row}");
+                // Each frame reaches the consumer strictly after the I/O thread, so the fair
+                // delay's percentiles are strictly above the I/O thread's.
+                assert!(f("io_thread_p50_us") < f("p50_us"), "{t}/{size}: {row}");
+                assert!(f("io_thread_p99_us") < f("p99_us"), "{t}/{size}: {row}");
+                // The host session slept for its frames like every other receiver.
+                assert_eq!(row["io_polled_frames"], 0, "{t}/{size}: {row}");
+            } else {
+                assert!(row["io_thread_p50_us"].is_null(), "{t}/{size}: {row}");
+                assert!(row["io_thread_p99_us"].is_null(), "{t}/{size}: {row}");
+            }
             // Validation comes after the usable object, so the delay to it cannot be smaller.
             assert!(f("validated_p99_us") >= f("p99_us"), "{t}/{size}: {row}");
             assert!(f("validated_p50_us") >= f("p50_us"), "{t}/{size}: {row}");
@@ -99,7 +111,11 @@ fn produced_ahead_every_message_still_arrives_intact() {
     let opts = IpcOptions {
         quick: true,
         sizes: vec![3072, 4 << 20],
-        transports: vec!["shm-ring".into(), "uds-seqpacket".into(), "surface".into()],
+        transports: vec![
+            Transport::ShmRing,
+            Transport::UdsSeqpacket,
+            Transport::Surface,
+        ],
         produce_ahead: true,
         ..IpcOptions::default()
     };
@@ -122,7 +138,7 @@ fn a_peer_that_is_not_a_peer_gives_a_reason_not_an_error() {
     let opts = IpcOptions {
         quick: true,
         sizes: vec![3072],
-        transports: vec!["pipe".into(), "surface".into()],
+        transports: vec![Transport::Pipe, Transport::Surface],
         ..IpcOptions::default()
     };
     let report = run_ipc(&opts, Path::new("/bin/false"), &mut |_| {}).unwrap();
@@ -137,13 +153,13 @@ fn a_peer_that_is_not_a_peer_gives_a_reason_not_an_error() {
 #[test]
 fn bad_options_are_refused_before_anything_runs() {
     let mut opts = IpcOptions {
-        transports: vec!["carrier-pigeon".into()],
+        sizes: vec![0],
         ..IpcOptions::default()
     };
     let mut calls = 0;
     let err = run_ipc(&opts, Path::new(PEER), &mut |_| calls += 1).unwrap_err();
     assert!(matches!(err, BenchError::Options(_)), "{err}");
-    opts.transports.clear();
+    opts.sizes = vec![3072];
     opts.count = 0;
     assert!(matches!(
         run_ipc(&opts, Path::new(PEER), &mut |_| calls += 1),
@@ -158,4 +174,21 @@ fn bad_options_are_refused_before_anything_runs() {
         Err(BenchError::Spawn { .. })
     ));
     assert_eq!(calls, 0);
+}
+
+#[test]
+fn floor_pings_arrive_from_a_separate_process() {
+    let floor = crosscast_bench::ipc::run_floor(Path::new(PEER), 20, 3, 5).unwrap();
+    assert_eq!(floor.len(), 20, "every measured ping, warm-up excluded");
+    assert!(floor.iter().all(|&d| d > 0), "{floor:?}");
+    // Not a speed target: a payload-free ping that took a second has not measured a wake-up.
+    assert!(floor.iter().all(|&d| d < 1_000_000_000), "{floor:?}");
+    assert!(matches!(
+        crosscast_bench::ipc::run_floor(Path::new("/bin/false"), 5, 0, 5),
+        Err(BenchError::Floor(_))
+    ));
+    assert!(matches!(
+        crosscast_bench::ipc::run_floor(Path::new(PEER), 0, 0, 5),
+        Err(BenchError::Options(_))
+    ));
 }

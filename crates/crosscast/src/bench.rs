@@ -1,31 +1,49 @@
 //! `crosscast bench …`: handoff (here), ipc (crosscast-bench), pipeline (pipeline.rs).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crosscast_bench::ipc::{ipc_peer_main, run_ipc, IpcOptions};
+use crosscast_bench::ipc::{ipc_peer_main, run_floor, IpcArgs};
 use crosscast_bench::stats::{Report, Row, Summary};
 use crosscast_host::{GameLaunch, SessionSource, SourceEvent};
-use crosscast_ipc::host::DEFAULT_BUSY_POLL;
 use crosscast_ipc::HostOptions;
 
-use crate::cli::{BenchCommand, IpcBenchArgs};
+use crate::cli::BenchCommand;
 
 pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Handoff { seconds, json } => {
-            let report = handoff(seconds)?;
+        BenchCommand::Handoff {
+            seconds,
+            busy_poll_us,
+            json,
+        } => {
+            let report = handoff(seconds, Duration::from_micros(busy_poll_us))?;
             print!("{}", report.table());
             print!(
                 "{}",
-                crate::pipeline::cost_table(
+                extras_table(
+                    &report,
+                    &[
+                        "io_thread_p50_us",
+                        "io_thread_p99_us",
+                        "floor_p50_us",
+                        "floor_p99_us",
+                        "p50_over_floor",
+                        "p99_over_floor",
+                    ]
+                )
+            );
+            print!(
+                "{}",
+                extras_table(
                     &report,
                     &[
                         "busy_poll_us",
-                        "io_cpu_us_per_frame",
                         "polled_share",
-                        "consumer_p50_us",
-                        "consumer_p99_us"
+                        "io_cpu_us_per_frame",
+                        "io_cpu_core_pct",
+                        "busy_poll_cpu_us_per_frame",
+                        "busy_poll_core_pct",
                     ]
                 )
             );
@@ -79,39 +97,86 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-fn ipc(a: IpcBenchArgs) -> anyhow::Result<()> {
-    let mut opts = IpcOptions {
-        count: a.count,
-        interval_ms: a.interval_ms,
-        quick: a.quick,
-        produce_ahead: a.produce_ahead,
-        json: a.json,
-        plot: a.plot,
-        transports: a.transports,
-        ..IpcOptions::default()
-    };
-    if !a.sizes.is_empty() {
-        opts.sizes = a.sizes;
-    }
+#[cfg(feature = "bench")]
+fn ipc(a: IpcArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let report = run_ipc(&opts, &exe, &mut |line| eprintln!("{line}"))?;
+    let report = crosscast_bench::ipc::run_ipc(&a.into(), &exe, &mut |line| eprintln!("{line}"))?;
     print!("{}", report.table());
+    // Beside the fair delay: the surface's I/O-thread arrival and validation in the consumer.
+    print!(
+        "{}",
+        extras_table(
+            &report,
+            &[
+                "io_thread_p50_us",
+                "io_thread_p99_us",
+                "validated_p50_us",
+                "validated_p99_us",
+                "checksum_avg_us",
+            ]
+        )
+    );
     Ok(())
+}
+
+#[cfg(not(feature = "bench"))]
+fn ipc(_: IpcArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this crosscast was built without `bench ipc` (its iceoryx2 reference and chart stay \
+         out of the shipped streamer); build it with `cargo build --release --features bench` \
+         and run target/release/crosscast bench ipc"
+    )
+}
+
+/// The handoff rows' extra figures as an aligned table: `-` for a field that is `null` or
+/// absent (not measured for that row).
+fn extras_table(report: &Report, columns: &[&str]) -> String {
+    use std::fmt::Write;
+    let width = report
+        .rows
+        .iter()
+        .map(|r| r.case.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("{:<width$}", "case");
+    for c in columns {
+        let _ = write!(out, "  {c:>w$}", w = c.len().max(9));
+    }
+    out.push('\n');
+    for r in &report.rows {
+        let _ = write!(out, "{:<width$}", r.case);
+        for c in columns {
+            let cell = r.extra.get(*c).and_then(|v| v.as_f64());
+            let cell = cell.map_or("-".to_string(), |v| format!("{v:.2}"));
+            let _ = write!(out, "  {cell:>w$}", w = c.len().max(9));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Delays of one handoff case, in ns.
 struct Handoff {
     /// Game `queue` → the host's I/O thread has validated the frame and holds its mapped slot.
     held: Vec<u64>,
-    /// Game `queue` → a consumer thread waiting for frames has acquired it (one more wake-up).
+    /// Game `queue` → a consumer thread waiting for frames has acquired it (one more wake-up):
+    /// the headline, what a thread that uses the frame sees.
     acquired: Vec<u64>,
     /// Game send → the host has validated the audio block.
     audio: Vec<u64>,
     /// CPU time of the host session's I/O thread per frame it received, in µs.
     io_cpu_us_per_frame: f64,
+    /// The I/O thread's CPU time over the session's wall time, in % of one core.
+    io_cpu_core_pct: f64,
     /// Share of frames the I/O thread was already polling for when they came.
     polled_share: f64,
 }
+
+/// Frame rate of the handoff's game, and of the floor's pings.
+const HANDOFF_FPS: u32 = 60;
+/// Frames (and pings) of each case not counted while the session settles.
+const HANDOFF_WARMUP: usize = 30;
 
 /// One handoff case: a real game process at `size`, the host acquiring each frame as soon as it
 /// is queued.
@@ -127,7 +192,7 @@ fn handoff_case(
         "--pattern".into(),
         "bars".into(),
         "--fps".into(),
-        "60".into(),
+        HANDOFF_FPS.to_string(),
         "--seconds".into(),
         format!("{}", seconds + 1.0),
     ];
@@ -155,12 +220,13 @@ fn handoff_case(
             SourceEvent::Note(n) => eprintln!("bench: {n}"),
         }
     };
+    let started = Instant::now();
     let mut consumer = session.consumer().context("consumer")?;
     let mut acquired = Vec::new();
-    let warmup = 30;
+    let warmup = HANDOFF_WARMUP;
     let mut seen = 0;
-    let until = std::time::Instant::now() + Duration::from_secs_f64(seconds + 0.5);
-    while std::time::Instant::now() < until {
+    let until = Instant::now() + Duration::from_secs_f64(seconds + 0.5);
+    while Instant::now() < until {
         if !consumer.wait_frame(Duration::from_millis(200)) {
             if consumer.closed().is_some() {
                 break;
@@ -178,6 +244,9 @@ fn handoff_case(
     held.drain(..held.len().min(warmup));
     audio.drain(..audio.len().min(warmup));
     let counters = session.close();
+    // The session's wall time from connection to close; its I/O thread's CPU includes the
+    // handshake before it, a few hundred µs at most against seconds.
+    let wall_ns = started.elapsed().as_nanos().max(1) as f64;
     eprintln!(
         "bench: {width}x{height}: {} frames queued, {} acquired, {} dropped",
         counters.frames_queued, counters.frames_acquired, counters.frames_dropped
@@ -187,46 +256,152 @@ fn handoff_case(
         acquired,
         audio,
         io_cpu_us_per_frame: counters.io_cpu_ns as f64 / 1e3 / counters.frames_queued.max(1) as f64,
+        io_cpu_core_pct: counters.io_cpu_ns as f64 / wall_ns * 100.0,
         polled_share: counters.frames_polled as f64 / counters.frames_queued.max(1) as f64,
     })
 }
 
-fn handoff(seconds: f64) -> anyhow::Result<Report> {
+/// The summary of `delays_ns`, or `None` when nothing was measured (its row then carries
+/// `null` delay fields, never zeros).
+fn summary(delays_ns: &[u64]) -> Option<Summary> {
+    (!delays_ns.is_empty()).then(|| Summary::from_delays_ns(delays_ns))
+}
+
+/// A row for `case` with `delays` summarised, or with null delay fields when there are none.
+fn row_of(case: &str, delays: Option<Summary>) -> Row {
+    match delays {
+        Some(s) => Row::new(case, s),
+        None => Row::without_delays(case),
+    }
+}
+
+/// `a / b` where both were measured and `b` is not zero; `None` (a `null` field) otherwise.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn handoff(seconds: f64, busy_poll: Duration) -> anyhow::Result<Report> {
     let mut report = Report::new("handoff");
-    // The default (polling around the expected frame) at both sizes, then the plain blocking
-    // wait at 720p in the same run, for the latency and CPU it trades.
-    let cases = [
-        (1280, 720, DEFAULT_BUSY_POLL, ""),
-        (1920, 1080, DEFAULT_BUSY_POLL, ""),
-        (1280, 720, Duration::ZERO, "-blocking"),
-    ];
-    for (w, h, busy_poll, suffix) in cases {
-        eprintln!("bench handoff: {w}x{h}{suffix} for {seconds} s ...");
-        let d = handoff_case(w, h, seconds, busy_poll)?;
-        let woken = Summary::from_delays_ns(&d.acquired);
-        report.rows.push(
-            Row::new(
-                format!("video-{w}x{h}{suffix}"),
-                Summary::from_delays_ns(&d.held),
-            )
-            .with_transport("surface")
-            .with_size(u64::from(w) * u64::from(h) * 4)
-            .with_extra("busy_poll_us", busy_poll.as_micros() as f64)
-            .with_extra("io_cpu_us_per_frame", d.io_cpu_us_per_frame)
-            .with_extra("polled_share", d.polled_share)
-            .with_extra("consumer_p50_us", woken.p50_us)
-            .with_extra("consumer_p99_us", woken.p99_us),
-        );
-        if w == 1280 {
+    // The floor first, in the same run: a payload-free ping between this process and a
+    // separate peer process over the session's socket type, received by a sleeping thread.
+    eprintln!("bench handoff: platform floor (SEQPACKET ping between two processes) ...");
+    let exe = std::env::current_exe()?;
+    let pings = (seconds * f64::from(HANDOFF_FPS)).ceil() as usize;
+    let floor_ns = run_floor(
+        &exe,
+        pings.max(1),
+        HANDOFF_WARMUP,
+        1000 / u64::from(HANDOFF_FPS),
+    )?;
+    let floor = summary(&floor_ns);
+    let (floor_p50, floor_p99) = (floor.map(|f| f.p50_us), floor.map(|f| f.p99_us));
+    let floor_row = row_of("floor-ping", floor)
+        .with_transport("uds-seqpacket")
+        .with_size(0)
+        .with_extra("receiver", "blocking recvmsg, default scheduling");
+    report.rows.push(floor_row);
+
+    // Each size with the host polling around the expected frame (live's default) and with
+    // the plain blocking wait, alternating, so that both see the same machine.
+    for (w, h) in [(1280, 720), (1920, 1080)] {
+        // (row index, I/O CPU µs per frame, % of a core) of this size's polling case.
+        let mut polled: Option<(usize, f64, f64)> = None;
+        for (poll, suffix) in [(busy_poll, ""), (Duration::ZERO, "-no-busy-poll")] {
+            eprintln!("bench handoff: {w}x{h}{suffix} for {seconds} s ...");
+            let d = handoff_case(w, h, seconds, poll)?;
+            let consumer = summary(&d.acquired);
+            let io = summary(&d.held);
+            let (p50, p99) = (consumer.map(|s| s.p50_us), consumer.map(|s| s.p99_us));
+            let (io_p50, io_p99) = (io.map(|s| s.p50_us), io.map(|s| s.p99_us));
+            let case = format!("video-{w}x{h}{suffix}");
+            if !poll.is_zero() {
+                polled = Some((report.rows.len(), d.io_cpu_us_per_frame, d.io_cpu_core_pct));
+            }
+            // What busy-poll costs is filled in on the polling row once its blocking twin has
+            // run; the blocking row itself has no such cost (null).
+            let no_cost: Option<f64> = None;
             report.rows.push(
-                Row::new(
-                    format!("audio-10ms{suffix}"),
-                    Summary::from_delays_ns(&d.audio),
-                )
-                .with_transport("seqpacket")
-                .with_size(480 * 2 * 4),
+                row_of(&case, consumer)
+                    .with_transport("surface")
+                    .with_size(u64::from(w) * u64::from(h) * 4)
+                    .with_extra("delay_end", "consumer thread acquired")
+                    .with_extra("io_thread_p50_us", io_p50)
+                    .with_extra("io_thread_p99_us", io_p99)
+                    .with_extra("floor_p50_us", floor_p50)
+                    .with_extra("floor_p99_us", floor_p99)
+                    .with_extra("p50_over_floor", ratio(p50, floor_p50))
+                    .with_extra("p99_over_floor", ratio(p99, floor_p99))
+                    .with_extra("io_thread_p50_over_floor", ratio(io_p50, floor_p50))
+                    .with_extra("io_thread_p99_over_floor", ratio(io_p99, floor_p99))
+                    .with_extra("busy_poll_us", poll.as_micros() as f64)
+                    .with_extra("io_cpu_us_per_frame", d.io_cpu_us_per_frame)
+                    .with_extra("io_cpu_core_pct", d.io_cpu_core_pct)
+                    .with_extra("polled_share", d.polled_share)
+                    .with_extra("busy_poll_cpu_us_per_frame", no_cost)
+                    .with_extra("busy_poll_core_pct", no_cost),
             );
+            if let (true, Some((at, cpu, pct))) = (poll.is_zero(), polled) {
+                let row = &mut report.rows[at];
+                row.extra.insert(
+                    "busy_poll_cpu_us_per_frame".into(),
+                    (cpu - d.io_cpu_us_per_frame).into(),
+                );
+                row.extra.insert(
+                    "busy_poll_core_pct".into(),
+                    (pct - d.io_cpu_core_pct).into(),
+                );
+            }
+            if w == 1280 {
+                let case = format!("audio-10ms{suffix}");
+                report.rows.push(
+                    row_of(&case, summary(&d.audio))
+                        .with_transport("seqpacket")
+                        .with_size(480 * 2 * 4)
+                        .with_extra("delay_end", "host I/O thread validated")
+                        .with_extra("busy_poll_us", poll.as_micros() as f64),
+                );
+            }
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_measured_is_null_not_zero() {
+        assert_eq!(summary(&[]), None);
+        assert_eq!(summary(&[2_000]).map(|s| s.p99_us), Some(2.0));
+        let row = row_of("empty", None);
+        assert!(row.summary.is_none());
+        assert_eq!(ratio(Some(4.0), Some(2.0)), Some(2.0));
+        assert_eq!(ratio(None, Some(2.0)), None);
+        assert_eq!(ratio(Some(4.0), None), None);
+        assert_eq!(
+            ratio(Some(4.0), Some(0.0)),
+            None,
+            "no ratio to a zero floor"
+        );
+    }
+
+    #[test]
+    fn extras_table_marks_unmeasured_fields() {
+        let mut report = Report::new("handoff");
+        report.rows.push(
+            row_of("video-1280x720", summary(&[1_000]))
+                .with_extra("p99_over_floor", 1.5)
+                .with_extra("busy_poll_core_pct", None::<f64>),
+        );
+        let table = extras_table(&report, &["p99_over_floor", "busy_poll_core_pct"]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("p99_over_floor") && lines[0].contains("busy_poll_core_pct"));
+        assert!(lines[1].contains("1.50"), "{table}");
+        assert!(lines[1].trim_end().ends_with('-'), "{table}");
+    }
 }

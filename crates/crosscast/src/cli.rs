@@ -269,23 +269,31 @@ pub(crate) struct GameArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
-    /// Game queue → host holds the mapped frame, with two real processes.
+    /// Game queue → a consuming thread holds the mapped frame (and the host's I/O thread before
+    /// it), with two real processes, beside the platform's floor: a payload-free SEQPACKET ping
+    /// between two processes; with and without busy-poll.
     Handoff {
         /// Seconds per case.
         #[arg(long, default_value_t = 8.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write the JSON of docs/design.md ("How figures are measured") here.
+        /// Busy-poll window of the polling cases, in µs (the other cases run with 0, as
+        /// `--busy-poll-us 0` does in `live`).
+        #[arg(long, default_value_t = crosscast_ipc::host::DEFAULT_BUSY_POLL.as_micros() as u64,
+              value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        busy_poll_us: u64,
+        /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// The transport comparison: delay and stall rate per transport and payload size.
-    Ipc(IpcBenchArgs),
+    /// The transport comparison: delay and stall rate per transport and payload size (needs a
+    /// build with `--features bench`).
+    Ipc(crosscast_bench::ipc::IpcArgs),
     /// crosscast's pipeline vs raw frames piped into ffmpeg: CPU per output frame.
     Pipeline {
         /// Seconds per run.
         #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write the JSON of docs/design.md ("How figures are measured") here.
+        /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -294,7 +302,7 @@ pub(crate) enum BenchCommand {
         /// Seconds per run.
         #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write the JSON of docs/design.md ("How figures are measured") here.
+        /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -304,33 +312,4 @@ pub(crate) enum BenchCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-}
-
-#[derive(Debug, Clone, Args)]
-pub(crate) struct IpcBenchArgs {
-    /// Messages per transport and size.
-    #[arg(long, default_value_t = 300)]
-    pub(crate) count: usize,
-    /// Milliseconds between messages.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) interval_ms: u64,
-    /// Payload sizes in bytes (default 3072, 4194304, 10485760).
-    #[arg(long, value_delimiter = ',')]
-    pub(crate) sizes: Vec<usize>,
-    /// Transports to run (default: all).
-    #[arg(long, value_delimiter = ',')]
-    pub(crate) transports: Vec<String>,
-    /// Fewer messages, for a quick check (~30 s).
-    #[arg(long)]
-    pub(crate) quick: bool,
-    /// Produce each message ahead and send it on its deadline, as a game presenting on vsync
-    /// (default: produce it when the deadline comes and send it at once).
-    #[arg(long)]
-    pub(crate) produce_ahead: bool,
-    /// Write the JSON of docs/design.md ("How figures are measured") here.
-    #[arg(long)]
-    pub(crate) json: Option<PathBuf>,
-    /// Write the delay plot here (.svg or .png).
-    #[arg(long)]
-    pub(crate) plot: Option<PathBuf>,
 }

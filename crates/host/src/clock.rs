@@ -576,11 +576,9 @@ mod tests {
         fn acquire(&mut self) -> Result<Option<FrameView<'_>>, HostError> {
             let now = self.now.get();
             let mut newest = None;
-            if self.fifo {
-                if self.frames.front().is_some_and(|f| f.0 <= now) {
-                    newest = self.frames.pop_front();
-                    self.counters.frames_queued += 1;
-                }
+            if self.fifo && self.frames.front().is_some_and(|f| f.0 <= now) {
+                newest = self.frames.pop_front();
+                self.counters.frames_queued += 1;
             }
             while !self.fifo && self.frames.front().is_some_and(|f| f.0 <= now) {
                 if newest.is_some() {

@@ -11,25 +11,52 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crosscast_bench::ipc::{ipc_peer_main, run_ipc, IpcOptions};
+use clap::{Parser, Subcommand};
+use crosscast_bench::ipc::{ipc_peer_main, run_ipc, IpcArgs, IpcOptions};
 use crosscast_bench::{BenchError, Report};
 
+/// The bench crate's own driver and peer process.
+#[derive(Debug, Parser)]
+#[command(name = "crosscast-bench-peer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Benchmarks (the same names as under `crosscast bench`).
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The transport comparison, with this executable as the peer.
+    Ipc(IpcArgs),
+    /// (internal) the sender process of `bench ipc`.
+    #[command(hide = true)]
+    IpcPeer {
+        /// The peer's own arguments, parsed by `ipc_peer_main`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Prints a saved report as a Markdown table.
+    Markdown {
+        /// The report's JSON file.
+        json: PathBuf,
+        /// Extra row fields to show as columns.
+        extra: Vec<String>,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["bench", "ipc-peer", ..] => ipc_peer_main(&args[2..]),
-        ["bench", "ipc", ..] => run(&args[2..]),
-        ["bench", "markdown", json, extra @ ..] => markdown(json, extra),
-        _ => Err(BenchError::Options(
-            "usage: crosscast-bench-peer bench ipc [--count N] [--interval-ms N] [--sizes A,B] \
-             [--transports A,B] [--warmup N] [--quick] [--produce-ahead] [--json FILE] [--plot FILE]"
-                .into(),
-        )),
+    let cli = Cli::parse();
+    let Top::Bench(bench) = cli.command;
+    let result = match bench {
+        Bench::IpcPeer { args } => ipc_peer_main(&args),
+        Bench::Ipc(a) => run(a.into()),
+        Bench::Markdown { json, extra } => markdown(json, &extra),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,8 +67,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> Result<(), BenchError> {
-    let opts = parse(args)?;
+fn run(opts: IpcOptions) -> Result<(), BenchError> {
     let exe = std::env::current_exe().map_err(|source| BenchError::Spawn {
         path: PathBuf::from("/proc/self/exe"),
         source,
@@ -54,52 +80,16 @@ fn run(args: &[String]) -> Result<(), BenchError> {
     })
 }
 
-fn markdown(json: &str, extra: &[&str]) -> Result<(), BenchError> {
-    let path = PathBuf::from(json);
+fn markdown(path: PathBuf, extra: &[String]) -> Result<(), BenchError> {
     let text = std::fs::read_to_string(&path).map_err(|source| BenchError::Write {
         path: path.clone(),
         source,
     })?;
     let report: Report = serde_json::from_str(&text).map_err(BenchError::Json)?;
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", report.markdown(extra)).map_err(|source| BenchError::Write {
+    write!(out, "{}", report.markdown(&extra)).map_err(|source| BenchError::Write {
         path: PathBuf::from("<stdout>"),
         source,
     })
-}
-
-fn parse(args: &[String]) -> Result<IpcOptions, BenchError> {
-    let mut o = IpcOptions::default();
-    let mut it = args.iter();
-    let bad = |m: String| BenchError::Options(m);
-    while let Some(flag) = it.next() {
-        if flag == "--quick" {
-            o.quick = true;
-            continue;
-        }
-        if flag == "--produce-ahead" {
-            o.produce_ahead = true;
-            continue;
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| bad(format!("{flag} needs a value")))?;
-        let num = |v: &str| -> Result<usize, BenchError> {
-            v.parse()
-                .map_err(|_| bad(format!("{flag}: {v:?} is not a number")))
-        };
-        match flag.as_str() {
-            "--count" => o.count = num(value)?,
-            "--warmup" => o.warmup = num(value)?,
-            "--interval-ms" => o.interval_ms = num(value)? as u64,
-            "--sizes" => {
-                o.sizes = value.split(',').map(num).collect::<Result<_, _>>()?;
-            }
-            "--transports" => o.transports = value.split(',').map(str::to_string).collect(),
-            "--json" => o.json = Some(PathBuf::from(value)),
-            "--plot" => o.plot = Some(PathBuf::from(value)),
-            other => return Err(bad(format!("unknown option {other}"))),
-        }
-    }
-    Ok(o)
 }

@@ -134,6 +134,7 @@ impl Receive for IoxRx {
                 return Ok(Received {
                     sent_ns: header.sent_ns,
                     received_ns,
+                    io_thread_ns: None,
                     checked_from_ns: received_ns,
                     valid_ns,
                 });

@@ -19,14 +19,19 @@
 //! the deadline and sent on it, as a game presenting on vsync. Everything after the timestamp
 //! is the transport's cost.
 //!
-//! The delay for a message ends, as docs/design.md defines it, when the receiver holds a usable
-//! object: every byte copied into its buffer, or for the zero-copy transports the shared
-//! memory mapped and handed over. Every message is then validated (the checksum over every
-//! payload byte, so no transport can pass without delivering all of its data; a mismatch fails
-//! the case), outside the delay because it costs the same for every transport. Rows also report
-//! `validated_p50_us` and `validated_p99_us` (the delay until validation had finished, in
-//! the thread that uses the object) and `checksum_avg_us`, plus `min_us` and `p90_us` for the
-//! chart and whatever the transport was configured with (buffer sizes, datagram size).
+//! The delay for a message ends at the same point for every transport: when the thread that
+//! consumes the object holds it, usable, after the checking the protocol requires (every byte
+//! copied into its buffer; for iceoryx2 the sample received; for the surface the frame
+//! acquired by the consumer after the host's I/O thread validated it). Where a thread sits
+//! between the socket and the consumer (the surface's I/O thread), its own arrival is reported
+//! beside the delay (`io_thread_p50_us`, `io_thread_p99_us`; `null` elsewhere). Every receiver
+//! is scheduled alike: default priority and timer slack, sleeping until its message comes (no
+//! busy-poll for the surface's host session). Every message is then validated (the checksum
+//! over every payload byte, so no transport can pass without delivering all of its data; a
+//! mismatch fails the case), outside the delay because it costs the same for every transport.
+//! Rows also report `validated_p50_us` and `validated_p99_us` (the delay until validation had
+//! finished, in the consuming thread) and `checksum_avg_us`, plus `min_us` and `p90_us` for
+//! the chart and whatever the transport was configured with (buffer sizes, datagram size).
 //! Warm-up messages are not counted. Stall rate as in docs/design.md.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -41,27 +46,91 @@ use crate::stats::{percentile_sorted, Report, Row, Summary};
 use crate::BenchError;
 
 mod ctl;
+#[cfg(feature = "iceoryx2")]
 mod iox;
+#[cfg(feature = "iceoryx2")]
+mod mmapfile;
 mod msg;
 mod seqpacket;
 mod shm;
 mod stream;
 mod surface;
 
-/// Every transport, in table order: the copying transports first, the zero-copy ones last.
-pub const TRANSPORTS: [&str; 8] = [
-    "uds-stream",
-    "uds-seqpacket",
-    "pipe",
-    "tcp",
-    "shm-ring",
-    "mmap-file",
-    "iceoryx2",
-    "surface",
-];
+/// A transport `bench ipc` measures; `--transports` takes these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Transport {
+    /// Unix stream socketpair.
+    UdsStream,
+    /// Unix SEQPACKET socketpair (crosscast's control-channel type).
+    UdsSeqpacket,
+    /// Anonymous pipe with its buffer enlarged.
+    Pipe,
+    /// Loopback TCP with Nagle off.
+    Tcp,
+    /// Byte ring in a sealed memfd, copied in and out.
+    ShmRing,
+    /// A shared regular file, copied out (the MMKV analogue).
+    MmapFile,
+    /// iceoryx2 zero-copy publish-subscribe (outside reference).
+    Iceoryx2,
+    /// crosscast's own surface: sealed memfd slots and the BufferQueue.
+    Surface,
+}
 
-/// Transports whose receiver uses the sender's memory in place instead of copying the object.
-pub const ZERO_COPY: [&str; 2] = ["iceoryx2", "surface"];
+impl Transport {
+    /// Every transport, in table order: the copying transports first, the zero-copy ones last.
+    pub const ALL: [Transport; 8] = [
+        Transport::UdsStream,
+        Transport::UdsSeqpacket,
+        Transport::Pipe,
+        Transport::Tcp,
+        Transport::ShmRing,
+        Transport::MmapFile,
+        Transport::Iceoryx2,
+        Transport::Surface,
+    ];
+
+    /// The name used on the command line, in rows and on the chart.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::UdsStream => "uds-stream",
+            Transport::UdsSeqpacket => "uds-seqpacket",
+            Transport::Pipe => "pipe",
+            Transport::Tcp => "tcp",
+            Transport::ShmRing => "shm-ring",
+            Transport::MmapFile => "mmap-file",
+            Transport::Iceoryx2 => "iceoryx2",
+            Transport::Surface => "surface",
+        }
+    }
+
+    /// Whether the receiver uses the sender's memory in place instead of copying the object.
+    pub fn zero_copy(self) -> bool {
+        matches!(self, Transport::Iceoryx2 | Transport::Surface)
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = BenchError;
+    fn from_str(s: &str) -> Result<Transport, BenchError> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Transport::ALL.iter().map(|t| t.name()).collect();
+                BenchError::Options(format!(
+                    "unknown transport {s:?}; known: {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
 
 /// The article's object sizes: 3 KB, 4 MB and 10 MB (as 3 KiB, 4 MiB and 10 MiB).
 pub const DEFAULT_SIZES: [usize; 3] = [3072, 4_194_304, 10_485_760];
@@ -85,8 +154,8 @@ pub struct IpcOptions {
     pub interval_ms: u64,
     /// Payload sizes in bytes (`--sizes`, default [`DEFAULT_SIZES`]).
     pub sizes: Vec<usize>,
-    /// Transports to run (`--transports`); empty means all of [`TRANSPORTS`].
-    pub transports: Vec<String>,
+    /// Transports to run (`--transports`); empty means all of [`Transport::ALL`].
+    pub transports: Vec<Transport>,
     /// Fewer messages ([`QUICK_COUNT`] and [`QUICK_WARMUP`]), so a full run takes under 30 s.
     pub quick: bool,
     /// Where to write the JSON report, if anywhere.
@@ -118,20 +187,12 @@ impl Default for IpcOptions {
 }
 
 impl IpcOptions {
-    /// The transports this run covers, in table order, after checking every name.
-    pub fn selected_transports(&self) -> Result<Vec<&'static str>, BenchError> {
-        for t in &self.transports {
-            if !TRANSPORTS.contains(&t.as_str()) {
-                return Err(BenchError::Options(format!(
-                    "unknown transport {t:?}; known: {}",
-                    TRANSPORTS.join(", ")
-                )));
-            }
-        }
-        Ok(TRANSPORTS
+    /// The transports this run covers, in table order.
+    pub fn selected_transports(&self) -> Vec<Transport> {
+        Transport::ALL
             .into_iter()
-            .filter(|t| self.transports.is_empty() || self.transports.iter().any(|s| s == t))
-            .collect())
+            .filter(|t| self.transports.is_empty() || self.transports.contains(t))
+            .collect()
     }
 
     /// (measured messages, warm-up messages) per case, `--quick` applied.
@@ -162,12 +223,74 @@ impl IpcOptions {
                 "--sizes needs at least one size, each at least 1 byte".into(),
             ));
         }
+        if cfg!(not(feature = "plot")) && self.plot.is_some() {
+            return Err(BenchError::Options(
+                "this build draws no charts: build crosscast-bench with the `plot` feature \
+                 (crosscast: `cargo build --release --features bench`)"
+                    .into(),
+            ));
+        }
         if let Some(&big) = self.sizes.iter().find(|&&s| s > MAX_SIZE) {
             return Err(BenchError::Options(format!(
                 "size {big} exceeds the bench's limit of {MAX_SIZE} bytes"
             )));
         }
         Ok(())
+    }
+}
+
+/// `bench ipc`'s command-line options, shared by `crosscast bench ipc` and
+/// `crosscast-bench-peer bench ipc`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IpcArgs {
+    /// Messages per transport and size.
+    #[arg(long, default_value_t = 300)]
+    pub count: usize,
+    /// Messages sent and discarded before measuring.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Milliseconds between messages.
+    #[arg(long, default_value_t = 16)]
+    pub interval_ms: u64,
+    /// Payload sizes in bytes (default 3072, 4194304, 10485760).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// Transports to run (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub transports: Vec<Transport>,
+    /// Fewer messages, for a quick check (under 30 s).
+    #[arg(long)]
+    pub quick: bool,
+    /// Produce each message ahead and send it on its deadline, as a game presenting on vsync
+    /// (default: produce it when the deadline comes and send it at once).
+    #[arg(long)]
+    pub produce_ahead: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the delay chart here (.svg or .png).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+impl From<IpcArgs> for IpcOptions {
+    fn from(a: IpcArgs) -> IpcOptions {
+        let defaults = IpcOptions::default();
+        IpcOptions {
+            count: a.count,
+            warmup: a.warmup,
+            interval_ms: a.interval_ms,
+            sizes: if a.sizes.is_empty() {
+                defaults.sizes
+            } else {
+                a.sizes
+            },
+            transports: a.transports,
+            quick: a.quick,
+            json: a.json,
+            plot: a.plot,
+            produce_ahead: a.produce_ahead,
+        }
     }
 }
 
@@ -188,7 +311,7 @@ pub fn run_ipc(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report, BenchError> {
     opts.check()?;
-    let transports = opts.selected_transports()?;
+    let transports = opts.selected_transports();
     if !peer_exe.exists() {
         return Err(BenchError::Spawn {
             path: peer_exe.to_path_buf(),
@@ -222,9 +345,9 @@ pub fn run_ipc(
                 }
             };
             report.rows.push(
-                row.with_transport(transport)
+                row.with_transport(transport.name())
                     .with_size(size as u64)
-                    .with_extra("zero_copy", ZERO_COPY.contains(&transport))
+                    .with_extra("zero_copy", transport.zero_copy())
                     .with_extra("interval_ms", opts.interval_ms)
                     .with_extra("warmup", warmup),
             );
@@ -233,15 +356,46 @@ pub fn run_ipc(
     if let Some(path) = &opts.json {
         report.write_json(path)?;
     }
+    #[cfg(feature = "plot")]
     if let Some(path) = &opts.plot {
         crate::plot::write_plot(&report, path)?;
     }
     Ok(report)
 }
 
+/// Delays of the platform's floor, in ns: a payload-free ping (the 32-byte header alone, one
+/// datagram) from a separate peer process (`peer_exe bench ipc-peer`) over an `AF_UNIX`
+/// `SOCK_SEQPACKET` socketpair, the socket type crosscast's sessions use, one every
+/// `interval_ms`, received by a thread sleeping in a blocking `recvmsg` with the process's
+/// default scheduling. `warmup` messages go first and are not returned. Whatever a frame handoff
+/// costs above this is crosscast's; this much any two processes on this machine pay.
+pub fn run_floor(
+    peer_exe: &Path,
+    count: usize,
+    warmup: usize,
+    interval_ms: u64,
+) -> Result<Vec<u64>, BenchError> {
+    if count == 0 || count + warmup > u32::MAX as usize || interval_ms > MAX_INTERVAL_MS {
+        return Err(BenchError::Options(format!(
+            "floor: {count} pings after {warmup} every {interval_ms} ms is out of range"
+        )));
+    }
+    let plan = Plan {
+        transport: Transport::UdsSeqpacket,
+        size: 0,
+        count,
+        warmup,
+        interval_ms,
+        produce_ahead: false,
+    };
+    run_case(&plan, peer_exe)
+        .map(|o| o.delays_ns)
+        .map_err(BenchError::Floor)
+}
+
 /// One case.
 struct Plan {
-    transport: &'static str,
+    transport: Transport,
     size: usize,
     count: usize,
     warmup: usize,
@@ -253,9 +407,14 @@ struct Plan {
 pub(crate) struct Received {
     /// Sender's timestamp from the header.
     sent_ns: u64,
-    /// When the receiver held the usable object (bytes in place, or the slot mapped and
-    /// handed over): the end of the delay.
+    /// When the thread that consumes the object held it, usable and checked as the protocol
+    /// requires (bytes in place, or the slot mapped, validated by the host and acquired): the
+    /// end of the delay, the same point for every transport.
     received_ns: u64,
+    /// When an intermediate thread had it, for transports where one comes between the
+    /// socket and the consumer (the surface: the host's I/O thread held the validated slot);
+    /// `None` where the consuming thread reads the transport itself.
+    io_thread_ns: Option<u64>,
     /// When validation (the checksum over every payload byte) started.
     checked_from_ns: u64,
     /// When the object had also passed validation.
@@ -316,27 +475,28 @@ impl Setup {
     }
 }
 
-/// The `produce` field of a row and the peer's `--produce` value: when the sender produces
-/// each message.
-fn produce_mode(ahead: bool) -> &'static str {
-    if ahead {
-        "ahead"
-    } else {
-        "on-time"
-    }
-}
+/// Why the iceoryx2 and mmap-file rows (its file is mapped through iceoryx2's POSIX layer)
+/// are empty in a build without iceoryx2.
+#[cfg(not(feature = "iceoryx2"))]
+const NO_ICEORYX2: &str = "this build has no iceoryx2: build crosscast-bench with the \
+    `iceoryx2` feature (crosscast: `cargo build --release --features bench`)";
 
-fn setup_receiver(transport: &str, size: usize) -> Result<Setup, String> {
+fn setup_receiver(transport: Transport, size: usize) -> Result<Setup, String> {
     match transport {
-        "uds-stream" => stream::setup_uds(size),
-        "uds-seqpacket" => seqpacket::setup(size),
-        "pipe" => stream::setup_pipe(size),
-        "tcp" => stream::setup_tcp(size),
-        "shm-ring" => shm::setup_ring(size),
-        "mmap-file" => shm::setup_file(size),
-        "iceoryx2" => iox::setup(size),
-        "surface" => surface::setup(size),
-        other => Err(format!("unknown transport {other}")),
+        Transport::UdsStream => stream::setup_uds(size),
+        Transport::UdsSeqpacket => seqpacket::setup(size),
+        Transport::Pipe => stream::setup_pipe(size),
+        Transport::Tcp => stream::setup_tcp(size),
+        Transport::ShmRing => shm::setup_ring(size),
+        #[cfg(feature = "iceoryx2")]
+        Transport::MmapFile => mmapfile::setup_file(size),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::MmapFile => Err(NO_ICEORYX2.into()),
+        #[cfg(feature = "iceoryx2")]
+        Transport::Iceoryx2 => iox::setup(size),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::Iceoryx2 => Err(NO_ICEORYX2.into()),
+        Transport::Surface => surface::setup(size),
     }
 }
 
@@ -347,32 +507,48 @@ fn setup_sender(args: &PeerArgs, fds: Vec<OwnedFd>) -> Result<Box<dyn Transmit>,
         fds.next()
             .ok_or_else(|| format!("the set-up step carried no {what} fd"))
     };
-    Ok(match args.transport.as_str() {
-        "uds-stream" | "tcp" | "pipe" => Box::new(stream::StreamTx::new(next_fd("data")?, size)),
-        "uds-seqpacket" => {
-            let datagram = args.number("--datagram")?;
+    #[cfg(feature = "iceoryx2")]
+    let needs = |v: &Option<String>, flag: &str| {
+        v.clone()
+            .ok_or_else(|| format!("{} needs --{flag}", args.transport))
+    };
+    Ok(match args.transport {
+        Transport::UdsStream | Transport::Tcp | Transport::Pipe => {
+            Box::new(stream::StreamTx::new(next_fd("data")?, size))
+        }
+        Transport::UdsSeqpacket => {
+            let datagram = args
+                .datagram
+                .ok_or_else(|| format!("{} needs --datagram", args.transport))?;
             Box::new(seqpacket::SeqTx::new(next_fd("socket")?, size, datagram)?)
         }
-        "shm-ring" => Box::new(shm::RingTx::new(
+        Transport::ShmRing => Box::new(shm::RingTx::new(
             next_fd("ring memfd")?,
             next_fd("data eventfd")?,
             next_fd("space eventfd")?,
             size,
         )?),
-        "mmap-file" => Box::new(shm::FileTx::new(
-            args.text("--file")?,
+        #[cfg(feature = "iceoryx2")]
+        Transport::MmapFile => Box::new(mmapfile::FileTx::new(
+            &needs(&args.file, "file")?,
             next_fd("notification socket")?,
             size,
         )?),
-        "iceoryx2" => Box::new(iox::IoxTx::new(args.text("--service")?, size)?),
-        "surface" => Box::new(surface::SurfaceTx::new(size)?),
-        other => return Err(format!("unknown transport {other}")),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::MmapFile => return Err(NO_ICEORYX2.into()),
+        #[cfg(feature = "iceoryx2")]
+        Transport::Iceoryx2 => Box::new(iox::IoxTx::new(&needs(&args.service, "service")?, size)?),
+        #[cfg(not(feature = "iceoryx2"))]
+        Transport::Iceoryx2 => return Err(NO_ICEORYX2.into()),
+        Transport::Surface => Box::new(surface::SurfaceTx::new(size)?),
     })
 }
 
 /// What one case measured.
 struct Outcome {
     delays_ns: Vec<u64>,
+    /// Sent → intermediate (I/O) thread, when the transport has one.
+    io_thread_ns: Vec<u64>,
     validated_ns: Vec<u64>,
     checksum_ns: u128,
     extra: Map<String, Value>,
@@ -382,12 +558,21 @@ impl Outcome {
     fn into_row(mut self, case: &str) -> Row {
         let summary = Summary::from_delays_ns(&self.delays_ns);
         self.delays_ns.sort_unstable();
+        self.io_thread_ns.sort_unstable();
         self.validated_ns.sort_unstable();
         let n = self.delays_ns.len().max(1) as f64;
         let us = |ns: u64| ns as f64 / 1000.0;
+        // Only transports with an intermediate thread measured it for every message; the
+        // others carry null, not a figure they never took.
+        let io = |p: f64| {
+            (self.io_thread_ns.len() == self.delays_ns.len())
+                .then(|| us(percentile_sorted(&self.io_thread_ns, p)))
+        };
         let mut row = Row::new(case, summary)
             .with_extra("min_us", us(self.delays_ns.first().copied().unwrap_or(0)))
             .with_extra("p90_us", us(percentile_sorted(&self.delays_ns, 90.0)))
+            .with_extra("io_thread_p50_us", io(50.0))
+            .with_extra("io_thread_p99_us", io(99.0))
             .with_extra(
                 "validated_p50_us",
                 us(percentile_sorted(&self.validated_ns, 50.0)),
@@ -396,11 +581,17 @@ impl Outcome {
                 "validated_p99_us",
                 us(percentile_sorted(&self.validated_ns, 99.0)),
             )
-            .with_extra("checksum_avg_us", self.checksum_ns as f64 / n / 1000.0);
+            .with_extra("checksum_avg_us", self.checksum_ns as f64 / n / 1000.0)
+            .with_extra("receiver_sched", RECEIVER_SCHED);
         row.extra.append(&mut self.extra);
         row
     }
 }
+
+/// How every receiver thread is scheduled, the same for every transport: the process's
+/// default priority and timer slack, no busy-polling (the surface's host session runs with
+/// `io_nice: None` and `busy_poll: 0`). Recorded in each row.
+const RECEIVER_SCHED: &str = "default priority, default timer slack, no busy-poll";
 
 /// Kills the peer if a case ends early, so no sender outlives its receiver.
 struct PeerGuard(Option<Child>);
@@ -487,7 +678,10 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
         args,
         mut extra,
     } = setup;
-    extra.insert("produce".into(), produce_mode(plan.produce_ahead).into());
+    extra.insert(
+        "produce".into(),
+        Produce::of(plan.produce_ahead).name().into(),
+    );
     let (ctl, ctl_child) = socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -498,11 +692,11 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
     let total = plan.count + plan.warmup;
     let mut cmd = Command::new(peer_exe);
     cmd.args(["bench", "ipc-peer"])
-        .args(["--transport", plan.transport])
+        .args(["--transport", plan.transport.name()])
         .args(["--size", &plan.size.to_string()])
         .args(["--count", &total.to_string()])
         .args(["--interval-ms", &plan.interval_ms.to_string()])
-        .args(["--produce", produce_mode(plan.produce_ahead)])
+        .args(["--produce", Produce::of(plan.produce_ahead).name()])
         .args(&args)
         .stdin(Stdio::from(ctl_child))
         .stdout(Stdio::null())
@@ -541,6 +735,7 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
     let timeout = Duration::from_millis(plan.interval_ms) + MESSAGE_TIMEOUT;
     let mut out = Outcome {
         delays_ns: Vec::with_capacity(plan.count),
+        io_thread_ns: Vec::new(),
         validated_ns: Vec::with_capacity(plan.count),
         checksum_ns: 0,
         extra,
@@ -553,6 +748,9 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
         };
         if seq >= plan.warmup {
             out.delays_ns.push(r.received_ns.saturating_sub(r.sent_ns));
+            if let Some(io) = r.io_thread_ns {
+                out.io_thread_ns.push(io.saturating_sub(r.sent_ns));
+            }
             out.validated_ns.push(r.valid_ns.saturating_sub(r.sent_ns));
             out.checksum_ns += u128::from(r.valid_ns.saturating_sub(r.checked_from_ns));
         }
@@ -569,59 +767,69 @@ fn run_case(plan: &Plan, peer_exe: &Path) -> Result<Outcome, String> {
     Ok(out)
 }
 
-/// The peer's parsed arguments.
+/// When the sender produces each message: the peer's `--produce` and the rows' `produce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Produce {
+    /// When its deadline comes, then sent at once (as crosscast's game renders and queues).
+    OnTime,
+    /// Before its deadline, sent on it (as a game presenting on vsync).
+    Ahead,
+}
+
+impl Produce {
+    fn of(ahead: bool) -> Produce {
+        if ahead {
+            Produce::Ahead
+        } else {
+            Produce::OnTime
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Produce::OnTime => "on-time",
+            Produce::Ahead => "ahead",
+        }
+    }
+}
+
+/// The peer's arguments, as [`run_case`] passes them.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ipc-peer", no_binary_name = true, disable_help_flag = true)]
 struct PeerArgs {
-    transport: String,
+    /// The transport to send over.
+    #[arg(long)]
+    transport: Transport,
+    /// Payload bytes per message (0 only for the payload-free floor over uds-seqpacket).
+    #[arg(long)]
     size: usize,
+    /// Messages to send, warm-up included.
+    #[arg(long)]
     count: usize,
+    /// Milliseconds between messages.
+    #[arg(long)]
     interval_ms: u64,
-    /// `--produce ahead`: produce each message before its deadline, not on it.
-    ahead: bool,
-    rest: Vec<(String, String)>,
+    /// When each message is produced.
+    #[arg(long, value_enum, default_value_t = Produce::OnTime)]
+    produce: Produce,
+    /// uds-seqpacket: the datagram size the receiver expects.
+    #[arg(long)]
+    datagram: Option<usize>,
+    /// mmap-file: the shared file.
+    #[arg(long)]
+    file: Option<String>,
+    /// iceoryx2: the service name.
+    #[arg(long)]
+    service: Option<String>,
 }
 
 impl PeerArgs {
     fn parse(args: &[String]) -> Result<PeerArgs, BenchError> {
-        let mut pairs = Vec::new();
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            if !flag.starts_with("--") {
-                return Err(BenchError::PeerArgs(format!(
-                    "unexpected argument {flag:?}"
-                )));
-            }
-            let value = it
-                .next()
-                .ok_or_else(|| BenchError::PeerArgs(format!("{flag} needs a value")))?;
-            pairs.push((flag.clone(), value.clone()));
-        }
-        let mut me = PeerArgs {
-            transport: String::new(),
-            size: 0,
-            count: 0,
-            interval_ms: 0,
-            ahead: false,
-            rest: pairs,
-        };
-        me.transport = me
-            .text("--transport")
-            .map_err(BenchError::PeerArgs)?
-            .to_string();
-        if !TRANSPORTS.contains(&me.transport.as_str()) {
-            return Err(BenchError::PeerArgs(format!(
-                "unknown transport {:?}",
-                me.transport
-            )));
-        }
-        me.size = me.number("--size").map_err(BenchError::PeerArgs)?;
-        me.count = me.number("--count").map_err(BenchError::PeerArgs)?;
-        me.interval_ms = me.number("--interval-ms").map_err(BenchError::PeerArgs)? as u64;
-        me.ahead = match me.text("--produce").unwrap_or(produce_mode(false)) {
-            m if m == produce_mode(true) => true,
-            m if m == produce_mode(false) => false,
-            m => return Err(BenchError::PeerArgs(format!("unknown --produce {m:?}"))),
-        };
-        if me.size == 0 || me.size > MAX_SIZE {
+        use clap::Parser;
+        let me = PeerArgs::try_parse_from(args)
+            .map_err(|e| BenchError::PeerArgs(e.to_string().trim().to_string()))?;
+        let floor = me.size == 0 && me.transport == Transport::UdsSeqpacket;
+        if (me.size == 0 && !floor) || me.size > MAX_SIZE {
             return Err(BenchError::PeerArgs(format!(
                 "size {} out of range",
                 me.size
@@ -634,20 +842,6 @@ impl PeerArgs {
             return Err(BenchError::PeerArgs("interval out of range".into()));
         }
         Ok(me)
-    }
-
-    fn text(&self, flag: &str) -> Result<&str, String> {
-        self.rest
-            .iter()
-            .find(|(f, _)| f == flag)
-            .map(|(_, v)| v.as_str())
-            .ok_or_else(|| format!("missing {flag}"))
-    }
-
-    fn number(&self, flag: &str) -> Result<usize, String> {
-        let v = self.text(flag)?;
-        v.parse()
-            .map_err(|_| format!("{flag} {v:?} is not a number"))
     }
 }
 
@@ -676,7 +870,7 @@ pub fn ipc_peer_main(args: &[String]) -> Result<(), BenchError> {
             .map_err(|e| peer(&format!("producing message {seq}"), e))
     };
     for seq in 0..args.count {
-        if args.ahead {
+        if args.produce == Produce::Ahead {
             prepare(&mut tx, seq)?;
         }
         // Absolute deadlines: a slow send delays only itself, not the rest of the schedule.
@@ -686,7 +880,7 @@ pub fn ipc_peer_main(args: &[String]) -> Result<(), BenchError> {
         if due > now {
             std::thread::sleep(due - now);
         }
-        if !args.ahead {
+        if args.produce == Produce::OnTime {
             prepare(&mut tx, seq)?;
         }
         let due_ns = start_ns + (interval * seq as u32).as_nanos() as u64;
@@ -710,99 +904,97 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
-    #[test]
-    fn peer_args_parse_and_reject() {
-        let a = PeerArgs::parse(&s(&[
+    fn base(transport: &str, size: &str) -> Vec<String> {
+        s(&[
             "--transport",
-            "pipe",
+            transport,
             "--size",
-            "3072",
+            size,
             "--count",
             "10",
             "--interval-ms",
             "16",
-            "--datagram",
-            "4096",
-        ]))
-        .unwrap();
-        assert_eq!(a.transport, "pipe");
+        ])
+    }
+
+    #[test]
+    fn peer_args_parse_and_reject() {
+        let mut v = base("pipe", "3072");
+        v.extend(s(&["--datagram", "4096"]));
+        let a = PeerArgs::parse(&v).unwrap();
+        assert_eq!(a.transport, Transport::Pipe);
         assert_eq!((a.size, a.count, a.interval_ms), (3072, 10, 16));
-        assert_eq!(a.number("--datagram"), Ok(4096));
-        assert!(a.text("--service").is_err());
-        assert!(!a.ahead, "messages are produced on time unless asked");
+        assert_eq!(a.datagram, Some(4096));
+        assert_eq!(a.service, None);
+        assert_eq!(a.produce, Produce::OnTime, "on time unless asked");
         let with = |mode: &str| {
-            let mut v = s(&["--transport", "pipe", "--size", "1", "--count", "1"]);
-            v.extend(s(&["--interval-ms", "1", "--produce", mode]));
+            let mut v = base("pipe", "1");
+            v.extend(s(&["--produce", mode]));
             PeerArgs::parse(&v)
         };
-        assert!(with("ahead").unwrap().ahead);
-        assert!(!with("on-time").unwrap().ahead);
+        assert_eq!(with("ahead").unwrap().produce, Produce::Ahead);
+        assert_eq!(with("on-time").unwrap().produce, Produce::OnTime);
         assert!(matches!(with("late"), Err(BenchError::PeerArgs(_))));
+        // The payload-free floor exists for uds-seqpacket only.
+        assert_eq!(
+            PeerArgs::parse(&base("uds-seqpacket", "0")).unwrap().size,
+            0
+        );
 
+        let mut long_interval = base("pipe", "1");
+        long_interval[7] = "99999999".into();
         for bad in [
-            &[
-                "--transport",
-                "carrier-pigeon",
-                "--size",
-                "1",
-                "--count",
-                "1",
-                "--interval-ms",
-                "1",
-            ][..],
-            &[
-                "--transport",
-                "pipe",
-                "--size",
-                "0",
-                "--count",
-                "1",
-                "--interval-ms",
-                "1",
-            ],
-            &[
-                "--transport",
-                "pipe",
-                "--size",
-                "x",
-                "--count",
-                "1",
-                "--interval-ms",
-                "1",
-            ],
-            &["--transport", "pipe", "--size"],
-            &[
-                "--transport",
-                "pipe",
-                "--size",
-                "1",
-                "--count",
-                "1",
-                "--interval-ms",
-                "99999999",
-            ],
-            &["pipe"],
+            base("carrier-pigeon", "1"),
+            base("pipe", "0"),
+            base("pipe", "x"),
+            base("pipe", &(MAX_SIZE + 1).to_string()),
+            s(&["--transport", "pipe", "--size"]),
+            long_interval,
+            s(&["pipe"]),
+            {
+                let mut v = base("pipe", "1");
+                v.extend(s(&["--colour", "red"]));
+                v
+            },
         ] {
             assert!(
-                matches!(PeerArgs::parse(&s(bad)), Err(BenchError::PeerArgs(_))),
+                matches!(PeerArgs::parse(&bad), Err(BenchError::PeerArgs(_))),
                 "{bad:?}"
             );
         }
     }
 
     #[test]
-    fn options_select_and_validate() {
-        let mut o = IpcOptions::default();
-        assert_eq!(o.selected_transports().unwrap(), TRANSPORTS.to_vec());
-        assert_eq!(o.counts(), (300, 10));
-        o.transports = s(&["surface", "tcp"]);
-        // Table order, not command-line order.
-        assert_eq!(o.selected_transports().unwrap(), vec!["tcp", "surface"]);
-        o.transports = s(&["smoke-signals"]);
+    fn transport_names_round_trip_and_unknown_ones_are_refused() {
+        use clap::ValueEnum;
+        for t in Transport::ALL {
+            assert_eq!(t.name().parse::<Transport>().unwrap(), t);
+            assert_eq!(t.to_string(), t.name());
+            // clap's value names are the same names.
+            assert_eq!(t.to_possible_value().unwrap().get_name(), t.name());
+        }
         assert!(matches!(
-            o.selected_transports(),
+            "smoke-signals".parse::<Transport>(),
             Err(BenchError::Options(_))
         ));
+        let zero: Vec<_> = Transport::ALL
+            .into_iter()
+            .filter(|t| t.zero_copy())
+            .collect();
+        assert_eq!(zero, [Transport::Iceoryx2, Transport::Surface]);
+    }
+
+    #[test]
+    fn options_select_and_validate() {
+        let mut o = IpcOptions::default();
+        assert_eq!(o.selected_transports(), Transport::ALL.to_vec());
+        assert_eq!(o.counts(), (300, 10));
+        o.transports = vec![Transport::Surface, Transport::Tcp];
+        // Table order, not command-line order.
+        assert_eq!(
+            o.selected_transports(),
+            vec![Transport::Tcp, Transport::Surface]
+        );
         o.transports.clear();
         o.quick = true;
         assert_eq!(o.counts(), (QUICK_COUNT, QUICK_WARMUP));

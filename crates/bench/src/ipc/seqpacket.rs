@@ -12,7 +12,7 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use rustix::io::Errno;
@@ -22,7 +22,6 @@ use rustix::net::{
 };
 use serde_json::Value;
 
-use super::ctl::wait_readable;
 use super::msg::{now_ns, Header, Outgoing, HEADER_LEN};
 use super::{Receive, Received, Setup, Transmit};
 
@@ -97,6 +96,7 @@ fn recv_datagram(fd: &OwnedFd, iov: &mut [IoSliceMut<'_>]) -> Result<usize, Stri
             Ok(r) if r.bytes == 0 => return Err("peer closed the socket".into()),
             Ok(r) => return Ok(r.bytes),
             Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Err("no datagram within the time limit".into()),
             Err(e) => return Err(format!("recvmsg: {e}")),
         }
     }
@@ -104,9 +104,10 @@ fn recv_datagram(fd: &OwnedFd, iov: &mut [IoSliceMut<'_>]) -> Result<usize, Stri
 
 impl Receive for SeqRx {
     fn recv(&mut self, expect_seq: u32, timeout: Duration) -> Result<Received, String> {
-        if !wait_readable(self.fd.as_fd(), timeout)? {
-            return Err(format!("no message {expect_seq} within {timeout:?}"));
-        }
+        // A sleeping receiver blocked in `recvmsg` itself (no poll first), so that with no
+        // payload this case is the platform's floor: one datagram, one wake-up.
+        sockopt::set_socket_timeout(&self.fd, sockopt::Timeout::Recv, Some(timeout))
+            .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
         let size = self.object.len();
         let first = size.min(self.datagram - HEADER_LEN);
         let mut head = [0u8; HEADER_LEN];
@@ -140,6 +141,7 @@ impl Receive for SeqRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            io_thread_ns: None,
             checked_from_ns: received_ns,
             valid_ns: now_ns(),
         })
@@ -156,7 +158,8 @@ pub(crate) struct SeqTx {
 impl SeqTx {
     /// A sender of `size`-byte objects in datagrams of at most `datagram` bytes.
     pub(crate) fn new(fd: OwnedFd, size: usize, datagram: usize) -> Result<SeqTx, String> {
-        if datagram <= HEADER_LEN {
+        // Only the payload-free floor sends header-only datagrams.
+        if datagram < HEADER_LEN || (datagram == HEADER_LEN && size > 0) {
             return Err(format!("datagram size {datagram} leaves no room for data"));
         }
         Ok(SeqTx {

@@ -118,6 +118,7 @@ impl Receive for StreamRx {
         Ok(Received {
             sent_ns: header.sent_ns,
             received_ns,
+            io_thread_ns: None,
             checked_from_ns: received_ns,
             valid_ns: now_ns(),
         })
