@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Real peers the tests talk to: FFmpeg's libraries (build) and tools (ffprobe/ffmpeg decode what
 # we wrote), nginx with the RTMP module (ingest), Xvfb + ImageMagick (preview window screenshot).
-packages=(pkg-config clang libclang-dev
+packages=(pkg-config clang libclang-dev gcc libc6-dev
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavdevice-dev libavfilter-dev libswresample-dev
   ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick)
 missing=()
@@ -31,6 +31,7 @@ echo "test.sh: tests"
 # --all-features: `bench ipc` with its iceoryx2 reference and chart, which its test requires.
 cargo test --locked --workspace --all-features --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 
-if [ "${SKIP_FUZZ:-}" != "1" ]; then
+# SKIP_FUZZ=1 is for quick local runs only: CI always fuzzes.
+if [ "${SKIP_FUZZ:-}" != "1" ] || [ "${CI:-}" = "true" ]; then
   scripts/fuzz.sh "${FUZZ_SECONDS:-40}"
 fi
