@@ -142,6 +142,12 @@ fn print_summary(r: &LiveReport) {
     {
         eprintln!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
     }
+    if let Some(s) = &r.comments {
+        eprintln!(
+            "crosscast: comments: {} lines, {} accepted, {} over the rate limit, {} malformed",
+            s.lines, s.accepted, s.rate_dropped, s.malformed
+        );
+    }
     if let Some(e) = &r.encoder {
         eprintln!(
             "crosscast: encoded {} video frames ({} dropped), {} audio frames, {} bytes",

@@ -77,6 +77,8 @@ pub struct LiveReport {
     pub duration: Duration,
     /// Lines worth logging (rejections, restarts).
     pub notes: Vec<String>,
+    /// What the comments feed did with its input, when the preview had one.
+    pub comments: Option<crosscast_preview::FeedStats>,
 }
 
 struct Active {
@@ -442,6 +444,7 @@ pub fn run_live(
     }
     report.duration = Duration::from_nanos(clock.frame_ns(k));
     if let Some(p) = preview {
+        report.comments = p.feed.as_ref().map(|f| f.stats());
         p.preview
             .stop()
             .map_err(|e| HostError::Preview(e.to_string()))?;
