@@ -57,6 +57,12 @@ impl std::fmt::Display for GameSummary {
     }
 }
 
+/// Prints `line` to stderr in one write, so that it stays whole on a stderr it shares with the
+/// host (`eprintln!` writes piece by piece, and the benches read these lines back).
+pub(crate) fn say(line: &dyn std::fmt::Display) {
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 /// Exit code of a game whose host went away without a goodbye; its supervisor reconnects.
 const EXIT_HOST_LOST: i32 = 3;
 
@@ -95,7 +101,7 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     }
     match result {
         Ok(summary) => {
-            eprintln!("{summary}");
+            say(&summary);
             Ok(())
         }
         Err(e) if matches!(e.downcast_ref::<IpcError>(), Some(IpcError::Disconnected)) => {
@@ -426,18 +432,15 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
     if let Some(a) = audio {
         let _ = a.join();
     }
-    eprintln!(
-        "{}",
-        GameSummary {
-            rendered,
-            skipped,
-            seconds: (monotonic_ns() - t0) as f64 / 1e9
-        }
-    );
-    eprintln!(
+    say(&GameSummary {
+        rendered,
+        skipped,
+        seconds: (monotonic_ns() - t0) as f64 / 1e9,
+    });
+    say(&format_args!(
         "game: raw writer {}: dropped {dropped} frames with the queue full",
         args.raw_writer
-    );
+    ));
     if rendered == 0 {
         bail!("no frame was written");
     }
