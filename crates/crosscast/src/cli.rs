@@ -314,7 +314,7 @@ pub(crate) enum BenchCommand {
         /// median and range over the rounds.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         runs: u32,
-        /// Write DESIGN.md's JSON here.
+        /// Write the report as JSON here (one row per variant, median and range per figure).
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -324,7 +324,7 @@ pub(crate) enum BenchCommand {
         /// Seconds per run.
         #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write DESIGN.md's JSON here.
+        /// Write the report as JSON here (one row per variant, median and range per figure).
         #[arg(long)]
         json: Option<PathBuf>,
     },

@@ -744,7 +744,7 @@ pub(crate) fn preview_columns() -> &'static [&'static str] {
 }
 
 /// A text table of a cost report: case, transport, frames, then the named extra fields. The
-/// delay columns of DESIGN.md's schema do not apply to these benches and are left out.
+/// delay columns of the report's rows do not apply to these benches and are left out.
 pub(crate) fn cost_table(report: &Report, columns: &[&str]) -> String {
     use std::fmt::Write;
     let mut out = format!("{:<14} {:<24} {:>7}", "case", "transport", "frames");
