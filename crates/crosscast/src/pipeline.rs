@@ -256,6 +256,9 @@ fn ffmpeg_run(c: &Case, dir: &Path, writer: RawWriter) -> anyhow::Result<Figures
     let before = children_cpu()?;
     let ffmpeg = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
+        // Both inputs are fully described, so nothing needs probing: without this, ffmpeg
+        // reads no video for its default analysis time (the pipe fills) before it encodes.
+        .args(["-probesize", "32", "-analyzeduration", "0"])
         .args([
             "-f",
             "rawvideo",
@@ -268,6 +271,7 @@ fn ffmpeg_run(c: &Case, dir: &Path, writer: RawWriter) -> anyhow::Result<Figures
             "-i",
         ])
         .arg(&video)
+        .args(["-probesize", "32", "-analyzeduration", "0"])
         .args(["-f", "s16le", "-ar", "48000", "-ac", "2", "-i"])
         .arg(&audio)
         .args([
