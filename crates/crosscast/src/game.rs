@@ -584,3 +584,78 @@ impl RawSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A pipe reader that is behind: every write takes `delay`; what it took is recorded.
+    struct SlowReader {
+        delay: Duration,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for SlowReader {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(self.delay);
+            self.got.lock().unwrap().push(buf[0]);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sends 20 frames, numbered in their first byte, into `sink`, as fast as it takes them.
+    fn send_frames(sink: &mut RawSink) {
+        for n in 0..20u8 {
+            sink.buffer().fill(n);
+            assert!(sink.send(), "the reader is still there");
+        }
+    }
+
+    fn slow_reader() -> (SlowReader, Arc<Mutex<Vec<u8>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let reader = SlowReader {
+            delay: Duration::from_millis(30),
+            got: got.clone(),
+        };
+        (reader, got)
+    }
+
+    #[test]
+    fn careful_raw_writer_drops_frames_instead_of_waiting_for_a_slow_reader() {
+        let (reader, got) = slow_reader();
+        let mut sink = RawSink::queued(Box::new(reader), 16).unwrap();
+        send_frames(&mut sink);
+        let dropped = sink.finish();
+        let got = got.lock().unwrap().clone();
+        // 20 frames sent back to back against a reader that takes 30 ms each: a writer that
+        // waited for the reader would drop none; this one keeps three in flight and drops the
+        // frames that find every buffer taken.
+        assert!(
+            dropped >= 10,
+            "only {dropped} dropped: the sends waited for the reader"
+        );
+        assert_eq!(
+            got.len() as u64 + dropped,
+            20,
+            "written {got:?}, dropped {dropped}"
+        );
+        // What was written is in order, each frame once.
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    }
+
+    #[test]
+    fn naive_raw_writer_waits_for_a_slow_reader_and_loses_nothing() {
+        let (reader, got) = slow_reader();
+        let mut sink = RawSink::Direct {
+            out: Box::new(reader),
+            frame: vec![0u8; 16],
+        };
+        send_frames(&mut sink);
+        assert_eq!(sink.finish(), 0);
+        assert_eq!(*got.lock().unwrap(), (0..20u8).collect::<Vec<_>>());
+    }
+}
