@@ -56,15 +56,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let report = crate::pipeline::preview(seconds)?;
             print!(
                 "{}",
-                crate::pipeline::cost_table(
-                    &report,
-                    &[
-                        "game_fps",
-                        "game_cpu_ms_per_frame",
-                        "comments_written",
-                        "game_fps_loss"
-                    ]
-                )
+                crate::pipeline::range_table(&report, crate::pipeline::preview_columns())
             );
             if let Some(p) = json {
                 report.write_json(&p)?;
@@ -72,21 +64,15 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Ipc(a) => ipc(a),
-        BenchCommand::Pipeline { seconds, json } => {
-            let report = crate::pipeline::pipeline(seconds)?;
+        BenchCommand::Pipeline {
+            seconds,
+            runs,
+            json,
+        } => {
+            let report = crate::pipeline::pipeline(seconds, runs)?;
             print!(
                 "{}",
-                crate::pipeline::cost_table(
-                    &report,
-                    &[
-                        "streamer_cpu_ms_per_frame",
-                        "game_cpu_ms_per_frame",
-                        "output_fps",
-                        "game_fps",
-                        "ratio",
-                        "game_fps_loss"
-                    ]
-                )
+                crate::pipeline::range_table(&report, crate::pipeline::pipeline_columns())
             );
             if let Some(p) = json {
                 report.write_json(&p)?;

@@ -265,6 +265,28 @@ pub(crate) struct GameArgs {
     /// Baseline mode: write raw s16le stereo 48 kHz audio here (e.g. a FIFO).
     #[arg(long, requires = "raw_out")]
     pub(crate) raw_audio_out: Option<PathBuf>,
+    /// Baseline mode: how frames reach the pipe.
+    #[arg(long, value_enum, default_value_t = RawWriter::Careful, requires = "raw_out")]
+    pub(crate) raw_writer: RawWriter,
+}
+
+/// How the baseline game feeds its raw-frame pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RawWriter {
+    /// A writer thread behind a bounded queue (3 frame buffers, as crosscast's 3 slots) and an
+    /// enlarged pipe buffer; when the queue is full the game drops the frame and goes on.
+    Careful,
+    /// The game's own thread writes each frame and blocks until the pipe takes it.
+    Naive,
+}
+
+impl std::fmt::Display for RawWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RawWriter::Careful => "careful",
+            RawWriter::Naive => "naive",
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,21 +310,27 @@ pub(crate) enum BenchCommand {
     /// The transport comparison: delay and stall rate per transport and payload size (needs a
     /// build with `--features bench`).
     Ipc(crosscast_bench::ipc::IpcArgs),
-    /// crosscast's pipeline vs raw frames piped into ffmpeg: CPU per output frame.
+    /// crosscast's pipeline vs raw frames piped into ffmpeg (careful and naive writers) vs the
+    /// encode alone: CPU per output frame, game fps loss and frames lost.
     Pipeline {
         /// Seconds per run.
         #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write the JSON report here.
+        /// Rounds of alternating runs (each round runs every variant once); figures are the
+        /// median and range over the rounds.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Write the report as JSON here (one row per variant, median and range per figure).
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// The game's frame rate with a flood of comments on the preview, against none.
+    /// A flood of comments on the preview with the encoder running, against none: the rate the
+    /// host accepted, the game's frame rate and the host's CPU per frame.
     Preview {
         /// Seconds per run.
         #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
-        /// Write the JSON report here.
+        /// Write the report as JSON here (one row per variant, median and range per figure).
         #[arg(long)]
         json: Option<PathBuf>,
     },

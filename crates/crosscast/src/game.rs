@@ -21,7 +21,7 @@ use crosscast_ipc::{monotonic_ns, stamp, GameSession, IpcError, SessionKey};
 use crosscast_wire::{AudioBlock, AudioConfig, SampleFormat};
 use std::process::Command;
 
-use crate::cli::GameArgs;
+use crate::cli::{GameArgs, RawWriter};
 
 const RATE: u32 = 48_000;
 const BLOCK_FRAMES: usize = 480; // 10 ms
@@ -55,6 +55,12 @@ impl std::fmt::Display for GameSummary {
             cpu
         )
     }
+}
+
+/// Prints `line` to stderr in one write, so that it stays whole on a stderr it shares with the
+/// host (`eprintln!` writes piece by piece, and the benches read these lines back).
+pub(crate) fn say(line: &dyn std::fmt::Display) {
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 /// Exit code of a game whose host went away without a goodbye; its supervisor reconnects.
@@ -95,7 +101,7 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     }
     match result {
         Ok(summary) => {
-            eprintln!("{summary}");
+            say(&summary);
             Ok(())
         }
         Err(e) if matches!(e.downcast_ref::<IpcError>(), Some(IpcError::Disconnected)) => {
@@ -332,29 +338,39 @@ fn audio_loop(
 
 /// Baseline mode for `bench pipeline`: the same game writing raw frames to a pipe, the way a
 /// user would feed `ffmpeg -f rawvideo`. Audio goes to a second pipe as s16le.
+///
+/// `--raw-writer careful` is what a careful user would write for a live stream: the game renders
+/// into one of three buffers and hands it to a writer thread through a bounded queue, and the
+/// pipe buffer is enlarged to a whole frame. When every buffer is taken (the encoder is behind)
+/// the game drops that frame and keeps its pace, as crosscast's mailbox does: a live game must
+/// not stall on its encoder, and the drops are counted and printed so the loss stays visible.
+/// `--raw-writer naive` writes each frame from the game's thread and blocks on a full pipe.
 fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
     let size = args.size.unwrap_or(crate::cli::Size {
         width: 1280,
         height: 720,
     });
-    let mut out: Box<dyn Write> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
+    let stride = size.width as usize * 4;
+    let frame_bytes = stride * size.height as usize;
+    let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdout())
     } else {
         // A FIFO (the pipeline bench's) must not be truncated; a regular file must.
         use std::os::unix::fs::FileTypeExt;
         let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
-        Box::new(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(!fifo)
-                .open(path)
-                .with_context(|| format!("cannot open {}", path.display()))?,
-        )
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(!fifo)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if fifo && args.raw_writer == RawWriter::Careful {
+            let got = enlarge_pipe(&file, frame_bytes);
+            eprintln!("game: raw writer careful: pipe buffer {got} bytes");
+        }
+        Box::new(file)
     };
     let mut scene = Scene::new(args.pattern, size.width, size.height)?;
-    let stride = size.width as usize * 4;
-    let mut frame = vec![0u8; stride * size.height as usize];
     let t0 = monotonic_ns();
     let stop = Arc::new(AtomicBool::new(false));
     let audio = match &args.raw_audio_out {
@@ -385,6 +401,13 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let mut sink = match args.raw_writer {
+        RawWriter::Careful => RawSink::queued(out, frame_bytes)?,
+        RawWriter::Naive => RawSink::Direct {
+            out,
+            frame: vec![0u8; frame_bytes],
+        },
+    };
     let period = args.fps.period_ns();
     let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
     let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
@@ -401,28 +424,242 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
             n += behind;
             continue;
         }
-        scene.render(&mut frame, stride, n, target - t0)?;
-        if out.write_all(&frame).is_err() {
-            break; // the reader went away
-        }
+        scene.render(sink.buffer(), stride, n, target - t0)?;
         rendered += 1;
         n += 1;
+        if !sink.send() {
+            break; // the reader went away
+        }
     }
-    drop(out);
+    let dropped = sink.finish();
     stop.store(true, Ordering::Relaxed);
     if let Some(a) = audio {
         let _ = a.join();
     }
-    eprintln!(
-        "{}",
-        GameSummary {
-            rendered,
-            skipped,
-            seconds: (monotonic_ns() - t0) as f64 / 1e9
-        }
-    );
+    say(&GameSummary {
+        rendered,
+        skipped,
+        seconds: (monotonic_ns() - t0) as f64 / 1e9,
+    });
+    say(&format_args!(
+        "game: raw writer {}: dropped {dropped} frames with the queue full",
+        args.raw_writer
+    ));
     if rendered == 0 {
         bail!("no frame was written");
     }
     Ok(())
+}
+
+/// Grows a pipe's buffer towards one whole frame (`F_SETPIPE_SZ`), within what the system
+/// allows (`/proc/sys/fs/pipe-max-size` for an unprivileged user); returns the size it has.
+fn enlarge_pipe(pipe: &std::fs::File, frame_bytes: usize) -> usize {
+    let limit = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    let mut want = frame_bytes;
+    loop {
+        if let Ok(got) = rustix::pipe::fcntl_setpipe_size(pipe, want) {
+            return got;
+        }
+        // Refused (over the limit without privileges): fall back to the limit, then give up.
+        match limit {
+            Some(l) if l < want => want = l,
+            _ => return rustix::pipe::fcntl_getpipe_size(pipe).unwrap_or(0),
+        }
+    }
+}
+
+/// Frames in flight in the careful writer: two queued and one being written, as crosscast's
+/// three slots.
+const RAW_BUFFERS: usize = 3;
+
+/// Where the baseline game's frames go.
+enum RawSink {
+    /// Written from the game's thread.
+    Direct {
+        out: Box<dyn Write + Send>,
+        frame: Vec<u8>,
+    },
+    /// Handed to a writer thread; `current` is the buffer being rendered, `scratch` is where a
+    /// frame goes when every buffer is taken (it is then dropped).
+    Queued {
+        current: Option<Vec<u8>>,
+        scratch: Vec<u8>,
+        full: std::sync::mpsc::SyncSender<Vec<u8>>,
+        free: std::sync::mpsc::Receiver<Vec<u8>>,
+        writer: Option<std::thread::JoinHandle<()>>,
+        dropped: u64,
+    },
+}
+
+impl RawSink {
+    fn queued(mut out: Box<dyn Write + Send>, frame_bytes: usize) -> anyhow::Result<RawSink> {
+        let (full, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(RAW_BUFFERS);
+        let (free_tx, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(RAW_BUFFERS);
+        for _ in 1..RAW_BUFFERS {
+            free_tx.send(vec![0u8; frame_bytes])?;
+        }
+        let writer = std::thread::Builder::new()
+            .name("raw-writer".into())
+            .spawn(move || {
+                for frame in full_rx {
+                    if out.write_all(&frame).is_err() {
+                        return; // the reader went away; dropping full_rx tells the game
+                    }
+                    if free_tx.send(frame).is_err() {
+                        return;
+                    }
+                }
+                let _ = out.flush();
+            })?;
+        Ok(RawSink::Queued {
+            current: Some(vec![0u8; frame_bytes]),
+            scratch: vec![0u8; frame_bytes],
+            full,
+            free,
+            writer: Some(writer),
+            dropped: 0,
+        })
+    }
+
+    /// The buffer to render the next frame into.
+    fn buffer(&mut self) -> &mut [u8] {
+        match self {
+            RawSink::Direct { frame, .. } => frame,
+            RawSink::Queued {
+                current,
+                scratch,
+                free,
+                ..
+            } => {
+                if current.is_none() {
+                    *current = free.try_recv().ok();
+                }
+                current.as_mut().unwrap_or(scratch)
+            }
+        }
+    }
+
+    /// Sends the frame just rendered; false once the reader has gone away.
+    fn send(&mut self) -> bool {
+        match self {
+            RawSink::Direct { out, frame } => out.write_all(frame).is_ok(),
+            RawSink::Queued {
+                current,
+                full,
+                dropped,
+                ..
+            } => match current.take() {
+                // Every buffer was taken: this frame went to the scratch buffer and is lost.
+                None => {
+                    *dropped += 1;
+                    true
+                }
+                Some(frame) => match full.try_send(frame) {
+                    Ok(()) => true,
+                    Err(std::sync::mpsc::TrySendError::Full(frame)) => {
+                        *current = Some(frame);
+                        *dropped += 1;
+                        true
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => false,
+                },
+            },
+        }
+    }
+
+    /// Flushes what is queued, closes the pipe and returns the frames dropped.
+    fn finish(self) -> u64 {
+        match self {
+            RawSink::Direct { .. } => 0,
+            RawSink::Queued {
+                full,
+                writer,
+                dropped,
+                ..
+            } => {
+                drop(full);
+                if let Some(w) = writer {
+                    let _ = w.join();
+                }
+                dropped
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A pipe reader that is behind: every write takes `delay`; what it took is recorded.
+    struct SlowReader {
+        delay: Duration,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for SlowReader {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(self.delay);
+            self.got.lock().unwrap().push(buf[0]);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sends 20 frames, numbered in their first byte, into `sink`, as fast as it takes them.
+    fn send_frames(sink: &mut RawSink) {
+        for n in 0..20u8 {
+            sink.buffer().fill(n);
+            assert!(sink.send(), "the reader is still there");
+        }
+    }
+
+    fn slow_reader() -> (SlowReader, Arc<Mutex<Vec<u8>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let reader = SlowReader {
+            delay: Duration::from_millis(30),
+            got: got.clone(),
+        };
+        (reader, got)
+    }
+
+    #[test]
+    fn careful_raw_writer_drops_frames_instead_of_waiting_for_a_slow_reader() {
+        let (reader, got) = slow_reader();
+        let mut sink = RawSink::queued(Box::new(reader), 16).unwrap();
+        send_frames(&mut sink);
+        let dropped = sink.finish();
+        let got = got.lock().unwrap().clone();
+        // 20 frames sent back to back against a reader that takes 30 ms each: a writer that
+        // waited for the reader would drop none; this one keeps three in flight and drops the
+        // frames that find every buffer taken.
+        assert!(
+            dropped >= 10,
+            "only {dropped} dropped: the sends waited for the reader"
+        );
+        assert_eq!(
+            got.len() as u64 + dropped,
+            20,
+            "written {got:?}, dropped {dropped}"
+        );
+        // What was written is in order, each frame once.
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    }
+
+    #[test]
+    fn naive_raw_writer_waits_for_a_slow_reader_and_loses_nothing() {
+        let (reader, got) = slow_reader();
+        let mut sink = RawSink::Direct {
+            out: Box::new(reader),
+            frame: vec![0u8; 16],
+        };
+        send_frames(&mut sink);
+        assert_eq!(sink.finish(), 0);
+        assert_eq!(*got.lock().unwrap(), (0..20u8).collect::<Vec<_>>());
+    }
 }

@@ -105,7 +105,7 @@ fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<()> {
     let report = run_live(
         source,
         opts,
-        &mut |status| eprintln!("{status}"),
+        &mut |status| crate::game::say(status),
         &mut |note| eprintln!("crosscast: {note}"),
     )?;
     print_summary(&report);
@@ -117,7 +117,7 @@ fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<()> {
 
 fn print_summary(r: &LiveReport) {
     let c = &r.counters;
-    eprintln!(
+    crate::game::say(&format_args!(
         "crosscast: done: {:.2} s, {} frames out ({} repeated, {} skipped), game sessions {}, frames queued {} acquired {} dropped {} stale {}, configs {}, audio blocks {} (gaps {}, overlaps {}, dropped {}), silence {} samples, stamps ok {} bad {}",
         r.duration.as_secs_f64(),
         r.frames_out,
@@ -136,17 +136,23 @@ fn print_summary(r: &LiveReport) {
         r.silence_samples,
         r.stamps_verified,
         r.stamp_errors,
-    );
+    ));
     if let Ok(u) =
         crosscast_ipc::os::process::resource_usage(crosscast_ipc::os::process::UsageOf::Process)
     {
         eprintln!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
     }
+    if let Some(s) = &r.comments {
+        crate::game::say(&format_args!(
+            "crosscast: comments: {} lines, {} accepted, {} over the rate limit, {} malformed",
+            s.lines, s.accepted, s.rate_dropped, s.malformed
+        ));
+    }
     if let Some(e) = &r.encoder {
-        eprintln!(
+        crate::game::say(&format_args!(
             "crosscast: encoded {} video frames ({} dropped), {} audio frames, {} bytes",
             e.video_frames_encoded, e.video_frames_dropped, e.audio_frames_encoded, e.bytes_written
-        );
+        ));
         for o in &e.outputs {
             eprintln!(
                 "crosscast: output {}: {:?}, {} bytes, {} reconnects",

@@ -1,10 +1,18 @@
-//! `crosscast bench pipeline`: what streaming costs, crosscast against the pipeline a user would
-//! build instead (the same game writing raw RGBA into `ffmpeg -f rawvideo … -c:v libx264 -f flv`),
-//! same size, rate, duration, bitrate and preset, run one after the other in one invocation.
+//! `crosscast bench pipeline`: what streaming costs. Per case (size and rate), the same game is
+//! streamed by crosscast, piped raw into `ffmpeg -f rawvideo … -c:v libx264 -f flv` by a
+//! careful writer (writer thread, bounded queue, enlarged pipe) and by a naive one (blocking
+//! writes on the game's thread), and its frames, rendered once into memory, are encoded with the
+//! same x264/AAC settings in this process (the encoder's own floor). The game also runs alone,
+//! for the frame rate it loses. All variants run one after the other in each round, and rounds
+//! repeat (`--runs`), so that each figure is a median with its range over alternating runs.
 //!
 //! CPU is user+system time from `getrusage(RUSAGE_CHILDREN)` around each waited-for process
-//! tree; the game reports its own CPU, which is subtracted from the host's tree.
+//! tree (the game reports its own CPU, which is subtracted), or `getrusage(RUSAGE_SELF)` around
+//! the in-process floor.
+//!
+//! `bench preview`: a comment flood well above the accepted rate, with the encoder running.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +20,53 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use crosscast_bench::stats::{Report, Row};
+use crosscast_game::{Mixer, Pattern, Scene};
 use crosscast_ipc::os::process::{resource_usage, UsageOf};
+use crosscast_media::{EncoderConfig, LiveEncoder, OutputSpec};
+
+use crate::cli::RawWriter;
+
+fn cpu_of(of: UsageOf) -> anyhow::Result<f64> {
+    let u = resource_usage(of)?;
+    Ok((u.user_ns + u.system_ns) as f64 / 1e9)
+}
 
 fn children_cpu() -> anyhow::Result<f64> {
-    let u = resource_usage(UsageOf::Children)?;
-    Ok((u.user_ns + u.system_ns) as f64 / 1e9)
+    cpu_of(UsageOf::Children)
+}
+
+/// The number right after `key` in `line`, if any.
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// The last line of `stderr` starting with `prefix`.
+fn line_with<'a>(stderr: &'a str, prefix: &str) -> anyhow::Result<&'a str> {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(prefix))
+        .with_context(|| format!("no line starting with '{prefix}' in:\n{stderr}"))
+}
+
+/// Frames crosscast lost between the game and the stream, from the host's summary: frames the
+/// game queued that the host never acquired (replaced in the mailbox, or queued for a replaced
+/// surface), plus frames the encoder dropped. The summary's `skipped` is not added: it counts
+/// gaps in the sequence numbers of the frames shown, which include those mailbox drops and the
+/// frames the game itself skipped (its own fps loss), so adding it would count them twice.
+fn crosscast_lost(stderr: &str) -> anyhow::Result<f64> {
+    let done = line_with(stderr, "crosscast: done:")?;
+    let enc = line_with(stderr, "crosscast: encoded ")?;
+    let get = |line: &str, key: &str| {
+        number_after(line, key).with_context(|| format!("no '{key}' figure in: {line}"))
+    };
+    let queued = get(done, "frames queued ")?;
+    let acquired = get(done, " acquired ")?;
+    Ok((queued - acquired).max(0.0) + get(enc, " video frames (")?)
 }
 
 /// Numbers the game prints at exit: (rendered frames, seconds, cpu seconds).
@@ -68,26 +118,50 @@ struct Case {
     preset: &'static str,
 }
 
-struct Measured {
-    streamer_cpu: f64,
-    game_cpu: f64,
-    frames: f64,
-    game_fps: f64,
+impl Case {
+    fn size(&self) -> String {
+        format!("{}x{}", self.width, self.height)
+    }
 }
+
+/// The figures of one run of one variant, by column name; a column it did not measure is absent
+/// (and `null` in the report).
+type Figures = BTreeMap<&'static str, f64>;
+
+/// Columns of the pipeline report, in table order.
+const PIPELINE_COLUMNS: &[&str] = &[
+    "streamer_cpu_ms_per_frame",
+    "cpu_ratio_to_floor",
+    "game_cpu_ms_per_frame",
+    "output_fps",
+    "game_fps",
+    "game_fps_loss",
+    "frames_lost",
+    "frames_lost_share",
+];
 
 fn exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find our own executable")
 }
 
-fn game_alone(c: &Case, dir: &Path) -> anyhow::Result<f64> {
+/// Figures common to every streamed variant: output frames, CPU per output frame, rates.
+fn streamed(c: &Case, frames: f64, streamer_cpu: f64, game: (f64, f64, f64), lost: f64) -> Figures {
+    let (rendered, secs, game_cpu) = game;
+    let per_frame = |cpu: f64| cpu * 1000.0 / frames.max(1.0);
+    Figures::from([
+        ("frames", frames),
+        ("streamer_cpu_ms_per_frame", per_frame(streamer_cpu)),
+        ("game_cpu_ms_per_frame", per_frame(game_cpu)),
+        ("output_fps", frames / c.seconds),
+        ("game_fps", rendered / secs),
+        ("frames_lost", lost),
+        ("frames_lost_share", lost / rendered.max(1.0)),
+    ])
+}
+
+fn game_alone(c: &Case, dir: &Path) -> anyhow::Result<Figures> {
     let out = Command::new(exe()?)
-        .args([
-            "game",
-            "--raw-out",
-            "/dev/null",
-            "--size",
-            &format!("{}x{}", c.width, c.height),
-        ])
+        .args(["game", "--raw-out", "/dev/null", "--size", &c.size()])
         .args([
             "--fps",
             &c.fps.to_string(),
@@ -98,11 +172,18 @@ fn game_alone(c: &Case, dir: &Path) -> anyhow::Result<f64> {
         .stdin(Stdio::null())
         .output()?;
     let err = String::from_utf8_lossy(&out.stderr);
-    let (rendered, secs, _) = game_line(&err)?;
-    Ok(rendered / secs)
+    if !out.status.success() {
+        bail!("the game alone failed:\n{err}");
+    }
+    let (rendered, secs, cpu) = game_line(&err)?;
+    Ok(Figures::from([
+        ("frames", rendered),
+        ("game_fps", rendered / secs),
+        ("game_cpu_ms_per_frame", cpu * 1000.0 / rendered.max(1.0)),
+    ]))
 }
 
-fn crosscast_run(c: &Case, dir: &Path, nice: Option<i32>) -> anyhow::Result<Measured> {
+fn crosscast_run(c: &Case, dir: &Path, nice: Option<i32>) -> anyhow::Result<Figures> {
     let file = dir.join("crosscast.flv");
     let _ = std::fs::remove_file(&file);
     let before = children_cpu()?;
@@ -112,7 +193,7 @@ fn crosscast_run(c: &Case, dir: &Path, nice: Option<i32>) -> anyhow::Result<Meas
         "--seconds",
         &c.seconds.to_string(),
         "--size",
-        &format!("{}x{}", c.width, c.height),
+        &c.size(),
     ])
     .args([
         "--fps",
@@ -122,7 +203,8 @@ fn crosscast_run(c: &Case, dir: &Path, nice: Option<i32>) -> anyhow::Result<Meas
         "--preset",
         c.preset,
     ])
-    .args(["--pattern", "aquarium", "--no-restart", "--out"])
+    .args(["--pattern", "aquarium", "--no-restart", "--preview", "none"])
+    .arg("--out")
     .arg(&file);
     if let Some(n) = nice {
         cmd.args(["--encoder-nice", &n.to_string()]);
@@ -133,34 +215,39 @@ fn crosscast_run(c: &Case, dir: &Path, nice: Option<i32>) -> anyhow::Result<Meas
     if !out.status.success() {
         bail!("crosscast live failed:\n{err}");
     }
-    let (rendered, secs, game_cpu) = game_line(&err)?;
-    Ok(Measured {
-        streamer_cpu: total - game_cpu,
-        game_cpu,
-        frames: frames_in(&file)?,
-        game_fps: rendered / secs,
-    })
+    let game = game_line(&err)?;
+    Ok(streamed(
+        c,
+        frames_in(&file)?,
+        total - game.2,
+        game,
+        crosscast_lost(&err)?,
+    ))
 }
 
-fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
+fn mkfifo(path: &Path) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(path);
+    if !Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .context("mkfifo")?
+        .success()
+    {
+        bail!("mkfifo {} failed", path.display());
+    }
+    Ok(())
+}
+
+fn ffmpeg_run(c: &Case, dir: &Path, writer: RawWriter) -> anyhow::Result<Figures> {
     let file = dir.join("ffmpeg.flv");
     // Named pipes for both streams, so that the game closing its end is an end of file for
     // ffmpeg (a process's stdout cannot be closed early from safe Rust).
     let audio = dir.join("audio.fifo");
     let video = dir.join("video.fifo");
     let _ = std::fs::remove_file(&file);
-    for f in [&audio, &video] {
-        let _ = std::fs::remove_file(f);
-        if !Command::new("mkfifo")
-            .arg(f)
-            .status()
-            .context("mkfifo")?
-            .success()
-        {
-            bail!("mkfifo {} failed", f.display());
-        }
-    }
-    let size = format!("{}x{}", c.width, c.height);
+    mkfifo(&audio)?;
+    mkfifo(&video)?;
+    let size = c.size();
     let (fps, gop, b) = (
         c.fps.to_string(),
         (c.fps * 2).to_string(),
@@ -169,6 +256,9 @@ fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
     let before = children_cpu()?;
     let ffmpeg = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
+        // Both inputs are fully described, so nothing needs probing: without this, ffmpeg
+        // reads no video for its default analysis time (the pipe fills) before it encodes.
+        .args(["-probesize", "32", "-analyzeduration", "0"])
         .args([
             "-f",
             "rawvideo",
@@ -181,6 +271,7 @@ fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
             "-i",
         ])
         .arg(&video)
+        .args(["-probesize", "32", "-analyzeduration", "0"])
         .args(["-f", "s16le", "-ar", "48000", "-ac", "2", "-i"])
         .arg(&audio)
         .args([
@@ -201,16 +292,9 @@ fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
         .spawn()
         .context("ffmpeg is needed for the baseline (apt-get install ffmpeg)")?;
     let game = Command::new(exe()?)
-        .args([
-            "game",
-            "--size",
-            &size,
-            "--fps",
-            &fps,
-            "--seconds",
-            &c.seconds.to_string(),
-        ])
-        .arg("--raw-out")
+        .args(["game", "--size", &size, "--fps", &fps])
+        .args(["--seconds", &c.seconds.to_string()])
+        .args(["--raw-writer", &writer.to_string(), "--raw-out"])
         .arg(&video)
         .arg("--raw-audio-out")
         .arg(&audio)
@@ -226,13 +310,75 @@ fn ffmpeg_run(c: &Case, dir: &Path) -> anyhow::Result<Measured> {
     if !ff.status.success() {
         bail!("ffmpeg failed: {}", String::from_utf8_lossy(&ff.stderr));
     }
-    let (rendered, secs, game_cpu) = game_line(&err)?;
-    Ok(Measured {
-        streamer_cpu: ffmpeg_cpu,
-        game_cpu,
-        frames: frames_in(&file)?,
-        game_fps: rendered / secs,
-    })
+    let counts = game_line(&err)?;
+    let frames = frames_in(&file)?;
+    // Every frame the game rendered and ffmpeg did not encode was lost on the way: dropped by
+    // the careful writer's full queue, or cut off at the end.
+    Ok(streamed(
+        c,
+        frames,
+        ffmpeg_cpu,
+        counts,
+        (counts.0 - frames).max(0.0),
+    ))
+}
+
+/// Most memory the floor keeps its pre-rendered frames in; a longer run cycles through them.
+const FLOOR_FRAME_MEMORY: usize = 512 << 20;
+
+/// The encoder's own floor: the game's frames (rendered once into memory by the same scene) and
+/// its audio, encoded with crosscast's encoder and the same settings into a file, paced at the
+/// frame rate, in this process. No game, no handoff, no second process.
+fn floor_run(c: &Case, dir: &Path) -> anyhow::Result<Figures> {
+    let file = dir.join("floor.flv");
+    let _ = std::fs::remove_file(&file);
+    let stride = c.width as usize * 4;
+    let frame_bytes = stride * c.height as usize;
+    let total = (c.seconds * f64::from(c.fps)).round().max(1.0) as u64;
+    let kept = (total as usize).min((FLOOR_FRAME_MEMORY / frame_bytes).max(1));
+    let period = 1_000_000_000 / u64::from(c.fps);
+    let mut scene = Scene::new(Pattern::Aquarium, c.width, c.height)?;
+    let mut frames = Vec::with_capacity(kept);
+    for n in 0..kept as u64 {
+        let mut f = vec![0u8; frame_bytes];
+        scene.render(&mut f, stride, n, n * period)?;
+        frames.push(f);
+    }
+    let per_frame = (48_000 / c.fps) as usize;
+    let mut mixer = Mixer::new(Pattern::Aquarium, 48_000, 2)?;
+    let mut audio = vec![0f32; total as usize * per_frame * 2];
+    mixer.fill(&mut audio, 0);
+
+    let mut cfg = EncoderConfig::new(c.width, c.height, c.fps);
+    cfg.video_bitrate_kbps = c.bitrate;
+    cfg.preset = c.preset.into();
+    cfg.keyint_frames = c.fps * 2;
+    // Lossless, so that the floor encodes every frame it is given.
+    cfg.block_when_full = true;
+    let before = cpu_of(UsageOf::Process)?;
+    let t0 = std::time::Instant::now();
+    let mut enc = LiveEncoder::start(cfg, &[OutputSpec::File(file.clone())])?;
+    for k in 0..total {
+        let due = t0 + std::time::Duration::from_nanos(k * period);
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        enc.push_video(&frames[k as usize % kept], stride, k)?;
+        let first = k as usize * per_frame;
+        enc.push_audio(&audio[first * 2..(first + per_frame) * 2], (first) as u64)?;
+    }
+    let stats = enc.finish()?;
+    let cpu = cpu_of(UsageOf::Process)? - before;
+    let frames_out = frames_in(&file)?;
+    Ok(Figures::from([
+        ("frames", frames_out),
+        (
+            "streamer_cpu_ms_per_frame",
+            cpu * 1000.0 / frames_out.max(1.0),
+        ),
+        ("output_fps", frames_out / c.seconds),
+        ("frames_lost", stats.video_frames_dropped as f64),
+    ]))
 }
 
 /// Two busy loops for the length of a run: the contention the article's encoder starved under.
@@ -267,179 +413,336 @@ impl Drop for Hogs {
     }
 }
 
-fn row(case: &str, transport: &str, m: &Measured, c: &Case) -> Row {
-    Row::without_delays(case)
-        .with_transport(transport)
-        .with_extra("frames", m.frames)
-        .with_extra(
-            "streamer_cpu_ms_per_frame",
-            m.streamer_cpu * 1000.0 / m.frames.max(1.0),
-        )
-        .with_extra(
-            "game_cpu_ms_per_frame",
-            m.game_cpu * 1000.0 / m.frames.max(1.0),
-        )
-        .with_extra("output_fps", m.frames / c.seconds)
-        .with_extra("game_fps", m.game_fps)
+/// The median of `v` (the mean of the middle two for an even count); `v` is not empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
 }
 
-pub(crate) fn pipeline(seconds: f64) -> anyhow::Result<Report> {
+/// One report row from the rounds of one variant: for every column, the median under its own
+/// name and the range as `<name>_min` and `<name>_max`; `null` for each where a round did not
+/// measure it.
+fn aggregate(case: &str, transport: &str, rounds: &[Figures], columns: &[&str]) -> Row {
+    let mut row = Row::without_delays(case)
+        .with_transport(transport)
+        .with_extra("runs", rounds.len() as u64);
+    for name in std::iter::once(&"frames").chain(columns) {
+        let mut v: Vec<f64> = rounds.iter().filter_map(|r| r.get(name).copied()).collect();
+        let (med, min, max) = if v.len() == rounds.len() && !v.is_empty() {
+            let (min, max) = v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            (Some(median(&mut v)), Some(min), Some(max))
+        } else {
+            (None, None, None)
+        };
+        row = row
+            .with_extra(*name, med)
+            .with_extra(format!("{name}_min"), min)
+            .with_extra(format!("{name}_max"), max);
+    }
+    row
+}
+
+/// The variants of one round, in the order they run.
+const VARIANTS: &[&str] = &[
+    "game-alone",
+    "crosscast",
+    "ffmpeg-pipe-careful",
+    "ffmpeg-pipe-naive",
+    "encode-floor",
+    "crosscast+2hogs",
+    "crosscast+2hogs,nice-10",
+];
+
+fn run_variant(variant: &str, c: &Case, dir: &Path) -> anyhow::Result<Figures> {
+    match variant {
+        "game-alone" => game_alone(c, dir),
+        "crosscast" => crosscast_run(c, dir, None),
+        "ffmpeg-pipe-careful" => ffmpeg_run(c, dir, RawWriter::Careful),
+        "ffmpeg-pipe-naive" => ffmpeg_run(c, dir, RawWriter::Naive),
+        "encode-floor" => floor_run(c, dir),
+        "crosscast+2hogs" => {
+            let _hogs = Hogs::start();
+            crosscast_run(c, dir, None)
+        }
+        "crosscast+2hogs,nice-10" => {
+            let _hogs = Hogs::start();
+            crosscast_run(c, dir, Some(-10))
+        }
+        other => bail!("unknown pipeline variant {other}"),
+    }
+}
+
+/// Cross-variant figures of one round: game fps loss against the game alone, and streamer CPU
+/// per frame as a ratio to the floor's, both within the round.
+fn relate(round: &mut [Figures]) {
+    let alone = round[0].get("game_fps").copied();
+    let floor = round[VARIANTS
+        .iter()
+        .position(|v| *v == "encode-floor")
+        .unwrap_or(0)]
+    .get("streamer_cpu_ms_per_frame")
+    .copied();
+    for f in round.iter_mut() {
+        if let (Some(off), Some(on)) = (alone, f.get("game_fps").copied()) {
+            if f.contains_key("frames_lost") {
+                f.insert("game_fps_loss", 1.0 - on / off);
+            }
+        }
+        if let (Some(fl), Some(cpu)) = (floor, f.get("streamer_cpu_ms_per_frame").copied()) {
+            f.insert("cpu_ratio_to_floor", cpu / fl);
+        }
+    }
+}
+
+pub(crate) fn pipeline(seconds: f64, runs: u32) -> anyhow::Result<Report> {
     let dir = std::env::temp_dir().join(format!("crosscast-bench-pipeline-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut report = Report::new("pipeline");
-    for (width, height, fps) in [(1280, 720, 60), (1920, 1080, 30)] {
-        let c = Case {
-            width,
-            height,
-            fps,
-            seconds,
-            bitrate: crosscast_media::EncoderConfig::default_bitrate_kbps(width, height),
-            preset: "ultrafast",
-        };
-        let case = format!("{width}x{height}@{fps}");
-        eprintln!("bench pipeline: {case}: game alone ...");
-        let off = game_alone(&c, &dir)?;
-        eprintln!("bench pipeline: {case}: crosscast ...");
-        let cc = crosscast_run(&c, &dir, None)?;
-        eprintln!("bench pipeline: {case}: ffmpeg pipe ...");
-        let ff = ffmpeg_run(&c, &dir)?;
-        eprintln!("bench pipeline: {case}: crosscast with 2 CPU hogs ...");
-        let hogged = {
-            let _hogs = Hogs::start();
-            crosscast_run(&c, &dir, None)?
-        };
-        eprintln!("bench pipeline: {case}: crosscast with 2 CPU hogs, --encoder-nice -10 ...");
-        let hogged_nice = {
-            let _hogs = Hogs::start();
-            crosscast_run(&c, &dir, Some(-10))?
-        };
-        let ratio = (cc.streamer_cpu / cc.frames) / (ff.streamer_cpu / ff.frames);
-        report.rows.push(
-            row(&case, "crosscast", &cc, &c)
-                .with_extra("ratio", ratio)
-                .with_extra("game_fps_off", off)
-                .with_extra("game_fps_loss", 1.0 - cc.game_fps / off),
-        );
-        report.rows.push(
-            row(&case, "ffmpeg-pipe", &ff, &c)
-                .with_extra("game_fps_off", off)
-                .with_extra("game_fps_loss", 1.0 - ff.game_fps / off),
-        );
-        report.rows.push(row(&case, "crosscast+2hogs", &hogged, &c));
-        report
-            .rows
-            .push(row(&case, "crosscast+2hogs,nice-10", &hogged_nice, &c));
-    }
+    let result = (|| -> anyhow::Result<()> {
+        for (width, height, fps) in [(1280, 720, 60), (1920, 1080, 30)] {
+            let c = Case {
+                width,
+                height,
+                fps,
+                seconds,
+                bitrate: EncoderConfig::default_bitrate_kbps(width, height),
+                preset: "ultrafast",
+            };
+            let case = format!("{width}x{height}@{fps}");
+            let mut rounds: Vec<Vec<Figures>> = vec![Vec::new(); VARIANTS.len()];
+            for r in 1..=runs {
+                let mut round = Vec::with_capacity(VARIANTS.len());
+                for v in VARIANTS {
+                    eprintln!("bench pipeline: {case}: round {r}/{runs}: {v} ...");
+                    round.push(run_variant(v, &c, &dir)?);
+                }
+                relate(&mut round);
+                for (all, f) in rounds.iter_mut().zip(round) {
+                    all.push(f);
+                }
+            }
+            for (v, r) in VARIANTS.iter().zip(&rounds) {
+                report.rows.push(aggregate(&case, v, r, PIPELINE_COLUMNS));
+            }
+        }
+        Ok(())
+    })();
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(report)
+    result.map(|()| report)
 }
 
-/// `bench preview`: the game's own frame rate while the streamer's comments flood in, against
-/// the same run without comments. The overlay lives in the host, so the game should not notice.
+/// The default of `--comments-rate`, the accepted rate the flood is measured at.
+const COMMENTS_RATE: u32 = 20;
+/// Comments the flood writes per second: 100 times the accepted rate.
+const FLOOD_PER_SECOND: u64 = 2000;
+
+/// Columns of the preview report, in table order.
+const PREVIEW_COLUMNS: &[&str] = &[
+    "game_fps",
+    "game_fps_loss",
+    "host_cpu_ms_per_frame",
+    "game_cpu_ms_per_frame",
+    "comments_written_per_s",
+    "comments_accepted_per_s",
+    "comments_accepted",
+    "comments_allowed",
+];
+
+/// Writes comments into `path` at [`FLOOD_PER_SECOND`] until `stop`; returns how many and for
+/// how long.
+fn flood(path: &Path, stop: &AtomicBool) -> std::io::Result<(u64, f64)> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+    let t0 = std::time::Instant::now();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let due = (t0.elapsed().as_secs_f64() * FLOOD_PER_SECOND as f64) as u64;
+        while n < due {
+            writeln!(
+                f,
+                "{{\"user\":\"viewer{n}\",\"text\":\"flood {n} 弹幕 — only the streamer sees this\"}}"
+            )?;
+            n += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok((n, t0.elapsed().as_secs_f64()))
+}
+
+/// One `crosscast live` run encoding to a file, with the comments file on the preview, flooded
+/// from the host's first status line (so that none of the flood is read as history) to its exit.
+fn preview_run(seconds: f64, dir: &Path, with_flood: bool) -> anyhow::Result<Figures> {
+    use std::io::BufRead;
+    let comments = dir.join("comments.jsonl");
+    std::fs::write(&comments, b"")?;
+    let file = dir.join("preview.flv");
+    let _ = std::fs::remove_file(&file);
+    let before = children_cpu()?;
+    let mut child = Command::new(exe()?)
+        .args(["live", "--seconds", &seconds.to_string(), "--no-restart"])
+        .args(["--comments-rate", &COMMENTS_RATE.to_string(), "--preview"])
+        .arg(format!("png:{}", dir.join("png").display()))
+        .arg("--comments")
+        .arg(&comments)
+        .arg("--out")
+        .arg(&file)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr pipe")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writer = None;
+    let mut err = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line?;
+        // The status line, once a second, starts with the elapsed time (00:00:01).
+        if with_flood && writer.is_none() && line.starts_with("00:") {
+            let (stop, path) = (stop.clone(), comments.clone());
+            writer = Some(std::thread::spawn(move || flood(&path, &stop)));
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    let status = child.wait()?;
+    stop.store(true, Ordering::Relaxed);
+    let total = children_cpu()? - before;
+    let flooded = writer
+        .map(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("the flood writer panicked"))
+        })
+        .transpose()?
+        .transpose()?;
+    if !status.success() {
+        bail!("crosscast live failed:\n{err}");
+    }
+    if with_flood && flooded.is_none() {
+        bail!("the host printed no status line, so no flood was written:\n{err}");
+    }
+    let (rendered, secs, game_cpu) = game_line(&err)?;
+    let done = line_with(&err, "crosscast: done:")?;
+    let frames_out = number_after(done, "done: ")
+        .and_then(|_| number_after(done, " s, "))
+        .context("no frame count in the host's summary")?;
+    let feed = line_with(&err, "crosscast: comments:")?;
+    let accepted = number_after(feed, "comments: ")
+        .and_then(|_| number_after(feed, " lines, "))
+        .with_context(|| format!("no accepted count in: {feed}"))?;
+    let mut f = Figures::from([
+        ("frames", frames_out),
+        ("game_fps", rendered / secs),
+        (
+            "game_cpu_ms_per_frame",
+            game_cpu * 1000.0 / rendered.max(1.0),
+        ),
+        (
+            "host_cpu_ms_per_frame",
+            (total - game_cpu) * 1000.0 / frames_out.max(1.0),
+        ),
+        ("comments_accepted", accepted),
+    ]);
+    if let Some((written, flood_secs)) = flooded {
+        // The token bucket lets one second's worth through at once, then the rate.
+        let allowed = (f64::from(COMMENTS_RATE) * (flood_secs + 1.0)).ceil();
+        if accepted > allowed {
+            bail!("the host accepted {accepted} comments in {flood_secs:.1} s of flood, more than the {allowed} its rate limit of {COMMENTS_RATE}/s allows");
+        }
+        f.insert("comments_written_per_s", written as f64 / flood_secs);
+        f.insert("comments_accepted_per_s", accepted / flood_secs);
+        f.insert("comments_allowed", allowed);
+    }
+    Ok(f)
+}
+
+/// `bench preview`: a comment flood at [`FLOOD_PER_SECOND`] against the accepted rate of
+/// [`COMMENTS_RATE`]/s, with the host encoding to a file as `crosscast live` does, against the
+/// same run without comments: the rate the host accepted (it fails if it accepted more than its
+/// limit), the game's frame rate, and the host's CPU per output frame. The overlay lives in the
+/// host, so the game should not notice.
 pub(crate) fn preview(seconds: f64) -> anyhow::Result<Report> {
     let dir = std::env::temp_dir().join(format!("crosscast-bench-preview-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let comments = dir.join("comments.jsonl");
-    std::fs::write(&comments, b"")?;
-    let mut report = Report::new("preview");
-    let mut fps = Vec::new();
-    for flood in [false, true] {
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = flood.then(|| {
-            let (stop, path) = (stop.clone(), comments.clone());
-            std::thread::spawn(move || -> std::io::Result<u64> {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    // 2000 comments a second, 100 times the feed's accepted rate.
-                    for _ in 0..20 {
-                        writeln!(f, "{{\"user\":\"viewer{n}\",\"text\":\"flood {n} 弹幕 — only the streamer sees this\"}}")?;
-                        n += 1;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Ok(n)
-            })
-        });
-        let out = Command::new(exe()?)
-            .args([
-                "live",
-                "--no-encode",
-                "--seconds",
-                &seconds.to_string(),
-                "--preview",
-            ])
-            .arg(format!(
-                "png:{}",
-                dir.join(if flood { "flood" } else { "quiet" }).display()
-            ))
-            .args(["--comments"])
-            .arg(&comments)
-            .stdin(Stdio::null())
-            .output()?;
-        stop.store(true, Ordering::Relaxed);
-        let sent = writer
-            .map(|w| w.join().map_err(|_| anyhow::anyhow!("writer panicked")))
-            .transpose()?
-            .transpose()?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            bail!("crosscast live failed:\n{err}");
+    let result = (|| -> anyhow::Result<Report> {
+        let mut report = Report::new("preview");
+        eprintln!("bench preview: no comments ...");
+        let quiet = preview_run(seconds, &dir, false)?;
+        eprintln!("bench preview: flood of {FLOOD_PER_SECOND} comments/s ...");
+        let mut flooded = preview_run(seconds, &dir, true)?;
+        if let (Some(off), Some(on)) = (quiet.get("game_fps"), flooded.get("game_fps")) {
+            flooded.insert("game_fps_loss", 1.0 - on / off);
         }
-        let (rendered, secs, cpu) = game_line(&err)?;
-        fps.push(rendered / secs);
-        report.rows.push(
-            Row::without_delays(if flood {
-                "comments-flood"
-            } else {
-                "no-comments"
-            })
-            .with_extra("frames", rendered)
-            .with_extra("game_fps", rendered / secs)
-            .with_extra("game_cpu_ms_per_frame", cpu * 1000.0 / rendered.max(1.0))
-            .with_extra("comments_written", sent.unwrap_or(0) as f64),
-        );
-    }
-    if let Some(r) = report.rows.last_mut() {
-        r.extra
-            .insert("game_fps_loss".into(), (1.0 - fps[1] / fps[0]).into());
-    }
+        report.rows.push(aggregate(
+            "no-comments",
+            "crosscast",
+            &[quiet],
+            PREVIEW_COLUMNS,
+        ));
+        report.rows.push(aggregate(
+            "comments-flood",
+            "crosscast",
+            &[flooded],
+            PREVIEW_COLUMNS,
+        ));
+        Ok(report)
+    })();
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(report)
+    result
 }
 
-/// A text table of a cost report: case, transport, frames, then the named extra fields. The
-/// delay columns of the docs/design.md schema do not apply to these benches and are left out.
-pub(crate) fn cost_table(report: &Report, columns: &[&str]) -> String {
+/// A text table of an aggregated report: case, transport, frames, then each column as its
+/// median with the range in brackets (`-` where not measured).
+pub(crate) fn range_table(report: &Report, columns: &[&str]) -> String {
     use std::fmt::Write;
-    let mut out = format!("{:<14} {:<24} {:>7}", "case", "transport", "frames");
+    let cell = |r: &Row, name: &str| -> String {
+        let get = |k: &str| r.extra.get(k).and_then(|v| v.as_f64());
+        match (
+            get(name),
+            get(&format!("{name}_min")),
+            get(&format!("{name}_max")),
+        ) {
+            (Some(m), Some(lo), Some(hi)) if lo != hi => format!("{m:.3} [{lo:.3}-{hi:.3}]"),
+            (Some(m), _, _) => format!("{m:.3}"),
+            _ => "-".into(),
+        }
+    };
+    let mut out = format!("{:<14} {:<24} {:>22}", "case", "transport", "frames");
     for c in columns {
-        let _ = write!(out, " {c:>26}");
+        let _ = write!(out, " {c:>27}");
     }
     out.push('\n');
     for r in &report.rows {
         let _ = write!(
             out,
-            "{:<14} {:<24} {:>7}",
+            "{:<14} {:<24} {:>22}",
             r.case,
             r.transport.as_deref().unwrap_or("-"),
-            r.extra
-                .get("frames")
-                .and_then(|v| v.as_u64())
-                .map_or("-".into(), |n| n.to_string())
+            cell(r, "frames")
         );
         for c in columns {
-            match r.extra.get(*c).and_then(|v| v.as_f64()) {
-                Some(v) => {
-                    let _ = write!(out, " {v:>26.3}");
-                }
-                None => {
-                    let _ = write!(out, " {:>26}", "-");
-                }
-            }
+            let _ = write!(out, " {:>27}", cell(r, c));
         }
         out.push('\n');
     }
     out
+}
+
+/// Table columns of the pipeline report.
+pub(crate) fn pipeline_columns() -> &'static [&'static str] {
+    PIPELINE_COLUMNS
+}
+
+/// Table columns of the preview report.
+pub(crate) fn preview_columns() -> &'static [&'static str] {
+    PREVIEW_COLUMNS
 }

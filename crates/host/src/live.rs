@@ -69,6 +69,8 @@ pub struct LiveReport {
     pub duration: Duration,
     /// Lines worth logging (rejections, restarts).
     pub notes: Vec<String>,
+    /// What the comments feed did with its input, when the preview had one.
+    pub comments: Option<crosscast_preview::FeedStats>,
 }
 
 /// The streamer-only path: the composited preview and its comments.
@@ -314,6 +316,10 @@ pub fn run_live(
         audio_samples,
         silence_samples,
     } = clock.finish();
+    let comments = sink
+        .preview
+        .as_ref()
+        .and_then(|p| p.feed.as_ref().map(|f| f.stats()));
     if let Some(p) = sink.preview {
         p.preview.stop()?;
     }
@@ -334,5 +340,6 @@ pub fn run_live(
         encoder,
         duration,
         notes,
+        comments,
     })
 }

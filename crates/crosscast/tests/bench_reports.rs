@@ -1,0 +1,180 @@
+//! `bench pipeline` and `bench preview` run briefly and write reports of the promised shape:
+//! every variant's row present, `null` (never 0) for figures a row did not measure, each
+//! median within its range, and the comment flood accepted at no more than the rate limit.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+type Json = serde_json::Value;
+
+/// The report's rows, after checking the bench wrote it and exited cleanly.
+fn rows(args: &[&str], dir: &TempDir, limit: Duration) -> Vec<Json> {
+    let json = dir.path("report.json");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--json", json.to_str().unwrap()]);
+    let out = run(&all, &dir.0, limit);
+    assert!(out.status.success(), "{args:?} failed:\n{}", stderr(&out));
+    let report: Json = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    report["rows"].as_array().expect("rows").clone()
+}
+
+fn row<'a>(rows: &'a [Json], case: &str, transport: &str) -> &'a Json {
+    rows.iter()
+        .find(|r| r["case"] == case && r["transport"] == transport)
+        .unwrap_or_else(|| panic!("no row {case} / {transport} in {rows:#?}"))
+}
+
+/// Every delay field of a cost row is null, and every figure is either null with its range, or
+/// a median within its min..max.
+fn check_shape(r: &Json, figures: &[&str]) {
+    for delay in [
+        "messages",
+        "avg_us",
+        "p50_us",
+        "p99_us",
+        "max_us",
+        "stall_rate",
+    ] {
+        assert!(r[delay].is_null(), "{delay} should be null in {r:#}");
+    }
+    for f in std::iter::once(&"frames").chain(figures) {
+        let (med, min, max) = (&r[*f], &r[format!("{f}_min")], &r[format!("{f}_max")]);
+        if med.is_null() {
+            assert!(
+                min.is_null() && max.is_null(),
+                "{f}: range without a median in {r:#}"
+            );
+            continue;
+        }
+        let (med, min, max) = (
+            med.as_f64().unwrap(),
+            min.as_f64().unwrap(),
+            max.as_f64().unwrap(),
+        );
+        assert!(
+            min <= med && med <= max,
+            "{f}: median {med} outside {min}..{max} in {r:#}"
+        );
+    }
+}
+
+fn measured(r: &Json, f: &str) -> f64 {
+    r[f].as_f64()
+        .unwrap_or_else(|| panic!("{f} should be measured in {r:#}"))
+}
+
+fn unmeasured(r: &Json, f: &str) {
+    assert!(r[f].is_null(), "{f} should be null (not measured) in {r:#}");
+}
+
+const PIPELINE: &[&str] = &[
+    "streamer_cpu_ms_per_frame",
+    "cpu_ratio_to_floor",
+    "game_cpu_ms_per_frame",
+    "output_fps",
+    "game_fps",
+    "game_fps_loss",
+    "frames_lost",
+    "frames_lost_share",
+];
+
+#[test]
+fn bench_pipeline_reports_every_variant_with_ranges_and_nulls_where_unmeasured() {
+    let dir = TempDir::new("bench-pipeline");
+    let rows = rows(
+        &["bench", "pipeline", "--seconds", "1", "--runs", "2"],
+        &dir,
+        Duration::from_secs(400),
+    );
+    let streamed = [
+        "crosscast",
+        "ffmpeg-pipe-careful",
+        "ffmpeg-pipe-naive",
+        "crosscast+2hogs",
+        "crosscast+2hogs,nice-10",
+    ];
+    for case in ["1280x720@60", "1920x1080@30"] {
+        let alone = row(&rows, case, "game-alone");
+        check_shape(alone, PIPELINE);
+        assert_eq!(alone["runs"], 2);
+        measured(alone, "game_fps");
+        for f in [
+            "streamer_cpu_ms_per_frame",
+            "cpu_ratio_to_floor",
+            "output_fps",
+            "frames_lost",
+            "game_fps_loss",
+        ] {
+            unmeasured(alone, f);
+        }
+        let floor = row(&rows, case, "encode-floor");
+        check_shape(floor, PIPELINE);
+        assert!(measured(floor, "frames") > 0.0, "{floor:#}");
+        assert!(
+            measured(floor, "streamer_cpu_ms_per_frame") > 0.0,
+            "{floor:#}"
+        );
+        assert_eq!(measured(floor, "cpu_ratio_to_floor"), 1.0, "{floor:#}");
+        for f in ["game_fps", "game_cpu_ms_per_frame", "game_fps_loss"] {
+            unmeasured(floor, f);
+        }
+        for t in streamed {
+            let r = row(&rows, case, t);
+            check_shape(r, PIPELINE);
+            assert_eq!(r["runs"], 2, "{r:#}");
+            for f in PIPELINE {
+                measured(r, f);
+            }
+            assert!(measured(r, "frames_lost") >= 0.0, "{r:#}");
+        }
+    }
+    assert_eq!(rows.len(), 2 * 7, "{rows:#?}");
+}
+
+#[test]
+fn bench_preview_floods_above_the_rate_limit_and_the_host_accepts_no_more() {
+    let dir = TempDir::new("bench-preview");
+    let rows = rows(
+        &["bench", "preview", "--seconds", "4"],
+        &dir,
+        Duration::from_secs(120),
+    );
+    let figures = [
+        "game_fps",
+        "game_fps_loss",
+        "host_cpu_ms_per_frame",
+        "game_cpu_ms_per_frame",
+        "comments_written_per_s",
+        "comments_accepted_per_s",
+        "comments_accepted",
+        "comments_allowed",
+    ];
+    let quiet = row(&rows, "no-comments", "crosscast");
+    check_shape(quiet, &figures);
+    assert_eq!(measured(quiet, "comments_accepted"), 0.0, "{quiet:#}");
+    for f in [
+        "comments_written_per_s",
+        "comments_accepted_per_s",
+        "comments_allowed",
+        "game_fps_loss",
+    ] {
+        unmeasured(quiet, f);
+    }
+    let flood = row(&rows, "comments-flood", "crosscast");
+    check_shape(flood, &figures);
+    for f in figures {
+        measured(flood, f);
+    }
+    // Written at well above the 20/s default; accepted at no more than the token bucket lets
+    // through (one second's burst plus 20/s), and at all (the feed did read the flood).
+    assert!(
+        measured(flood, "comments_written_per_s") > 200.0,
+        "{flood:#}"
+    );
+    let accepted = measured(flood, "comments_accepted");
+    assert!(accepted > 0.0, "{flood:#}");
+    assert!(accepted <= measured(flood, "comments_allowed"), "{flood:#}");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+}
