@@ -252,7 +252,7 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
                 n += 1;
                 continue;
             }
-            Err(IpcError::PeerClosed(_)) => break Ok(()),
+            Err(e) if host_went_away(&e) => break Ok(()),
             Err(e) => break Err(e.into()),
         };
         let (w, h, stride) = (
@@ -269,7 +269,7 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         }
         match session.queue(writer, n + 1, target) {
             Ok(_) => rendered += 1,
-            Err(IpcError::PeerClosed(_)) => break Ok(()),
+            Err(e) if host_went_away(&e) => break Ok(()),
             Err(e) => break Err(e.into()),
         }
         if args.resize_after == Some(rendered) {
@@ -662,4 +662,15 @@ mod tests {
         assert_eq!(sink.finish(), 0);
         assert_eq!(*got.lock().unwrap(), (0..20u8).collect::<Vec<_>>());
     }
+}
+
+/// Whether a session error only says that the host is gone (it finished, or was stopped or
+/// killed): the game's run then ends normally, with its summary, rather than as a failure.
+fn host_went_away(e: &IpcError) -> bool {
+    matches!(
+        e,
+        IpcError::PeerClosed(_)
+            | IpcError::Disconnected
+            | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. })
+    )
 }

@@ -405,8 +405,10 @@ fn handle(
                 frame: f,
                 received_ns,
             });
-            shared.cond.notify_all();
+            // Unlock before waking the consumer: woken under the lock, it would find the mutex
+            // held, sleep on it and need a second wake-up when the lock is dropped.
             drop(st);
+            shared.cond.notify_all();
             if let Some(old) = release {
                 channel.try_send(
                     &Message::SlotReleased {
