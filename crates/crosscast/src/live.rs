@@ -109,17 +109,18 @@ fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<()> {
         &mut |note| eprintln!("crosscast: {note}"),
     )?;
     print_summary(&report);
-    if report.stamp_errors > 0 {
-        anyhow::bail!("{} frames failed verification", report.stamp_errors);
+    if report.clock.stamp_errors > 0 {
+        anyhow::bail!("{} frames failed verification", report.clock.stamp_errors);
     }
     Ok(())
 }
 
-fn print_summary(r: &LiveReport) {
+fn print_summary(report: &LiveReport) {
+    let r = &report.clock;
     let c = &r.counters;
     crate::game::say(&format_args!(
         "crosscast: done: {:.2} s, {} frames out ({} repeated, {} skipped), game sessions {}, frames queued {} acquired {} dropped {} stale {}, configs {}, audio blocks {} (gaps {}, overlaps {}, dropped {}), silence {} samples, stamps ok {} bad {}",
-        r.duration.as_secs_f64(),
+        report.duration.as_secs_f64(),
         r.frames_out,
         r.repeated,
         r.skipped,
@@ -142,13 +143,13 @@ fn print_summary(r: &LiveReport) {
     {
         eprintln!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
     }
-    if let Some(s) = &r.comments {
+    if let Some(s) = &report.comments {
         crate::game::say(&format_args!(
             "crosscast: comments: {} lines, {} accepted, {} over the rate limit, {} malformed",
             s.lines, s.accepted, s.rate_dropped, s.malformed
         ));
     }
-    if let Some(e) = &r.encoder {
+    if let Some(e) = &report.encoder {
         crate::game::say(&format_args!(
             "crosscast: encoded {} video frames ({} dropped), {} audio frames, {} bytes",
             e.video_frames_encoded, e.video_frames_dropped, e.audio_frames_encoded, e.bytes_written

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crosscast_ipc::{monotonic_ns, FrameView, HostCounters};
+use crosscast_ipc::{monotonic_ns, FrameView};
 use crosscast_media::{EncoderConfig, EncoderStats, LiveEncoder, OutputSpec, OutputState};
 use crosscast_preview::{CommentFeed, CommentSource, FeedLimits, Overlay, Preview, PreviewTarget};
 use crosscast_wire::FrameRate;
@@ -45,24 +45,9 @@ pub struct LiveOptions {
 /// What a run did, for the summary at exit and for tests.
 #[derive(Debug, Clone, Default)]
 pub struct LiveReport {
-    /// Output frames produced.
-    pub frames_out: u64,
-    /// Output frames that repeated the previous game frame (game slow or gone).
-    pub repeated: u64,
-    /// Game frames never shown (replaced before the output clock took them).
-    pub skipped: u64,
-    /// Fresh frames whose stamp did not verify.
-    pub stamp_errors: u64,
-    /// Fresh frames whose stamp verified.
-    pub stamps_verified: u64,
-    /// Game sessions that streamed.
-    pub sessions: u64,
-    /// Counters summed over every session.
-    pub counters: HostCounters,
-    /// Audio samples (per channel) handed to the encoder.
-    pub audio_samples: u64,
-    /// Samples of silence inserted while no game audio arrived.
-    pub silence_samples: u64,
+    /// What the output clock did: frames out, repeats, skips, stamps, sessions and their
+    /// counters, audio.
+    pub clock: ClockReport,
     /// Encoder and output statistics, when encoding.
     pub encoder: Option<EncoderStats>,
     /// Output duration.
@@ -304,18 +289,7 @@ pub fn run_live(
     }
 
     let duration = Duration::from_nanos(clock.stream_ns());
-    // Destructured so that no field of the clock's report is lost on the way.
-    let ClockReport {
-        frames_out,
-        repeated,
-        skipped,
-        stamp_errors,
-        stamps_verified,
-        sessions,
-        counters,
-        audio_samples,
-        silence_samples,
-    } = clock.finish();
+    let clock = clock.finish();
     let comments = sink
         .preview
         .as_ref()
@@ -328,15 +302,7 @@ pub fn run_live(
         None => None,
     };
     Ok(LiveReport {
-        frames_out,
-        repeated,
-        skipped,
-        stamp_errors,
-        stamps_verified,
-        sessions,
-        counters,
-        audio_samples,
-        silence_samples,
+        clock,
         encoder,
         duration,
         notes,
