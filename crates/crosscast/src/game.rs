@@ -589,6 +589,17 @@ impl RawSink {
     }
 }
 
+/// Whether a session error only says that the host is gone (it finished, or was stopped or
+/// killed): the game's run then ends normally, with its summary, rather than as a failure.
+fn host_went_away(e: &IpcError) -> bool {
+    matches!(
+        e,
+        IpcError::PeerClosed(_)
+            | IpcError::Disconnected
+            | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. })
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,15 +673,4 @@ mod tests {
         assert_eq!(sink.finish(), 0);
         assert_eq!(*got.lock().unwrap(), (0..20u8).collect::<Vec<_>>());
     }
-}
-
-/// Whether a session error only says that the host is gone (it finished, or was stopped or
-/// killed): the game's run then ends normally, with its summary, rather than as a failure.
-fn host_went_away(e: &IpcError) -> bool {
-    matches!(
-        e,
-        IpcError::PeerClosed(_)
-            | IpcError::Disconnected
-            | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. })
-    )
 }
