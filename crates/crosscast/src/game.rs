@@ -38,6 +38,9 @@ struct GameSummary {
     rendered: u64,
     skipped: u64,
     seconds: f64,
+    /// The host went away without a goodbye (killed, or closed mid-send): a supervised game
+    /// reconnects.
+    host_lost: bool,
 }
 
 impl std::fmt::Display for GameSummary {
@@ -102,6 +105,10 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     match result {
         Ok(summary) => {
             say(&summary);
+            if summary.host_lost {
+                eprintln!("game: the host went away");
+                std::process::exit(EXIT_HOST_LOST);
+            }
             Ok(())
         }
         Err(e) if matches!(e.downcast_ref::<IpcError>(), Some(IpcError::Disconnected)) => {
@@ -228,6 +235,7 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
     scene.set_frame_period(rate.period_ns());
     let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
     let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
+    let mut lost = false;
     let result = loop {
         // Frame n's time computed from n itself, exactly: adding a rounded period instead
         // puts frame 30 at 30 fps 10 ns before the second it belongs to (one frame late
@@ -252,7 +260,11 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
                 n += 1;
                 continue;
             }
-            Err(e) if host_went_away(&e) => break Ok(()),
+            Err(IpcError::PeerClosed(_)) => break Ok(()),
+            Err(e) if host_lost(&e) => {
+                lost = true;
+                break Ok(());
+            }
             Err(e) => break Err(e.into()),
         };
         let (w, h, stride) = (
@@ -269,7 +281,11 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         }
         match session.queue(writer, n + 1, target) {
             Ok(_) => rendered += 1,
-            Err(e) if host_went_away(&e) => break Ok(()),
+            Err(IpcError::PeerClosed(_)) => break Ok(()),
+            Err(e) if host_lost(&e) => {
+                lost = true;
+                break Ok(());
+            }
             Err(e) => break Err(e.into()),
         }
         if args.resize_after == Some(rendered) {
@@ -287,6 +303,7 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         rendered,
         skipped,
         seconds: (monotonic_ns() - t0) as f64 / 1e9,
+        host_lost: lost,
     })
 }
 
@@ -440,6 +457,7 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
         rendered,
         skipped,
         seconds: (monotonic_ns() - t0) as f64 / 1e9,
+        host_lost: false,
     });
     say(&format_args!(
         "game: raw writer {}: dropped {dropped} frames with the queue full",
@@ -589,14 +607,13 @@ impl RawSink {
     }
 }
 
-/// Whether a session error only says that the host is gone (it finished, or was stopped or
-/// killed): the game's run then ends normally, with its summary, rather than as a failure.
-fn host_went_away(e: &IpcError) -> bool {
+/// Whether a session error says that the host went away without a goodbye (killed, or it
+/// closed while the game was sending): the game still prints its summary (a bench reads it),
+/// then exits with [`EXIT_HOST_LOST`] so that a supervisor reconnects.
+fn host_lost(e: &IpcError) -> bool {
     matches!(
         e,
-        IpcError::PeerClosed(_)
-            | IpcError::Disconnected
-            | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. })
+        IpcError::Disconnected | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. })
     )
 }
 
