@@ -20,6 +20,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 
+/// The delay fields of a row's JSON, all numbers or all `null` (a row that measured no delays).
+pub const DELAY_FIELDS: [&str; 6] = [
+    "messages",
+    "avg_us",
+    "p50_us",
+    "p99_us",
+    "max_us",
+    "stall_rate",
+];
+
 /// Delay above which a message can count as a stall, whatever the average (docs/design.md).
 pub const STALL_FLOOR_NS: u64 = 10_000_000;
 
@@ -355,6 +365,62 @@ mod nullable_summary {
     }
 }
 
+impl Report {
+    /// The named extra fields of every row as an aligned text table (case, transport, then one
+    /// column each, `decimals` places): a figure with a `<name>_min`/`<name>_max` range shows
+    /// it in brackets, a `null` or absent one (not measured for that row) shows `-`.
+    pub fn figures_table(&self, columns: &[&str], decimals: usize) -> String {
+        let cell = |r: &Row, name: &str| -> String {
+            let get = |k: &str| r.extra.get(k).and_then(|v| v.as_f64());
+            match (
+                get(name),
+                get(&format!("{name}_min")),
+                get(&format!("{name}_max")),
+            ) {
+                (Some(m), Some(lo), Some(hi)) if lo != hi => {
+                    format!("{m:.decimals$} [{lo:.decimals$}-{hi:.decimals$}]")
+                }
+                (Some(m), _, _) => format!("{m:.decimals$}"),
+                _ => "-".into(),
+            }
+        };
+        let mut lines = vec![["case", "transport"]
+            .iter()
+            .chain(columns)
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()];
+        for r in &self.rows {
+            let mut line = vec![
+                r.case.clone(),
+                r.transport.clone().unwrap_or_else(|| "-".into()),
+            ];
+            line.extend(columns.iter().map(|c| cell(r, c)));
+            lines.push(line);
+        }
+        let mut widths = vec![0; columns.len() + 2];
+        for line in &lines {
+            for (w, c) in widths.iter_mut().zip(line) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for line in &lines {
+            for (i, (c, w)) in line.iter().zip(&widths).enumerate() {
+                // Text columns (case, transport) align left, figures align right.
+                if i < 2 {
+                    let _ = write!(out, "{c:<w$}  ");
+                } else {
+                    let _ = write!(out, "{c:>w$}  ");
+                }
+            }
+            let trimmed = out.trim_end().len();
+            out.truncate(trimmed);
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// Byte count as a short human string: `3 KiB`, `4 MiB`, `10 MiB`, or plain bytes.
 pub fn human_size(bytes: u64) -> String {
     const KIB: u64 = 1024;
@@ -471,14 +537,7 @@ mod tests {
         assert!(rows[1]["transport"].is_null());
         assert!(rows[1]["size_bytes"].is_null());
         // A row that measured no delays says null for each delay field, never 0.
-        for key in [
-            "messages",
-            "avg_us",
-            "p50_us",
-            "p99_us",
-            "max_us",
-            "stall_rate",
-        ] {
+        for key in DELAY_FIELDS {
             assert!(rows[1][key].is_null(), "{key} must be null: {}", rows[1]);
         }
         // And the JSON reads back into the same report.
@@ -546,5 +605,37 @@ mod tests {
         assert_eq!(human_size(4_194_304), "4 MiB");
         assert_eq!(human_size(10_485_760), "10 MiB");
         assert_eq!(human_size(1000), "1000 B");
+    }
+
+    #[test]
+    fn figures_table_marks_unmeasured_fields() {
+        let mut report = Report::new("handoff");
+        report.rows.push(
+            Row::new("video-1280x720", Summary::from_delays_ns(&[1_000]))
+                .with_extra("p99_over_floor", 1.5)
+                .with_extra("busy_poll_core_pct", None::<f64>),
+        );
+        let table = report.figures_table(&["p99_over_floor", "busy_poll_core_pct"], 2);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("p99_over_floor") && lines[0].contains("busy_poll_core_pct"));
+        assert!(lines[1].contains("1.50"), "{table}");
+        assert!(lines[1].trim_end().ends_with('-'), "{table}");
+    }
+
+    #[test]
+    fn figures_table_shows_median_and_range() {
+        let mut report = Report::new("pipeline");
+        report.rows.push(
+            Row::without_delays("720p")
+                .with_extra("cpu", 5.0)
+                .with_extra("cpu_min", 4.0)
+                .with_extra("cpu_max", 6.0),
+        );
+        let table = report.figures_table(&["cpu"], 1);
+        assert!(
+            table.lines().nth(1).unwrap().ends_with("5.0 [4.0-6.0]"),
+            "{table}"
+        );
     }
 }

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use crosscast_bench::ipc::{run_ipc, IpcOptions, Transport, DEFAULT_SIZES, QUICK_COUNT};
+use crosscast_bench::stats::DELAY_FIELDS;
 use crosscast_bench::BenchError;
 
 const PEER: &str = env!("CARGO_BIN_EXE_crosscast-bench-peer");
@@ -48,14 +49,7 @@ fn quick_run_measures_every_transport_and_size_iceoryx2_included() {
                 "{t}/{size} must run here: {}",
                 row["note"]
             );
-            for key in [
-                "messages",
-                "avg_us",
-                "p50_us",
-                "p99_us",
-                "max_us",
-                "stall_rate",
-            ] {
+            for key in DELAY_FIELDS {
                 assert!(row[key].is_number(), "{t}/{size}: {key} missing in {row}");
             }
             assert_eq!(

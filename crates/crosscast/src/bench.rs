@@ -21,8 +21,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             print!("{}", report.table());
             print!(
                 "{}",
-                extras_table(
-                    &report,
+                report.figures_table(
                     &[
                         "io_thread_p50_us",
                         "io_thread_p99_us",
@@ -30,13 +29,13 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                         "floor_p99_us",
                         "p50_over_floor",
                         "p99_over_floor",
-                    ]
+                    ],
+                    2,
                 )
             );
             print!(
                 "{}",
-                extras_table(
-                    &report,
+                report.figures_table(
                     &[
                         "busy_poll_us",
                         "polled_share",
@@ -44,7 +43,8 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                         "io_cpu_core_pct",
                         "busy_poll_cpu_us_per_frame",
                         "busy_poll_core_pct",
-                    ]
+                    ],
+                    2,
                 )
             );
             if let Some(p) = json {
@@ -56,7 +56,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let report = crate::pipeline::preview(seconds)?;
             print!(
                 "{}",
-                crate::pipeline::range_table(&report, crate::pipeline::preview_columns())
+                report.figures_table(&crate::pipeline::preview_columns(), 3)
             );
             if let Some(p) = json {
                 report.write_json(&p)?;
@@ -72,7 +72,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let report = crate::pipeline::pipeline(seconds, runs)?;
             print!(
                 "{}",
-                crate::pipeline::range_table(&report, crate::pipeline::pipeline_columns())
+                report.figures_table(&crate::pipeline::pipeline_columns(), 3)
             );
             if let Some(p) = json {
                 report.write_json(&p)?;
@@ -91,15 +91,15 @@ fn ipc(a: IpcArgs) -> anyhow::Result<()> {
     // Beside the fair delay: the surface's I/O-thread arrival and validation in the consumer.
     print!(
         "{}",
-        extras_table(
-            &report,
+        report.figures_table(
             &[
                 "io_thread_p50_us",
                 "io_thread_p99_us",
                 "validated_p50_us",
                 "validated_p99_us",
                 "checksum_avg_us",
-            ]
+            ],
+            2,
         )
     );
     Ok(())
@@ -112,34 +112,6 @@ fn ipc(_: IpcArgs) -> anyhow::Result<()> {
          out of the shipped streamer); build it with `cargo build --release --features bench` \
          and run target/release/crosscast bench ipc"
     )
-}
-
-/// The handoff rows' extra figures as an aligned table: `-` for a field that is `null` or
-/// absent (not measured for that row).
-fn extras_table(report: &Report, columns: &[&str]) -> String {
-    use std::fmt::Write;
-    let width = report
-        .rows
-        .iter()
-        .map(|r| r.case.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let mut out = format!("{:<width$}", "case");
-    for c in columns {
-        let _ = write!(out, "  {c:>w$}", w = c.len().max(9));
-    }
-    out.push('\n');
-    for r in &report.rows {
-        let _ = write!(out, "{:<width$}", r.case);
-        for c in columns {
-            let cell = r.extra.get(*c).and_then(|v| v.as_f64());
-            let cell = cell.map_or("-".to_string(), |v| format!("{v:.2}"));
-            let _ = write!(out, "  {cell:>w$}", w = c.len().max(9));
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// Delays of one handoff case, in ns.
@@ -373,21 +345,5 @@ mod tests {
             None,
             "no ratio to a zero floor"
         );
-    }
-
-    #[test]
-    fn extras_table_marks_unmeasured_fields() {
-        let mut report = Report::new("handoff");
-        report.rows.push(
-            row_of("video-1280x720", summary(&[1_000]))
-                .with_extra("p99_over_floor", 1.5)
-                .with_extra("busy_poll_core_pct", None::<f64>),
-        );
-        let table = extras_table(&report, &["p99_over_floor", "busy_poll_core_pct"]);
-        let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].contains("p99_over_floor") && lines[0].contains("busy_poll_core_pct"));
-        assert!(lines[1].contains("1.50"), "{table}");
-        assert!(lines[1].trim_end().ends_with('-'), "{table}");
     }
 }

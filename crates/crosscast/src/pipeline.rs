@@ -700,49 +700,16 @@ pub(crate) fn preview(seconds: f64) -> anyhow::Result<Report> {
     result
 }
 
-/// A text table of an aggregated report: case, transport, frames, then each column as its
-/// median with the range in brackets (`-` where not measured).
-pub(crate) fn range_table(report: &Report, columns: &[&str]) -> String {
-    use std::fmt::Write;
-    let cell = |r: &Row, name: &str| -> String {
-        let get = |k: &str| r.extra.get(k).and_then(|v| v.as_f64());
-        match (
-            get(name),
-            get(&format!("{name}_min")),
-            get(&format!("{name}_max")),
-        ) {
-            (Some(m), Some(lo), Some(hi)) if lo != hi => format!("{m:.3} [{lo:.3}-{hi:.3}]"),
-            (Some(m), _, _) => format!("{m:.3}"),
-            _ => "-".into(),
-        }
-    };
-    let mut out = format!("{:<14} {:<24} {:>22}", "case", "transport", "frames");
-    for c in columns {
-        let _ = write!(out, " {c:>27}");
-    }
-    out.push('\n');
-    for r in &report.rows {
-        let _ = write!(
-            out,
-            "{:<14} {:<24} {:>22}",
-            r.case,
-            r.transport.as_deref().unwrap_or("-"),
-            cell(r, "frames")
-        );
-        for c in columns {
-            let _ = write!(out, " {:>27}", cell(r, c));
-        }
-        out.push('\n');
-    }
-    out
-}
-
 /// Table columns of the pipeline report.
-pub(crate) fn pipeline_columns() -> &'static [&'static str] {
-    PIPELINE_COLUMNS
+pub(crate) fn pipeline_columns() -> Vec<&'static str> {
+    std::iter::once("frames")
+        .chain(PIPELINE_COLUMNS.iter().copied())
+        .collect()
 }
 
 /// Table columns of the preview report.
-pub(crate) fn preview_columns() -> &'static [&'static str] {
-    PREVIEW_COLUMNS
+pub(crate) fn preview_columns() -> Vec<&'static str> {
+    std::iter::once("frames")
+        .chain(PREVIEW_COLUMNS.iter().copied())
+        .collect()
 }

@@ -7,6 +7,8 @@ use common::*;
 
 use std::time::Duration;
 
+use crosscast_bench::stats::DELAY_FIELDS;
+
 type Json = serde_json::Value;
 
 /// The report's rows, after checking the bench wrote it and exited cleanly.
@@ -29,14 +31,7 @@ fn row<'a>(rows: &'a [Json], case: &str, transport: &str) -> &'a Json {
 /// Every delay field of a cost row is null, and every figure is either null with its range, or
 /// a median within its min..max.
 fn check_shape(r: &Json, figures: &[&str]) {
-    for delay in [
-        "messages",
-        "avg_us",
-        "p50_us",
-        "p99_us",
-        "max_us",
-        "stall_rate",
-    ] {
+    for delay in DELAY_FIELDS {
         assert!(r[delay].is_null(), "{delay} should be null in {r:#}");
     }
     for f in std::iter::once(&"frames").chain(figures) {
