@@ -227,7 +227,6 @@ impl OutputClock {
             offset_ns: 0,
         });
         a.last_seq = Some(f.seq);
-        verify_stamp(&self.opts, &mut self.report, f.data);
         self.origin_ns = Some(now_ns + self.frames.period_ns() / 2);
         self.first_pending = true;
         Ok(true)
@@ -286,7 +285,6 @@ impl OutputClock {
                     self.report.skipped += f.seq.saturating_sub(last + 1);
                 }
                 a.last_seq = Some(f.seq);
-                verify_stamp(&self.opts, &mut self.report, f.data);
             }
             // A game that left may still have frames queued (fifo keeps them all): it ends on
             // the first tick that finds nothing new, so they are all shown.
@@ -306,19 +304,23 @@ impl OutputClock {
             .filter(|a| a.timeline.is_some())
             .map(|a| &a.feed)
             .or(self.fallback.as_ref());
-        if let Some(f) = shown.and_then(|feed| feed.held()) {
-            if let Some(t) = self
-                .active
-                .as_ref()
-                .and_then(|a| a.timeline)
-                .and_then(|tl| tl.stream_ns(f.pts_ns))
-            {
-                self.av_offset_ms = (t as f64 - tick_ns as f64) / 1e6;
-            }
-            sink.video(&f, k)?;
-            if fresh {
-                sink.preview(&f)?;
-            }
+        if let Some(feed) = shown {
+            let timeline = self.active.as_ref().and_then(|a| a.timeline);
+            let (opts, report, av_offset_ms) =
+                (&self.opts, &mut self.report, &mut self.av_offset_ms);
+            feed.with_held(&mut |f| {
+                if let Some(t) = timeline.and_then(|tl| tl.stream_ns(f.pts_ns)) {
+                    *av_offset_ms = (t as f64 - tick_ns as f64) / 1e6;
+                }
+                if fresh {
+                    verify_stamp(opts, report, f.data);
+                }
+                sink.video(f, k)?;
+                if fresh {
+                    sink.preview(f)?;
+                }
+                Ok(())
+            })?;
         }
         self.report.frames_out += 1;
 
@@ -462,7 +464,9 @@ mod tests {
     use std::rc::Rc;
     use std::time::Duration;
 
-    use crosscast_wire::{AudioConfig, SampleFormat};
+    use crosscast_wire::{AudioConfig, PixelOrder, SampleFormat};
+
+    use crate::feed::{FrameStamp, ShowResult};
 
     use super::*;
 
@@ -544,6 +548,7 @@ mod tests {
                 sent_ns: arrival,
                 received_ns: arrival,
                 acquired_ns: self.now.get(),
+                order: PixelOrder::Rgba,
             })
         }
     }
@@ -573,7 +578,7 @@ mod tests {
             self.frames.front().is_some_and(|f| f.0 <= self.now.get())
         }
 
-        fn acquire(&mut self) -> Result<Option<FrameView<'_>>, HostError> {
+        fn acquire(&mut self) -> Result<Option<FrameStamp>, HostError> {
             let now = self.now.get();
             let mut newest = None;
             if self.fifo && self.frames.front().is_some_and(|f| f.0 <= now) {
@@ -592,11 +597,17 @@ mod tests {
             }
             self.counters.frames_acquired += 1;
             self.held = newest;
-            Ok(self.view())
+            Ok(self.view().as_ref().map(FrameStamp::of))
         }
 
-        fn held(&self) -> Option<FrameView<'_>> {
-            self.view()
+        fn with_held(
+            &self,
+            show: &mut dyn FnMut(&FrameView<'_>) -> ShowResult,
+        ) -> ShowResult<bool> {
+            match self.view() {
+                Some(v) => show(&v).map(|()| true),
+                None => Ok(false),
+            }
         }
 
         fn drain_audio(&mut self, out: &mut Vec<AudioBlock>) {

@@ -11,6 +11,31 @@ use crosscast_wire::AudioBlock;
 
 use crate::HostError;
 
+/// What [`GameFeed::with_held`]'s closure returns: the sink's verdict on the frame.
+pub type ShowResult<T = ()> = Result<T, HostError>;
+
+/// Which frame was just acquired and when: what the clock needs before it shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameStamp {
+    /// The game's sequence number.
+    pub seq: u64,
+    /// The game's presentation time (CLOCK_MONOTONIC ns).
+    pub pts_ns: u64,
+    /// When the host had it (CLOCK_MONOTONIC ns).
+    pub received_ns: u64,
+}
+
+impl FrameStamp {
+    /// The stamp of a frame view.
+    pub fn of(view: &FrameView<'_>) -> FrameStamp {
+        FrameStamp {
+            seq: view.seq,
+            pts_ns: view.pts_ns,
+            received_ns: view.received_ns,
+        }
+    }
+}
+
 /// One game session as the output clock sees it: its newest frame, the frame it holds, its
 /// audio, and whether it has ended.
 pub trait GameFeed {
@@ -23,11 +48,15 @@ pub trait GameFeed {
 
     /// Takes the newest frame queued since the last call and holds it (the frame held before
     /// goes back to the game); `None` when nothing new came.
-    fn acquire(&mut self) -> Result<Option<FrameView<'_>>, HostError>;
+    fn acquire(&mut self) -> Result<Option<FrameStamp>, HostError>;
 
-    /// The frame last acquired, still held: what the output repeats while nothing new comes.
-    /// It stays readable after the session ended.
-    fn held(&self) -> Option<FrameView<'_>>;
+    /// Calls `show` with the frame last acquired, read in place: what the output shows, and
+    /// repeats while nothing new comes. It stays readable after the session ended. Returns
+    /// false (without calling `show`) when no frame is held or it can no longer be read.
+    ///
+    /// A closure rather than a borrowed view because some frames are readable only inside a
+    /// guard: a Wayland client's `wl_shm` pool is read under a SIGBUS guard and a lock.
+    fn with_held(&self, show: &mut dyn FnMut(&FrameView<'_>) -> ShowResult) -> ShowResult<bool>;
 
     /// Moves the audio blocks received since the last call to the end of `out`.
     fn drain_audio(&mut self, out: &mut Vec<AudioBlock>);
@@ -75,12 +104,15 @@ impl GameFeed for IpcFeed {
         self.consumer.wait_frame(timeout)
     }
 
-    fn acquire(&mut self) -> Result<Option<FrameView<'_>>, HostError> {
-        Ok(self.consumer.acquire()?)
+    fn acquire(&mut self) -> Result<Option<FrameStamp>, HostError> {
+        Ok(self.consumer.acquire()?.as_ref().map(FrameStamp::of))
     }
 
-    fn held(&self) -> Option<FrameView<'_>> {
-        self.consumer.held()
+    fn with_held(&self, show: &mut dyn FnMut(&FrameView<'_>) -> ShowResult) -> ShowResult<bool> {
+        match self.consumer.held() {
+            Some(view) => show(&view).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     fn drain_audio(&mut self, out: &mut Vec<AudioBlock>) {

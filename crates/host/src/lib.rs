@@ -15,7 +15,7 @@ pub mod timeline;
 
 pub use clock::{ClockEvent, ClockOptions, ClockReport, ClockSnapshot, OutputClock, OutputSink};
 pub use error::HostError;
-pub use feed::{GameFeed, IpcFeed};
+pub use feed::{FrameStamp, GameFeed, IpcFeed, ShowResult};
 pub use live::{run_live, LiveOptions, LiveReport};
 pub use source::{GameLaunch, SessionSource, SourceEvent};
 pub use status::LiveStatus;

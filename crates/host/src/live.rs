@@ -80,7 +80,7 @@ impl OutputSink for LiveSink {
     fn video(&mut self, f: &FrameView<'_>, index: u64) -> Result<(), HostError> {
         if let Some(enc) = self.encoder.as_mut() {
             // A game that resized is scaled into the stream's size (aspect kept, on black).
-            enc.push_video_sized(f.data, f.stride, f.width, f.height, index)?;
+            enc.push_pixels(f.data, f.order, f.stride, (f.width, f.height), index)?;
         }
         Ok(())
     }
@@ -96,6 +96,7 @@ impl OutputSink for LiveSink {
             .as_ref()
             .map(|feed| feed.snapshot())
             .unwrap_or_default();
+        p.overlay.set_game_order(f.order);
         let composed = p.overlay.compose(
             f.data,
             f.width,

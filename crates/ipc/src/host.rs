@@ -23,8 +23,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crosscast_wire::{
-    AudioBlock, AudioConfig, FrameQueued, Message, PeerCred, PixelFormat, QueuePolicy, SlotTable,
-    SurfaceConfig,
+    AudioBlock, AudioConfig, FrameQueued, Message, PeerCred, PixelFormat, PixelOrder, QueuePolicy,
+    SlotTable, SurfaceConfig,
 };
 
 use crate::arrival::ArrivalPredictor;
@@ -502,7 +502,7 @@ fn handle(
 /// An acquired frame, readable until the consumer acquires the next one.
 #[derive(Debug)]
 pub struct FrameView<'a> {
-    /// `stride × height` bytes of RGBA pixels, straight from the shared slot.
+    /// `stride × height` bytes of 4-byte pixels (in `order`), straight from shared memory.
     pub data: &'a [u8],
     /// Width in pixels.
     pub width: u32,
@@ -521,6 +521,8 @@ pub struct FrameView<'a> {
     pub received_ns: u64,
     /// When the host acquired it (CLOCK_MONOTONIC ns).
     pub acquired_ns: u64,
+    /// The byte order of its pixels (crosscast slots are RGBA).
+    pub order: PixelOrder,
 }
 
 struct Held {
@@ -606,6 +608,7 @@ impl FrameConsumer {
             sent_ns: h.frame.sent_ns,
             received_ns: h.received_ns,
             acquired_ns: h.acquired_ns,
+            order: PixelOrder::Rgba,
         })
     }
 

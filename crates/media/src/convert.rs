@@ -1,4 +1,4 @@
-//! RGBA → I420 colour conversion (BT.709, limited range), SIMD through the `yuv` crate.
+//! RGBA/BGRA → I420 colour conversion (BT.709, limited range), SIMD through the `yuv` crate.
 //!
 //! ```
 //! use crosscast_media::{rgba_to_i420, I420Image};
@@ -9,6 +9,7 @@
 //! ```
 
 use crate::MediaError;
+use crosscast_wire::PixelOrder;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// A tightly packed I420 (YUV 4:2:0 planar) image: Y stride = width, U/V stride = width / 2.
@@ -119,6 +120,19 @@ pub fn rgba_to_i420(
     height: u32,
     dst: &mut I420Image,
 ) -> Result<(), MediaError> {
+    to_i420(src, PixelOrder::Rgba, stride, width, height, dst)
+}
+
+/// Converts a 4-byte-per-pixel image in either byte order (`stride` bytes per row) to I420
+/// BT.709 limited range, SIMD-accelerated: RGBA from crosscast's slots, BGRA from `wl_shm`.
+pub fn to_i420(
+    src: &[u8],
+    order: PixelOrder,
+    stride: usize,
+    width: u32,
+    height: u32,
+    dst: &mut I420Image,
+) -> Result<(), MediaError> {
     if dst.width != width || dst.height != height {
         return Err(MediaError::InvalidFrame(format!(
             "destination is {}x{}, source is {width}x{height}",
@@ -128,6 +142,7 @@ pub fn rgba_to_i420(
     let w = width as usize;
     convert_into(
         src,
+        order,
         stride,
         width,
         height,
@@ -144,6 +159,7 @@ pub fn rgba_to_i420(
 
 pub(crate) fn convert_into(
     src: &[u8],
+    order: PixelOrder,
     stride: usize,
     width: u32,
     height: u32,
@@ -163,7 +179,11 @@ pub(crate) fn convert_into(
         width,
         height,
     };
-    yuv::rgba_to_yuv420(
+    let convert = match order {
+        PixelOrder::Rgba => yuv::rgba_to_yuv420,
+        PixelOrder::Bgra => yuv::bgra_to_yuv420,
+    };
+    convert(
         &mut image,
         &src[..stride * height as usize],
         to_u32(stride)?,

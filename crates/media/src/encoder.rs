@@ -15,6 +15,7 @@ use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
 use crate::stats::{Counters, EncoderStats, OutputKind, OutputShared, OutputState};
 use crate::{rtmp, MediaError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use crosscast_wire::PixelOrder;
 use ffmpeg_next as ff;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -329,6 +330,19 @@ impl LiveEncoder {
         height: u32,
         frame_index: u64,
     ) -> Result<(), MediaError> {
+        self.push_pixels(rgba, PixelOrder::Rgba, stride, (width, height), frame_index)
+    }
+
+    /// Like [`Self::push_video_sized`] for pixels in either byte order: RGBA from crosscast's
+    /// slots, BGRA read in place from a Wayland client's `wl_shm` pool.
+    pub fn push_pixels(
+        &mut self,
+        pixels: &[u8],
+        order: PixelOrder,
+        stride: usize,
+        (width, height): (u32, u32),
+        frame_index: u64,
+    ) -> Result<(), MediaError> {
         self.check_running()?;
         if let Some(last) = self.last_frame_index {
             if frame_index <= last {
@@ -347,12 +361,12 @@ impl LiveEncoder {
         let output = (self.cfg.width, self.cfg.height);
         let converted = if (width, height) == output {
             self.fitter = None;
-            crate::convert::rgba_to_i420(rgba, stride, output.0, output.1, &mut img)
+            crate::convert::to_i420(pixels, order, stride, output.0, output.1, &mut img)
         } else {
             fit_and_convert(
                 &mut self.fitter,
                 output,
-                rgba,
+                (pixels, order),
                 stride,
                 (width, height),
                 &mut img,
@@ -943,7 +957,7 @@ impl Encoding {
 fn fit_and_convert(
     fitter: &mut Option<crate::fit::Fitter>,
     output: (u32, u32),
-    rgba: &[u8],
+    (rgba, order): (&[u8], PixelOrder),
     stride: usize,
     source: (u32, u32),
     img: &mut I420Image,
@@ -954,5 +968,14 @@ fn fit_and_convert(
         _ => crate::fit::Fitter::new(source, output)?,
     };
     let canvas = fitter.insert(current).fit(rgba, stride)?;
-    crate::convert::rgba_to_i420(canvas, output.0 as usize * 4, output.0, output.1, img)
+    // Scaling works on four bytes a pixel whatever their order, so the canvas keeps the
+    // source's order.
+    crate::convert::to_i420(
+        canvas,
+        order,
+        output.0 as usize * 4,
+        output.0,
+        output.1,
+        img,
+    )
 }

@@ -48,7 +48,7 @@ mod rtmp;
 mod stats;
 
 pub use config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl, X264_PRESETS};
-pub use convert::{rgba_to_i420, rgba_to_i420_reference, I420Image};
+pub use convert::{rgba_to_i420, rgba_to_i420_reference, to_i420, I420Image};
 pub use encoder::LiveEncoder;
 pub use error::MediaError;
 pub use stats::{EncoderStats, OutputKind, OutputState, OutputStats};

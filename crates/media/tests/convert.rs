@@ -1,6 +1,7 @@
 //! The SIMD conversion against the scalar BT.709 reference.
 
-use crosscast_media::{rgba_to_i420, rgba_to_i420_reference, I420Image, MediaError};
+use crosscast_media::{rgba_to_i420, rgba_to_i420_reference, to_i420, I420Image, MediaError};
+use crosscast_wire::PixelOrder;
 
 /// xorshift64*: deterministic noise without a rand dependency.
 struct Rng(u64);
@@ -44,6 +45,25 @@ fn random_images_match_reference() {
         let stride = w as usize * 4;
         let rgba: Vec<u8> = (0..stride * h as usize).map(|_| rng.next()).collect();
         compare(&rgba, stride, w, h);
+    }
+}
+
+#[test]
+fn bgra_from_wayland_converts_like_the_same_image_in_rgba() {
+    let mut rng = Rng(0x0123_4567_89AB_CDEF);
+    for (w, h) in [(2, 2), (34, 6), (640, 360)] {
+        // Padded rows, as a wl_shm buffer may have.
+        let stride = w as usize * 4 + 16;
+        let rgba: Vec<u8> = (0..stride * h as usize).map(|_| rng.next()).collect();
+        let mut bgra = rgba.clone();
+        for px in bgra.chunks_exact_mut(4) {
+            px.swap(0, 2);
+        }
+        let mut from_rgba = I420Image::new(w, h).unwrap();
+        let mut from_bgra = I420Image::new(w, h).unwrap();
+        rgba_to_i420(&rgba, stride, w, h, &mut from_rgba).unwrap();
+        to_i420(&bgra, PixelOrder::Bgra, stride, w, h, &mut from_bgra).unwrap();
+        assert_eq!(from_rgba, from_bgra, "{w}x{h}");
     }
 }
 

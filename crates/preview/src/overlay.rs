@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::text::{Bitmap, Span, TextRenderer};
 use crate::{Comment, PreviewError};
+use crosscast_wire::PixelOrder;
 
 /// The backdrop behind the panel and the indicator: dark blue-grey at about 66 % opacity.
 const BACKDROP_RGB: [u32; 3] = [12, 14, 22];
@@ -95,6 +96,7 @@ pub struct Overlay {
     indicator: Option<(String, u32, Bitmap)>,
     regions: Vec<Rect>,
     frame: u64,
+    game_order: PixelOrder,
 }
 
 impl std::fmt::Debug for Overlay {
@@ -152,7 +154,15 @@ impl Overlay {
             indicator: None,
             regions: Vec::new(),
             frame: 0,
+            game_order: PixelOrder::Rgba,
         })
+    }
+
+    /// The byte order of the game frames [`compose`](Overlay::compose) gets from now on: RGBA
+    /// from crosscast's slots (the default), BGRA from a Wayland client's `wl_shm` buffer. The
+    /// overlay's own output is always RGBA.
+    pub fn set_game_order(&mut self, order: PixelOrder) {
+        self.game_order = order;
     }
 
     /// Composites the game frame (RGBA8, `stride` bytes per row) + comments panel (when
@@ -187,6 +197,11 @@ impl Overlay {
             match game.get(start..start + row) {
                 Some(src) if stride >= row => dst.copy_from_slice(src),
                 _ => dst.fill(0),
+            }
+            if self.game_order == PixelOrder::Bgra {
+                for px in dst.chunks_exact_mut(4) {
+                    px.swap(0, 2);
+                }
             }
         }
         if width < 64 || height < 64 {

@@ -22,6 +22,7 @@ mod error;
 mod handshake;
 pub mod limits;
 mod message;
+mod pixel;
 mod rate;
 mod slots;
 
@@ -33,5 +34,6 @@ pub use message::{
     AudioBlock, AudioConfig, ErrorCode, FrameQueued, Hello, Message, MessageType, PixelFormat,
     QueuePolicy, Role, SampleFormat, SurfaceConfig, PROTOCOL_VERSION,
 };
+pub use pixel::PixelOrder;
 pub use rate::{FrameRate, FrameRateError, MAX_FPS};
 pub use slots::{SlotOwner, SlotTable};
