@@ -6,10 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests talk to: FFmpeg's libraries (build) and tools (ffprobe/ffmpeg decode what
-# we wrote), nginx with the RTMP module (ingest), Xvfb + ImageMagick (preview window screenshot).
+# we wrote), nginx with the RTMP module (ingest), Xvfb + ImageMagick (preview window screenshot),
+# libwayland/libxkbcommon (the compositor), bubblewrap (the sandbox for any game), and real
+# Wayland clients: weston's demo clients, SDL2's test programs, glmark2, Xwayland, Mesa's
+# llvmpipe for GL without a GPU.
 packages=(pkg-config clang libclang-dev gcc libc6-dev
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavdevice-dev libavfilter-dev libswresample-dev
-  ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick)
+  ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick
+  libwayland-dev libxkbcommon-dev bubblewrap
+  weston libsdl2-tests glmark2-es2-wayland xwayland libegl-mesa0 libgl1-mesa-dri libgles2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

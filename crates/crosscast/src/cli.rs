@@ -173,12 +173,30 @@ pub(crate) struct LiveArgs {
     /// The game's own frame rate (default: the output rate).
     #[arg(long, value_parser = parse_fps)]
     pub(crate) game_fps: Option<FrameRate>,
-    /// Do not restart the game when it exits or dies.
+    /// Do not restart the built-in demo game when it exits or dies.
     #[arg(long)]
     pub(crate) no_restart: bool,
-    /// Extra arguments for the game (after --).
-    #[arg(last = true)]
+    /// Relaunch a game COMMAND when it exits (by default the host exits with its status).
+    #[arg(long)]
+    pub(crate) restart: bool,
+    /// The game COMMAND's writable data directory (default: a fresh one, removed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) game_data: Option<PathBuf>,
+    /// The game: `-- COMMAND [ARGS…]` runs any program (a Wayland client of the host's
+    /// compositor, or a game on crosscast's protocol) in the sandbox; `-- --option…` passes
+    /// options to the built-in demo game; nothing runs the demo game.
+    #[arg(last = true, value_name = "COMMAND")]
     pub(crate) game_args: Vec<String>,
+}
+
+impl LiveArgs {
+    /// The game COMMAND after `--`, when one is given (options after `--` are the demo's).
+    pub(crate) fn game_command(&self) -> Option<(&str, &[String])> {
+        match self.game_args.split_first() {
+            Some((program, args)) if !program.starts_with('-') => Some((program, args)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

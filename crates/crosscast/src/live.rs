@@ -1,13 +1,17 @@
 //! `crosscast live` and `crosscast host`: wire the CLI options into the host pipeline, print a
 //! status line once a second, finish every output cleanly on Ctrl-C/SIGTERM.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crosscast_host::{run_live, GameLaunch, LiveOptions, LiveReport, SessionSource};
+use crosscast_host::{
+    run_live, CommandLaunch, GameLaunch, LiveOptions, LiveReport, SessionSource,
+};
 use crosscast_ipc::auth::SessionKey;
 use crosscast_ipc::connect::AcceptorOptions;
 use crosscast_ipc::HostOptions;
@@ -101,7 +105,7 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
     })
 }
 
-fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<()> {
+fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<ExitCode> {
     let report = run_live(
         source,
         opts,
@@ -112,7 +116,18 @@ fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<()> {
     if report.clock.stamp_errors > 0 {
         anyhow::bail!("{} frames failed verification", report.clock.stamp_errors);
     }
-    Ok(())
+    // A game that ended the run gives the host its status, as a shell would.
+    Ok(match &report.game_exit {
+        Some(Ok(status)) => {
+            let code = status
+                .code()
+                .or_else(|| status.signal().map(|s| 128 + s))
+                .unwrap_or(1);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Some(Err(why)) => anyhow::bail!("the game could not run: {why}"),
+        None => ExitCode::SUCCESS,
+    })
 }
 
 fn print_summary(report: &LiveReport) {
@@ -163,9 +178,25 @@ fn print_summary(report: &LiveReport) {
     }
 }
 
-pub(crate) fn live(args: LiveArgs) -> anyhow::Result<()> {
+pub(crate) fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_on_signals()?;
     let opts = live_options(&args.stream, stop)?;
+    if let Some((program, game_args)) = args.game_command() {
+        let s = &args.stream;
+        let source = SessionSource::start(
+            GameLaunch::Command(CommandLaunch {
+                program: program.into(),
+                args: game_args.iter().map(Into::into).collect(),
+                restart: args.restart,
+                sandbox: args.sandbox,
+                data_dir: args.game_data.clone(),
+                size: (s.size.width, s.size.height),
+                fps: s.fps,
+            }),
+            host_options(s),
+        )?;
+        return run(&source, &opts);
+    }
     let exe =
         std::env::current_exe().context("cannot find our own executable to start the game")?;
     let s = &args.stream;
@@ -193,7 +224,7 @@ pub(crate) fn live(args: LiveArgs) -> anyhow::Result<()> {
     run(&source, &opts)
 }
 
-pub(crate) fn host(args: HostArgs) -> anyhow::Result<()> {
+pub(crate) fn host(args: HostArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_on_signals()?;
     let opts = live_options(&args.stream, stop)?;
     let key = SessionKey::read_file(&args.key_file)?;

@@ -21,8 +21,14 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Live(args) => live::live(args),
-        cli::Command::Host(args) => live::host(args),
+        cli::Command::Live(args) => match live::live(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        cli::Command::Host(args) => match live::host(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         cli::Command::Game(args) => game::run(args),
         cli::Command::Keygen { file } => crosscast_ipc::SessionKey::write_new(&file)
             .map(|_| eprintln!("wrote a new 32-byte key to {} (mode 0600)", file.display()))

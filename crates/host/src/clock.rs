@@ -60,6 +60,13 @@ pub enum ClockEvent {
         /// The session's id.
         id: u64,
     },
+    /// Something a game session wants logged.
+    Note {
+        /// The session's id.
+        id: u64,
+        /// The line.
+        text: String,
+    },
 }
 
 /// What the output clock did, summed over the whole run.
@@ -323,6 +330,21 @@ impl OutputClock {
             })?;
         }
         self.report.frames_out += 1;
+        // Every game paced by the host hears of the output frame, the standby ones too (a
+        // Wayland client that hears nothing stops drawing).
+        let presented_ns = now_ns;
+        for feed in self
+            .active
+            .iter_mut()
+            .map(|a| &mut a.feed)
+            .chain(self.standby.iter_mut())
+        {
+            feed.presented(k, presented_ns);
+            let mut notes = Vec::new();
+            feed.take_notes(&mut notes);
+            let id = feed.id();
+            events.extend(notes.into_iter().map(|text| ClockEvent::Note { id, text }));
+        }
 
         self.map_audio(sink)?;
         self.fill_silence(tick_ns, sink)?;

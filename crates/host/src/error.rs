@@ -1,6 +1,8 @@
+use crosscast_compositor::CompositorError;
 use crosscast_ipc::IpcError;
 use crosscast_media::MediaError;
 use crosscast_preview::PreviewError;
+use crosscast_sandbox::SandboxError;
 
 /// Why the host pipeline stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,4 +37,19 @@ pub enum HostError {
     /// The preview window, its overlay or the comments feed failed.
     #[error("preview failed")]
     Preview(#[from] PreviewError),
+    /// The sandbox for an arbitrary game cannot be set up (its message says how to fix it).
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The Wayland compositor the game draws through could not start.
+    #[error("the Wayland compositor could not start")]
+    Compositor(#[from] CompositorError),
+    /// The game's data directory cannot be made.
+    #[error("cannot make the game's data directory {}", path.display())]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

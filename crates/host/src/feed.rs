@@ -58,6 +58,18 @@ pub trait GameFeed {
     /// guard: a Wayland client's `wl_shm` pool is read under a SIGBUS guard and a lock.
     fn with_held(&self, show: &mut dyn FnMut(&FrameView<'_>) -> ShowResult) -> ShowResult<bool>;
 
+    /// The output showed frame `output_frame` at `now_ns` (CLOCK_MONOTONIC): a game paced by
+    /// the host (a Wayland client waiting for its frame callback) may draw its next frame.
+    fn presented(&self, output_frame: u64, now_ns: u64) {
+        let _ = (output_frame, now_ns);
+    }
+
+    /// Moves lines worth logging since the last call (a client connected, one was dropped for
+    /// a protocol error) to the end of `out`.
+    fn take_notes(&mut self, out: &mut Vec<String>) {
+        let _ = out;
+    }
+
     /// Moves the audio blocks received since the last call to the end of `out`.
     fn drain_audio(&mut self, out: &mut Vec<AudioBlock>);
 

@@ -6,16 +6,20 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod command;
 mod error;
 pub mod feed;
 pub mod live;
 pub mod source;
 pub mod status;
 pub mod timeline;
+pub mod wayland;
 
 pub use clock::{ClockEvent, ClockOptions, ClockReport, ClockSnapshot, OutputClock, OutputSink};
 pub use error::HostError;
 pub use feed::{FrameStamp, GameFeed, IpcFeed, ShowResult};
 pub use live::{run_live, LiveOptions, LiveReport};
+pub use command::{CommandLaunch, WAYLAND_SOCKET};
 pub use source::{GameLaunch, SessionSource, SourceEvent};
+pub use wayland::WaylandFeed;
 pub use status::LiveStatus;

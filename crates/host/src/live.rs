@@ -56,6 +56,9 @@ pub struct LiveReport {
     pub notes: Vec<String>,
     /// What the comments feed did with its input, when the preview had one.
     pub comments: Option<crosscast_preview::FeedStats>,
+    /// How the game ended, when it was launched without restart and ended before the run:
+    /// its exit status, or why it could not run.
+    pub game_exit: Option<Result<std::process::ExitStatus, String>>,
 }
 
 /// The streamer-only path: the composited preview and its comments.
@@ -193,6 +196,7 @@ pub fn run_live(
     };
     let started = Instant::now();
     let mut last_status = Instant::now();
+    let mut game_exit = None;
     let mut prev = (0u64, 0u64, 0u64);
 
     loop {
@@ -204,9 +208,16 @@ pub fn run_live(
                     }
                 }
                 SourceEvent::Note(s) => note(s),
+                SourceEvent::Feed(feed) => clock.add(feed),
+                SourceEvent::GameExited(status) => game_exit = Some(Ok(status)),
+                SourceEvent::GameFailed(why) => game_exit = Some(Err(why)),
             }
         }
         if opts.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        // A game that ended for good ends a run that has no duration of its own.
+        if game_exit.is_some() && opts.duration.is_none() {
             break;
         }
         if !clock.started() {
@@ -243,6 +254,7 @@ pub fn run_live(
                 ClockEvent::TookOver { id } => {
                     note(format!("standby game (session {id}) takes over"))
                 }
+                ClockEvent::Note { text, .. } => note(text),
             }
         }
         for n in sink.notes.drain(..) {
@@ -308,5 +320,6 @@ pub fn run_live(
         duration,
         notes,
         comments,
+        game_exit,
     })
 }

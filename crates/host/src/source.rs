@@ -3,7 +3,7 @@
 //! channel and never blocks on a game.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use crosscast_ipc::connect::{spawn_game, AcceptEvent, Acceptor, AcceptorOptions}
 use crosscast_ipc::{HostOptions, HostSession, IpcError, SessionKey};
 use crosscast_wire::UidPolicy;
 
+use crate::command::{CommandLaunch, CommandRun};
+use crate::feed::GameFeed;
 use crate::HostError;
 
 /// How the host gets its game.
@@ -29,6 +31,9 @@ pub enum GameLaunch {
         /// Restart it (with backoff) when it exits or dies.
         restart: bool,
     },
+    /// Any program as the game: a Wayland client of the host's compositor, or a game on
+    /// crosscast's protocol; it runs in the sandbox for arbitrary programs.
+    Command(CommandLaunch),
     /// Wait for games to connect to the named socket.
     Named {
         /// Key, uid policy, handshake timeout, pending limit.
@@ -49,6 +54,12 @@ pub enum SourceEvent {
     Session(HostSession),
     /// Something worth one line in the log (a rejection, a restart).
     Note(String),
+    /// A game of another kind than crosscast's protocol (a Wayland client), ready to stream.
+    Feed(Box<dyn GameFeed + Send>),
+    /// The game (launched without restart) has exited with this status.
+    GameExited(ExitStatus),
+    /// The game (launched without restart) could not be started or run.
+    GameFailed(String),
 }
 
 /// A background supplier of game sessions.
@@ -83,6 +94,19 @@ impl SessionSource {
                 let t = std::thread::Builder::new()
                     .name("cc-game-spawner".into())
                     .spawn(move || spawn_loop(&program, &args, restart, &host, &stop, &tx))
+                    .map_err(|source| HostError::Thread {
+                        name: "game spawner",
+                        source,
+                    })?;
+                (t, None)
+            }
+            GameLaunch::Command(launch) => {
+                // Everything knowable before the game starts fails here, not on a thread.
+                let run = CommandRun::prepare(launch, host)?;
+                let stop = stop.clone();
+                let t = std::thread::Builder::new()
+                    .name("cc-game-spawner".into())
+                    .spawn(move || run.run(&stop, &tx))
                     .map_err(|source| HostError::Thread {
                         name: "game spawner",
                         source,

@@ -256,6 +256,14 @@ pub fn monotonic_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
+/// Asks a child process to finish (SIGTERM); a child that already left is no error.
+pub fn terminate(child: &std::process::Child) {
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    );
+}
+
 /// Sets the nice value (-20 highest .. 19 lowest priority). On Linux this applies to the
 /// calling thread and the threads it creates afterwards; raising priority (negative values)
 /// needs `CAP_SYS_NICE` or a suitable `RLIMIT_NICE`.

@@ -1,0 +1,336 @@
+//! Any program as the game (`crosscast live -- COMMAND`): launched in the sandbox with a
+//! private runtime directory that holds the host's Wayland socket, and offered crosscast's own
+//! protocol too (the spawn-mode socket on fd 3, its key on fd 4). Whichever the game speaks
+//! streams: a Wayland game's frames come through the compositor's feed, sent to the pipeline
+//! when its first frame is committed; a crosscast game's through an authenticated session.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use crosscast_compositor::{Compositor, CompositorOptions};
+use crosscast_ipc::auth::authenticate_game;
+use crosscast_ipc::connect::spawn_game;
+use crosscast_ipc::os::sandbox::SandboxLevel;
+use crosscast_ipc::{HostOptions, HostSession, SessionKey};
+use crosscast_sandbox::{GameCommand, RuntimeDir};
+use crosscast_wire::{FrameRate, UidPolicy};
+
+use crate::source::{restart_delay, SourceEvent};
+use crate::wayland::WaylandFeed;
+use crate::HostError;
+
+/// The Wayland socket's name inside the game's runtime directory.
+pub const WAYLAND_SOCKET: &str = "wayland-0";
+
+/// Longest line of the game's output passed to the log; longer lines are cut.
+const MAX_LOG_LINE: usize = 4096;
+
+/// How to run an arbitrary program as the game.
+#[derive(Debug, Clone)]
+pub struct CommandLaunch {
+    /// The program (looked up in PATH).
+    pub program: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Relaunch it (with backoff) when it exits.
+    pub restart: bool,
+    /// The sandbox it runs in.
+    pub sandbox: SandboxLevel,
+    /// Its writable data directory; `None` for a fresh one inside the runtime directory.
+    pub data_dir: Option<PathBuf>,
+    /// The stream's size: each toplevel is configured fullscreen at it.
+    pub size: (u32, u32),
+    /// The stream's rate: the display's refresh, and the frame callbacks' pace.
+    pub fps: FrameRate,
+}
+
+/// The environment that makes engines pick the host's Wayland socket.
+fn wayland_env(runtime: &Path) -> (Vec<(OsString, OsString)>, Vec<OsString>) {
+    let mut env: Vec<(OsString, OsString)> = [
+        ("WAYLAND_DISPLAY", WAYLAND_SOCKET),
+        ("SDL_VIDEODRIVER", "wayland"),
+        ("GDK_BACKEND", "wayland"),
+        ("QT_QPA_PLATFORM", "wayland"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), v.into()))
+    .collect();
+    env.push(("XDG_RUNTIME_DIR".into(), runtime.as_os_str().to_owned()));
+    // Without a render node Mesa must draw in software (llvmpipe into wl_shm); with one, the
+    // game may use the GPU as it would anywhere.
+    if !has_render_node() {
+        env.push(("LIBGL_ALWAYS_SOFTWARE".into(), "1".into()));
+    }
+    (env, vec!["DISPLAY".into(), "WAYLAND_SOCKET".into()])
+}
+
+/// Whether the machine has a DRM render node (a GPU the game could render with).
+fn has_render_node() -> bool {
+    std::fs::read_dir("/dev/dri")
+        .map(|dir| {
+            dir.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        })
+        .unwrap_or(false)
+}
+
+/// Everything one run of the command mode owns: the runtime directory (removed at the end),
+/// the compositor until its first frame, the game's data directory.
+pub(crate) struct CommandRun {
+    launch: CommandLaunch,
+    runtime: RuntimeDir,
+    data_dir: PathBuf,
+    compositor: Option<Compositor>,
+    host: HostOptions,
+}
+
+static FEED_IDS: AtomicU64 = AtomicU64::new(1_000_000);
+
+impl CommandRun {
+    /// Checks the sandbox, makes the private directories and starts the compositor: every
+    /// error that can be known before the game starts comes from here.
+    pub(crate) fn prepare(launch: CommandLaunch, host: HostOptions) -> Result<Self, HostError> {
+        let info = crosscast_sandbox::preflight(launch.sandbox)?;
+        log::info!("sandbox: {info}");
+        let runtime = RuntimeDir::create("crosscast-game")?;
+        let data_dir = match &launch.data_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|source| HostError::DataDir {
+                    path: d.clone(),
+                    source,
+                })?;
+                d.clone()
+            }
+            None => {
+                let d = runtime.path().join("data");
+                std::fs::create_dir(&d).map_err(|source| HostError::DataDir {
+                    path: d.clone(),
+                    source,
+                })?;
+                d
+            }
+        };
+        let compositor = Compositor::start(CompositorOptions {
+            width: launch.size.0,
+            height: launch.size.1,
+            fps: launch.fps,
+            runtime_dir: runtime.path().to_path_buf(),
+            socket_name: WAYLAND_SOCKET.into(),
+            max_clients: 16,
+        })?;
+        Ok(CommandRun {
+            launch,
+            runtime,
+            data_dir,
+            compositor: Some(compositor),
+            host,
+        })
+    }
+
+    /// Runs the game (and relaunches it if asked) until it ends for good or `stop` is set.
+    /// Runs on the source's thread, which must outlive the game: the sandbox kills the game
+    /// when the thread that started it dies.
+    pub(crate) fn run(mut self, stop: &AtomicBool, tx: &Sender<SourceEvent>) {
+        let mut failures = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            match self.run_once(stop, tx) {
+                Ok(Some(status)) => {
+                    let _ = tx.send(SourceEvent::Note(format!("game exited: {status}")));
+                    if !self.launch.restart {
+                        let _ = tx.send(SourceEvent::GameExited(status));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = tx.send(SourceEvent::Note(format!("game failed: {e}")));
+                    if !self.launch.restart {
+                        let _ = tx.send(SourceEvent::GameFailed(e.to_string()));
+                    }
+                }
+            }
+            if !self.launch.restart || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            failures = if started.elapsed() > Duration::from_secs(10) {
+                0
+            } else {
+                failures + 1
+            };
+            let delay = restart_delay(failures.saturating_sub(1));
+            let _ = tx.send(SourceEvent::Note(format!(
+                "restarting the game in {delay:?}"
+            )));
+            let until = Instant::now() + delay;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                self.offer_feed(tx);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Hand over the compositor even if no frame came, so the clock's counters see it;
+        // the runtime directory goes when this returns.
+        drop(self.runtime);
+    }
+
+    /// Sends the compositor's feed to the pipeline once a client has committed a frame.
+    fn offer_feed(&mut self, tx: &Sender<SourceEvent>) {
+        if self
+            .compositor
+            .as_ref()
+            .is_some_and(|c| c.wait_frame(Duration::ZERO))
+        {
+            if let Some(c) = self.compositor.take() {
+                let id = FEED_IDS.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(SourceEvent::Feed(Box::new(WaylandFeed::new(c, id))));
+                let _ = tx.send(SourceEvent::Note(
+                    "the game speaks Wayland: streaming its surface".into(),
+                ));
+            }
+        }
+    }
+
+    /// One launch of the game: its exit status, or `None` when the host stopped it.
+    fn run_once(
+        &mut self,
+        stop: &AtomicBool,
+        tx: &Sender<SourceEvent>,
+    ) -> Result<Option<ExitStatus>, HostError> {
+        let (env, env_remove) = wayland_env(self.runtime.path());
+        let game = GameCommand {
+            program: self.launch.program.clone(),
+            args: self.launch.args.clone(),
+            env,
+            env_remove,
+            runtime_dir: self.runtime.path().to_path_buf(),
+            data_dir: self.data_dir.clone(),
+            level: self.launch.sandbox,
+        };
+        let mut cmd = crosscast_sandbox::command(&game)?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let key = SessionKey::generate()?;
+        let program = PathBuf::from(&self.launch.program);
+        let (mut child, channel) = spawn_game(cmd, &key).map_err(|source| HostError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "game".into());
+        forward_output(&mut child, &name);
+
+        // crosscast's own protocol, if the game speaks it: the handshake waits on its own
+        // thread for as long as the game lives (a Wayland game never says a word on fd 3, and
+        // its socket closes when it exits).
+        let (auth_tx, auth_rx) = channel();
+        let host = self.host.clone();
+        let me = crosscast_ipc::os::process::current_uid();
+        let id = FEED_IDS.fetch_add(1, Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("cc-game-auth".into())
+            .spawn(move || {
+                let session = authenticate_game(
+                    &channel,
+                    &key,
+                    &UidPolicy::only(me),
+                    Duration::from_secs(365 * 24 * 3600),
+                    id,
+                )
+                .and_then(|(o, peer)| HostSession::start(channel, host, o.session_id, peer));
+                let _ = auth_tx.send(session);
+            })
+            .map_err(|source| HostError::Thread {
+                name: "game handshake",
+                source,
+            })?;
+        let mut auth_pending = true;
+        loop {
+            self.offer_feed(tx);
+            if auth_pending {
+                match auth_rx.try_recv() {
+                    Ok(Ok(s)) => {
+                        auth_pending = false;
+                        let _ = tx.send(SourceEvent::Note(
+                            "the game speaks crosscast's protocol: streaming its slots".into(),
+                        ));
+                        let _ = tx.send(SourceEvent::Session(s));
+                    }
+                    Ok(Err(e)) => {
+                        auth_pending = false;
+                        log::debug!("no crosscast handshake from the game: {e}");
+                    }
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => auth_pending = false,
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(Some(status));
+            }
+            if stop.load(Ordering::Relaxed) {
+                stop_child(&mut child);
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The host is finishing: ask the game to leave (SIGTERM), then kill it after 2 s.
+fn stop_child(child: &mut Child) {
+    crosscast_ipc::os::process::terminate(child);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Copies the game's stdout and stderr to the host's stderr, each line prefixed with the
+/// game's name, on two small threads that end when the game closes them.
+fn forward_output(child: &mut Child, name: &str) {
+    let streams: [(Option<Box<dyn Read + Send>>, &str); 2] = [
+        (
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            "out",
+        ),
+        (
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            "err",
+        ),
+    ];
+    for (stream, which) in streams {
+        let Some(stream) = stream else { continue };
+        let prefix = format!("{name}[{which}]");
+        let _ = std::thread::Builder::new()
+            .name("cc-game-log".into())
+            .spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader
+                        .by_ref()
+                        .take(MAX_LOG_LINE as u64)
+                        .read_until(b'\n', &mut line)
+                    {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            eprintln!("{prefix}: {}", text.trim_end());
+                        }
+                    }
+                }
+            });
+    }
+}
