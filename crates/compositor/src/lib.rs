@@ -148,7 +148,8 @@ pub enum CompositorError {
 /// Messages from the handle to the compositor thread.
 #[derive(Debug)]
 pub(crate) enum Cmd {
-    /// Events were queued from the handle's thread (buffer releases, errors): flush them.
+    /// Events were queued from the handle's thread (buffer releases, errors), or a frame was
+    /// taken (its frame callbacks fire): flush them.
     Flush,
     /// One output vblank.
     Present {

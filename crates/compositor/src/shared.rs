@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) closed: Option<String>,
     pub(crate) counters: CompositorCounters,
     pub(crate) clients: usize,
+    /// The newest frame the host has taken (frame callbacks of it and older fire).
+    pub(crate) last_acquired_seq: u64,
     log: VecDeque<String>,
     /// Frames acquired / skipped since the last present (for presentation feedback).
     pub(crate) acquired_seqs: Vec<u64>,
@@ -79,6 +81,7 @@ impl Inner {
     }
 
     pub(crate) fn note_acquired(&mut self, seq: u64) {
+        self.last_acquired_seq = self.last_acquired_seq.max(seq);
         push_capped(&mut self.acquired_seqs, seq);
     }
 

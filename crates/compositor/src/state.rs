@@ -120,7 +120,10 @@ pub(crate) struct State {
     /// Toplevels in map order; the last mapped one is streamed.
     toplevels: Vec<Toplevel>,
     next_seq: u64,
-    frame_callbacks: Vec<WlCallback>,
+    /// Frame callbacks waiting to fire: `Some(seq)` for those committed with a streamed frame
+    /// (they fire once the host took that frame or a newer one, so a client with two buffers
+    /// always has one free), `None` for the rest (they fire at the next vblank).
+    frame_callbacks: Vec<(Option<u64>, WlCallback)>,
     /// Feedback of commits: `Some(seq)` for streamed frames, `None` for other surfaces.
     feedbacks: Vec<(Option<u64>, PresentationFeedbackCallback)>,
     // Kept alive: dropping them would not remove the globals, but they own the state.
@@ -284,7 +287,7 @@ fn setup(
         })?;
     handle
         .insert_source(rx, |event, _, state: &mut State| match event {
-            channel::Event::Msg(Cmd::Flush) => {}
+            channel::Event::Msg(Cmd::Flush) => state.fire_callbacks(monotonic_ns(), false),
             channel::Event::Msg(Cmd::Present { frame, now_ns }) => state.present(frame, now_ns),
             channel::Event::Closed => state.stop = true,
         })
@@ -368,10 +371,6 @@ impl State {
 
     fn present(&mut self, frame: u64, now_ns: u64) {
         // Frame callbacks carry milliseconds that wrap (u32), as the protocol says.
-        let ms = (now_ns / 1_000_000) as u32;
-        for cb in self.frame_callbacks.drain(..) {
-            cb.done(ms);
-        }
         let (acquired, skipped) = {
             let mut g = self.shared.lock();
             g.counters.presents += 1;
@@ -380,6 +379,7 @@ impl State {
                 std::mem::take(&mut g.skipped_seqs),
             )
         };
+        self.fire_callbacks(now_ns, true);
         let time = Duration::from_nanos(now_ns);
         let mut kept = Vec::with_capacity(self.feedbacks.len());
         for (seq, fb) in self.feedbacks.drain(..) {
@@ -398,6 +398,24 @@ impl State {
         self.feedbacks = kept;
     }
 
+    /// Fires the frame callbacks whose frame the host has taken (and, at a vblank, those of
+    /// commits without a streamed frame).
+    pub(crate) fn fire_callbacks(&mut self, now_ns: u64, vblank: bool) {
+        // Frame callbacks carry milliseconds that wrap (u32), as the protocol says.
+        let ms = (now_ns / 1_000_000) as u32;
+        let taken = self.shared.lock().last_acquired_seq;
+        self.frame_callbacks.retain(|(seq, cb)| {
+            let ready = match seq {
+                None => vblank,
+                Some(s) => *s <= taken,
+            };
+            if ready {
+                cb.done(ms);
+            }
+            !ready
+        });
+    }
+
     fn add_feedbacks(&mut self, seq: Option<u64>, fbs: Vec<PresentationFeedbackCallback>) {
         for fb in fbs {
             if self.feedbacks.len() >= FEEDBACK_CAP {
@@ -407,12 +425,12 @@ impl State {
         }
     }
 
-    fn add_callbacks(&mut self, cbs: Vec<WlCallback>) {
+    fn add_callbacks(&mut self, seq: Option<u64>, cbs: Vec<WlCallback>) {
         for cb in cbs {
             if self.frame_callbacks.len() >= CALLBACK_CAP {
                 cb.done((monotonic_ns() / 1_000_000) as u32);
             } else {
-                self.frame_callbacks.push(cb);
+                self.frame_callbacks.push((seq, cb));
             }
         }
     }
@@ -570,7 +588,7 @@ impl CompositorHandler for State {
                 }
                 _ => {}
             }
-            self.add_callbacks(cbs);
+            self.add_callbacks(seq, cbs);
             self.add_feedbacks(seq, fbs);
         }
     }
