@@ -176,6 +176,7 @@ pub fn run_clock(comp: &mut Compositor, dur: Duration) -> ClockStats {
             std::thread::sleep(d);
         }
     }
+    eprintln!("clock: {st:?}");
     st
 }
 
