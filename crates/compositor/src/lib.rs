@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use crosscast_wire::FrameRate;
 use smithay::reexports::calloop::channel::SyncSender;
 
-use crate::shared::Shared;
 pub use crate::shared::CompositorCounters;
+use crate::shared::Shared;
 
 /// How to start a [`Compositor`].
 #[derive(Debug, Clone)]

@@ -17,7 +17,10 @@ pub(crate) enum ReadError {
 }
 
 /// Calls `f` with the pixels of `buffer`, in place, on the calling thread.
-pub(crate) fn read<R>(buffer: &WlBuffer, f: impl FnOnce(&ShmFrame<'_>) -> R) -> Result<R, ReadError> {
+pub(crate) fn read<R>(
+    buffer: &WlBuffer,
+    f: impl FnOnce(&ShmFrame<'_>) -> R,
+) -> Result<R, ReadError> {
     let res = with_buffer_contents(buffer, |ptr, pool_len, data| {
         let format = match data.format {
             wl_shm::Format::Argb8888 => ShmFormat::Argb8888,

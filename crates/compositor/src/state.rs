@@ -31,7 +31,9 @@ use smithay::reexports::wayland_server::protocol::wl_callback::WlCallback;
 
 use smithay::reexports::wayland_server::protocol::wl_seat::WlSeat;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::reexports::wayland_server::{Client, Display, DisplayHandle, ListeningSocket, Resource};
+use smithay::reexports::wayland_server::{
+    Client, Display, DisplayHandle, ListeningSocket, Resource,
+};
 use smithay::utils::{Logical, Point, Serial, Transform, SERIAL_COUNTER};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
@@ -96,6 +98,15 @@ impl ClientData for ClientState {
         self.shared.cond.notify_all();
     }
 }
+
+/// What one surface of a committed tree handed over: its new buffer, frame callbacks and
+/// presentation feedbacks.
+type Taken = (
+    WlSurface,
+    Option<BufferAssignment>,
+    Vec<WlCallback>,
+    Vec<PresentationFeedbackCallback>,
+);
 
 /// A surface's streaming role, in the order toplevels were mapped.
 struct Toplevel {
@@ -227,7 +238,8 @@ fn setup(
         },
     );
     let fps = opts.fps;
-    let millihertz = (u64::from(fps.num()) * 1000 + u64::from(fps.den()) / 2) / u64::from(fps.den());
+    let millihertz =
+        (u64::from(fps.num()) * 1000 + u64::from(fps.den()) / 2) / u64::from(fps.den());
     let mode = OutputMode {
         size: (opts.width as i32, opts.height as i32).into(),
         refresh: millihertz as i32,
@@ -523,8 +535,7 @@ impl CompositorHandler for State {
         // Take what each surface of the tree committed: buffers are ours to release from now
         // on (smithay would release a replaced one itself otherwise), callbacks wait for the
         // next vblank.
-        let mut taken: Vec<(WlSurface, Option<BufferAssignment>, Vec<WlCallback>, Vec<PresentationFeedbackCallback>)> =
-            Vec::new();
+        let mut taken: Vec<Taken> = Vec::new();
         with_surface_tree_downward(
             &root,
             (),
@@ -560,9 +571,10 @@ impl CompositorHandler for State {
                         let mut t = self.toplevels.remove(i);
                         t.mapped = true;
                         self.toplevels.push(t);
-                        let pid = s
-                            .client()
-                            .and_then(|c| c.get_data::<ClientState>().and_then(|d| d.pid.get().copied()));
+                        let pid = s.client().and_then(|c| {
+                            c.get_data::<ClientState>()
+                                .and_then(|d| d.pid.get().copied())
+                        });
                         self.shared.lock().log(format!(
                             "client pid {}: toplevel mapped, now streamed",
                             pid_str(pid)
@@ -632,12 +644,21 @@ impl XdgShellHandler for State {
 
     fn grab(&mut self, _surface: PopupSurface, _seat: WlSeat, _serial: Serial) {}
 
-    fn reposition_request(&mut self, surface: PopupSurface, positioner: PositionerState, token: u32) {
+    fn reposition_request(
+        &mut self,
+        surface: PopupSurface,
+        positioner: PositionerState,
+        token: u32,
+    ) {
         surface.with_pending_state(|s| s.geometry = positioner.get_geometry());
         surface.send_repositioned(token);
     }
 
-    fn fullscreen_request(&mut self, surface: ToplevelSurface, _output: Option<smithay::reexports::wayland_server::protocol::wl_output::WlOutput>) {
+    fn fullscreen_request(
+        &mut self,
+        surface: ToplevelSurface,
+        _output: Option<smithay::reexports::wayland_server::protocol::wl_output::WlOutput>,
+    ) {
         // Already fullscreen; answer with the same state.
         self.configure_toplevel(&surface);
         if surface.is_initial_configure_sent() {

@@ -29,7 +29,7 @@ fn weston_simple_shm_streams_at_output_rate() {
     );
     // 2 s at 60 fps is 120 ticks; the client draws one frame per callback.
     assert!(
-        st.new_frames >= st.ticks * 8 / 10,
+        st.new_frames >= st.ticks * 9 / 10,
         "{} new frames in {} ticks; counters {c:?}; log {log:?}",
         st.new_frames,
         st.ticks
@@ -40,7 +40,11 @@ fn weston_simple_shm_streams_at_output_rate() {
         st.new_frames - st.non_uniform_frames,
         st.new_frames
     );
-    assert_eq!(st.last_size, Some((250, 250)), "weston-simple-shm's own size");
+    assert_eq!(
+        st.last_size,
+        Some((250, 250)),
+        "weston-simple-shm's own size"
+    );
     assert!(log.iter().any(|l| l.contains("connected")), "log {log:?}");
     assert_eq!(comp.client_count(), 1);
     drop(client);
@@ -65,8 +69,16 @@ fn weston_simple_egl_on_llvmpipe_streams() {
         client.finish()
     );
     let st = run_clock(&mut comp, Duration::from_secs(2));
-    assert!(st.read_errors.is_empty(), "read errors {:?}", st.read_errors);
-    assert!(st.new_frames >= 20, "only {} frames in 2 s: {st:?}", st.new_frames);
+    assert!(
+        st.read_errors.is_empty(),
+        "read errors {:?}",
+        st.read_errors
+    );
+    assert!(
+        st.new_frames >= 20,
+        "only {} frames in 2 s: {st:?}",
+        st.new_frames
+    );
     assert!(
         st.non_uniform_frames >= st.new_frames / 2,
         "{} of {} frames non-uniform",

@@ -77,7 +77,12 @@ delegate_noop!(Hostile: ignore xdg_toplevel::XdgToplevel);
 /// Maps a 64x64 toplevel whose buffer lives in `memfd`, with a gradient so it is not uniform.
 fn map_toplevel(
     conn: &Connection,
-) -> (wayland_client::EventQueue<Hostile>, Hostile, WlSurface, OwnedFd) {
+) -> (
+    wayland_client::EventQueue<Hostile>,
+    Hostile,
+    WlSurface,
+    OwnedFd,
+) {
     let (globals, mut queue) = registry_queue_init::<Hostile>(conn).expect("registry");
     let qh = queue.handle();
     let compositor: WlCompositor = globals.bind(&qh, 1..=4, ()).expect("wl_compositor");
@@ -89,14 +94,16 @@ fn map_toplevel(
     surface.commit();
     let mut st = Hostile::default();
     while st.configured.is_none() {
-        queue.blocking_dispatch(&mut st).expect("dispatch until configured");
+        queue
+            .blocking_dispatch(&mut st)
+            .expect("dispatch until configured");
     }
     xdg.ack_configure(st.configured.expect("configured"));
 
     let (w, h) = (64i32, 64i32);
     let size = (w * h * 4) as usize;
-    let memfd = rustix::fs::memfd_create("hostile", rustix::fs::MemfdFlags::CLOEXEC)
-        .expect("memfd_create");
+    let memfd =
+        rustix::fs::memfd_create("hostile", rustix::fs::MemfdFlags::CLOEXEC).expect("memfd_create");
     let pixels: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let mut file = std::fs::File::from(memfd.try_clone().expect("dup memfd"));
     file.write_all(&pixels).expect("fill memfd");
@@ -105,7 +112,9 @@ fn map_toplevel(
     surface.attach(Some(&buffer), 0, 0);
     surface.damage(0, 0, w, h);
     surface.commit();
-    queue.roundtrip(&mut st).expect("roundtrip after first frame");
+    queue
+        .roundtrip(&mut st)
+        .expect("roundtrip after first frame");
     (queue, st, surface, memfd)
 }
 
@@ -119,10 +128,15 @@ fn truncated_pool_disconnects_only_that_client() {
     let conn = Connection::from_socket(stream).expect("wayland connection");
     let (mut queue, mut st, surface, memfd) = map_toplevel(&conn);
 
-    assert!(comp.wait_frame(Duration::from_secs(3)), "no frame from the hostile client");
+    assert!(
+        comp.wait_frame(Duration::from_secs(3)),
+        "no frame from the hostile client"
+    );
     let info = comp.acquire().expect("acquire").expect("a frame");
     assert_eq!((info.width, info.height), (64, 64));
-    let read = comp.with_held(common::non_uniform).expect("read before truncation");
+    let read = comp
+        .with_held(common::non_uniform)
+        .expect("read before truncation");
     assert_eq!(read, Some(true), "the gradient is readable in place");
 
     rustix::fs::ftruncate(&memfd, 0).expect("ftruncate");
@@ -135,7 +149,10 @@ fn truncated_pool_disconnects_only_that_client() {
         matches!(res, Err(CompositorError::ClientMemory { .. })),
         "with_held after truncation gave {res:?}"
     );
-    assert!(matches!(comp.with_held(|_| ()), Ok(None)), "the frame is dropped");
+    assert!(
+        matches!(comp.with_held(|_| ()), Ok(None)),
+        "the frame is dropped"
+    );
 
     // The client sees the protocol error.
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -154,10 +171,16 @@ fn truncated_pool_disconnects_only_that_client() {
     assert_eq!(c.bad_buffers, 1, "{c:?}");
     let log = comp.take_log();
     assert!(log.iter().any(|l| l.contains("truncated")), "log {log:?}");
-    assert!(log.iter().any(|l| l.contains("protocol error")), "log {log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("protocol error")),
+        "log {log:?}"
+    );
 
     let good = spawn(&dir.0, "weston-simple-shm", &[], &[], "weston");
-    assert!(wait_first_frame(&comp, Duration::from_secs(5)), "no frame after the hostile one");
+    assert!(
+        wait_first_frame(&comp, Duration::from_secs(5)),
+        "no frame after the hostile one"
+    );
     let stats = run_clock(&mut comp, Duration::from_secs(1));
     assert!(stats.new_frames >= 40, "{stats:?}");
     assert!(stats.read_errors.is_empty(), "{stats:?}");
@@ -180,17 +203,22 @@ fn garbage_on_the_socket_is_dropped() {
         })
         .collect();
     let _ = s.write_all(&junk);
-    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
     // The server closes the connection: reading ends (EOF or reset), it does not time out.
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut =>
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
             {
-                panic!("garbage client still connected after 3 s; log {:?}", comp.take_log())
+                panic!(
+                    "garbage client still connected after 3 s; log {:?}",
+                    comp.take_log()
+                )
             }
             Err(_) => break,
         }
@@ -200,11 +228,18 @@ fn garbage_on_the_socket_is_dropped() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let log = comp.take_log();
-    assert!(log.iter().any(|l| l.contains("gone") || l.contains("disconnected")), "log {log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("gone") || l.contains("disconnected")),
+        "log {log:?}"
+    );
     assert_eq!(comp.client_count(), 0);
 
     let good = spawn(&dir.0, "weston-simple-shm", &[], &[], "weston");
-    assert!(wait_first_frame(&comp, Duration::from_secs(5)), "no frame after the garbage");
+    assert!(
+        wait_first_frame(&comp, Duration::from_secs(5)),
+        "no frame after the garbage"
+    );
     let stats = run_clock(&mut comp, Duration::from_secs(1));
     assert!(stats.new_frames >= 40, "{stats:?}");
     drop(good);
@@ -221,12 +256,15 @@ fn clients_beyond_the_limit_are_refused() {
     }
     assert_eq!(comp.client_count(), 1);
     let mut second = UnixStream::connect(comp.socket_path()).expect("connect second");
-    second.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    second
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let mut b = [0u8; 16];
     // Closed by the server: EOF (or a reset), not a read timeout of a connection it kept.
     let r = second.read(&mut b);
     assert!(
-        matches!(&r, Ok(0)) || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        matches!(&r, Ok(0))
+            || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
         "the second connection was kept: {r:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(2);

@@ -32,8 +32,18 @@ fn sdl2_testsprite2_streams() {
         client.finish()
     );
     let st = run_clock(&mut comp, Duration::from_secs(2));
-    assert!(st.read_errors.is_empty(), "read errors {:?}", st.read_errors);
-    assert!(st.new_frames >= 30, "only {} frames in 2 s: {st:?}", st.new_frames);
+    assert!(
+        st.read_errors.is_empty(),
+        "read errors {:?}",
+        st.read_errors
+    );
+    assert!(
+        st.new_frames >= 30,
+        "only {} frames in 2 s: {st:?}",
+        st.new_frames
+    );
+    // SDL takes the fullscreen configure's size.
+    assert_eq!(st.last_size, Some((320, 240)));
     assert!(
         st.non_uniform_frames >= st.new_frames * 9 / 10,
         "{} of {} frames non-uniform",
