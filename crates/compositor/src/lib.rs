@@ -420,3 +420,48 @@ fn check_options(opts: &CompositorOptions) -> Result<(), CompositorError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host moves the handle to its output-clock thread.
+    #[test]
+    fn handle_is_send() {
+        fn send<T: Send>() {}
+        send::<Compositor>();
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let dir = std::env::temp_dir().join(format!("crosscast-comp-opts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut opts = CompositorOptions {
+            width: 64,
+            height: 64,
+            fps: FrameRate::integer(60),
+            runtime_dir: dir.clone(),
+            socket_name: "wayland-x".into(),
+            max_clients: 1,
+        };
+        // Open to other users: refused.
+        assert!(matches!(
+            Compositor::start(opts.clone()),
+            Err(CompositorError::RuntimeDir { .. })
+        ));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        opts.socket_name = "../escape".into();
+        assert!(matches!(
+            Compositor::start(opts.clone()),
+            Err(CompositorError::Options(_))
+        ));
+        opts.socket_name = "wayland-x".into();
+        let c = Compositor::start(opts).expect("start");
+        assert!(c.socket_path().exists());
+        let path = c.socket_path().to_path_buf();
+        drop(c);
+        assert!(!path.exists(), "socket removed when the compositor stops");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
