@@ -248,7 +248,7 @@ impl Compositor {
     /// Takes the newest frame committed since the last call and holds it; the buffer held
     /// before goes back to its client (`wl_buffer.release`). `None` when nothing new came.
     pub fn acquire(&mut self) -> Result<Option<FrameInfo>, CompositorError> {
-        let info = {
+        let (info, to_release) = {
             let mut g = self.shared.lock();
             let Some(new) = g.pending.take() else {
                 return match &g.closed {
@@ -257,15 +257,18 @@ impl Compositor {
                 };
             };
             let info = new.info;
-            if let Some(old) = g.held.replace(new) {
-                if g.held.as_ref().is_some_and(|h| h.buffer != old.buffer) {
-                    old.buffer.release();
-                }
-            }
+            let old = g.held.replace(new);
+            // The same buffer committed again stays with us.
+            let to_release = old.filter(|o| g.held.as_ref().is_some_and(|h| h.buffer != o.buffer));
             g.counters.frames_acquired += 1;
             g.note_acquired(info.seq);
-            info
+            (info, to_release)
         };
+        // Sent outside our lock: wayland-server calls `ClientData::disconnected` (which takes
+        // our lock) with its own lock held, so we must never wait for it while holding ours.
+        if let Some(old) = to_release {
+            old.buffer.release();
+        }
         self.send(Cmd::Flush);
         Ok(Some(info))
     }

@@ -479,17 +479,22 @@ impl State {
         };
         let mut g = self.shared.lock();
         g.counters.commits += 1;
+        let mut to_release = None;
         if let Some(old) = g.pending.replace(committed) {
             g.counters.frames_skipped += 1;
             g.note_skipped(old.info.seq);
             let still_used = g.pending.as_ref().is_some_and(|p| p.buffer == old.buffer)
                 || g.held.as_ref().is_some_and(|h| h.buffer == old.buffer);
             if !still_used {
-                old.buffer.release();
+                to_release = Some(old);
             }
         }
         drop(g);
         self.shared.cond.notify_all();
+        // Outside our lock (see `Compositor::acquire`).
+        if let Some(old) = to_release {
+            old.buffer.release();
+        }
         seq
     }
 
