@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod wl;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,6 +100,18 @@ pub fn spawn(
     env: &[(&str, &str)],
     package: &str,
 ) -> ClientProc {
+    spawn_with_stdout(dir, program, args, env, package, Stdio::null())
+}
+
+/// [`spawn`] with the client's stdout going to `stdout`.
+pub fn spawn_with_stdout(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    package: &str,
+    stdout: Stdio,
+) -> ClientProc {
     assert!(
         Path::new(program).exists() || which(program),
         "{program} is missing: install the Debian package {package}"
@@ -108,7 +122,7 @@ pub fn spawn(
         .env("WAYLAND_DISPLAY", "wayland-test")
         .env_remove("DISPLAY")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
