@@ -167,3 +167,33 @@ fn clients_beyond_the_limit_are_refused() {
     assert_eq!(comp.client_count(), 1);
     assert!(comp.take_log().iter().any(|l| l.contains("refused")));
 }
+
+/// A client hoarding shm pools and buffers (each live pool is a file descriptor and a mapping
+/// in the host) is disconnected past the limit; the compositor goes on.
+#[test]
+fn hoarding_shm_pools_disconnects_the_client() {
+    let (_dir, mut comp) = start();
+    let mut client = TestClient::connect(comp.socket_path());
+    let mut kept = Vec::new();
+    for _ in 0..200 {
+        kept.push(client.buffer(1, 1, 0));
+    }
+    let _ = client.conn.flush();
+    let err = client.roundtrip().expect_err("hoarder still connected");
+    assert!(
+        err.contains("too many shm") || err.contains("rotocol"),
+        "{err}"
+    );
+    let log = comp.take_log();
+    assert!(
+        log.iter().any(|l| l.contains("too many shm pools")),
+        "log {log:?}"
+    );
+    assert_eq!(comp.counters().protocol_errors, 1);
+    // Still serving: a fresh client maps and streams a frame.
+    let mut next = TestClient::connect(comp.socket_path());
+    let (b, _fd) = next.buffer(8, 8, 0);
+    next.commit(Some(&b), false);
+    assert!(comp.wait_frame(Duration::from_secs(2)));
+    assert!(comp.acquire().expect("acquire").is_some());
+}
