@@ -12,7 +12,7 @@ use crate::FrameInfo;
 /// Log lines kept between two `take_log` calls; older ones are dropped (and counted) so a
 /// client that connects in a loop cannot grow the log without bound.
 const LOG_CAP: usize = 256;
-/// Frame sequence numbers remembered between two presents, for presentation feedback.
+/// Skipped frames remembered between two presents, for presentation feedback.
 const SEQ_CAP: usize = 64;
 
 /// The compositor's counters.
@@ -62,8 +62,8 @@ pub(crate) struct Inner {
     /// The newest frame the host has taken (frame callbacks of it and older fire).
     pub(crate) last_acquired_seq: u64,
     log: VecDeque<String>,
-    /// Frames acquired / skipped since the last present (for presentation feedback).
-    pub(crate) acquired_seqs: Vec<u64>,
+    /// Frames replaced before the host took them, since the last present (their presentation
+    /// feedback says `discarded`).
     pub(crate) skipped_seqs: Vec<u64>,
 }
 
@@ -82,7 +82,6 @@ impl Inner {
 
     pub(crate) fn note_acquired(&mut self, seq: u64) {
         self.last_acquired_seq = self.last_acquired_seq.max(seq);
-        push_capped(&mut self.acquired_seqs, seq);
     }
 
     pub(crate) fn note_skipped(&mut self, seq: u64) {

@@ -1,6 +1,9 @@
 //! The compositor thread: smithay's protocol state, the handlers, and the event loop.
 
+use std::collections::HashMap;
 use std::sync::mpsc::Sender;
+
+use smithay::reexports::wayland_server::{DataInit, Dispatch};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -11,7 +14,6 @@ use smithay::delegate_pointer_constraints;
 use smithay::delegate_presentation;
 use smithay::delegate_relative_pointer;
 use smithay::delegate_seat;
-use smithay::delegate_shm;
 use smithay::delegate_viewporter;
 use smithay::delegate_xdg_decoration;
 use smithay::delegate_xdg_shell;
@@ -26,7 +28,9 @@ use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_pre
 use smithay::reexports::wayland_protocols::xdg::decoration::zv1::server::zxdg_toplevel_decoration_v1::Mode as DecorationMode;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
-use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::protocol::wl_buffer::{self, WlBuffer};
+use smithay::reexports::wayland_server::protocol::wl_shm::{self, WlShm};
+use smithay::reexports::wayland_server::protocol::wl_shm_pool::{self, WlShmPool};
 use smithay::reexports::wayland_server::protocol::wl_callback::WlCallback;
 
 use smithay::reexports::wayland_server::protocol::wl_seat::WlSeat;
@@ -54,7 +58,9 @@ use smithay::wayland::shell::xdg::decoration::{XdgDecorationHandler, XdgDecorati
 use smithay::wayland::shell::xdg::{
     PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState,
 };
-use smithay::wayland::shm::{with_buffer_contents, ShmHandler, ShmState};
+use smithay::wayland::shm::{
+    with_buffer_contents, ShmBufferUserData, ShmHandler, ShmPoolUserData, ShmState,
+};
 use smithay::wayland::viewporter::ViewporterState;
 
 use crate::shared::{Committed, Shared};
@@ -65,6 +71,9 @@ use crate::{monotonic_ns, pid_str, Cmd, CompositorError, CompositorOptions, Fram
 const CALLBACK_CAP: usize = 1024;
 /// Presentation feedbacks waiting for their frame's fate; the oldest are discarded beyond.
 const FEEDBACK_CAP: usize = 256;
+/// Live shm pools plus buffers one client may have. Each live pool holds a file descriptor
+/// and a mapping in the host process, so this bounds both per client (games use a handful).
+pub(crate) const SHM_OBJECTS_CAP: usize = 128;
 /// CLOCK_MONOTONIC's id, what wp_presentation advertises.
 const CLOCK_MONOTONIC: u32 = 1;
 
@@ -131,6 +140,8 @@ pub(crate) struct State {
     /// Toplevels in map order; the last mapped one is streamed.
     toplevels: Vec<Toplevel>,
     next_seq: u64,
+    /// Live shm pools and buffers per client.
+    shm_objects: HashMap<ClientId, usize>,
     /// Frame callbacks waiting to fire: `Some(seq)` for those committed with a streamed frame
     /// (they fire once the host took that frame or a newer one, so a client with two buffers
     /// always has one free), `None` for the rest (they fire at the next vblank).
@@ -323,6 +334,7 @@ fn setup(
         output,
         toplevels: Vec::new(),
         next_seq: 1,
+        shm_objects: HashMap::new(),
         frame_callbacks: Vec::new(),
         feedbacks: Vec::new(),
         _xdg_decoration_state: xdg_decoration_state,
@@ -381,15 +393,14 @@ impl State {
             .map(|t| t.surface.wl_surface())
     }
 
+    /// One vblank: frame callbacks of commits without a streamed frame fire; presentation
+    /// feedback of frames the host took since the last vblank says `presented`, of frames
+    /// replaced before it took them `discarded`.
     fn present(&mut self, frame: u64, now_ns: u64) {
-        // Frame callbacks carry milliseconds that wrap (u32), as the protocol says.
-        let (acquired, skipped) = {
+        let (taken, skipped) = {
             let mut g = self.shared.lock();
             g.counters.presents += 1;
-            (
-                std::mem::take(&mut g.acquired_seqs),
-                std::mem::take(&mut g.skipped_seqs),
-            )
+            (g.last_acquired_seq, std::mem::take(&mut g.skipped_seqs))
         };
         self.fire_callbacks(now_ns, true);
         let time = Duration::from_nanos(now_ns);
@@ -397,7 +408,8 @@ impl State {
         for (seq, fb) in self.feedbacks.drain(..) {
             match seq {
                 Some(s) if skipped.contains(&s) => fb.discarded(),
-                Some(s) if !acquired.contains(&s) => kept.push((seq, fb)),
+                // Not taken yet: it may still be shown (or replaced).
+                Some(s) if s > taken => kept.push((seq, fb)),
                 _ => fb.presented(
                     &self.output,
                     time,
@@ -748,7 +760,118 @@ impl PointerConstraintsHandler for State {
 }
 
 delegate_compositor!(State);
-delegate_shm!(State);
+smithay::reexports::wayland_server::delegate_global_dispatch!(State: [WlShm: ()] => ShmState);
+
+/// Counts a client's shm objects after smithay handled the request that made one, and
+/// disconnects the client beyond [`SHM_OBJECTS_CAP`].
+fn count_shm_object<R: Resource>(state: &mut State, client: &Client, resource: &R) {
+    let n = state.shm_objects.entry(client.id()).or_insert(0);
+    *n += 1;
+    if *n > SHM_OBJECTS_CAP {
+        resource.post_error(
+            wl_shm::Error::InvalidFd,
+            format!("too many shm pools and buffers (limit {SHM_OBJECTS_CAP})"),
+        );
+    }
+}
+
+fn uncount_shm_object(state: &mut State, client: &ClientId) {
+    if let Some(n) = state.shm_objects.get_mut(client) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            state.shm_objects.remove(client);
+        }
+    }
+}
+
+// wl_shm, wl_shm_pool and wl_buffer go to smithay's ShmState (what `delegate_shm!` does),
+// with a count of each client's pools and buffers on the way: every live pool holds one of
+// our file descriptors and one mapping, and a live buffer keeps its pool's alive.
+impl Dispatch<WlShm, (), State> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        resource: &WlShm,
+        request: wl_shm::Request,
+        data: &(),
+        dh: &DisplayHandle,
+        data_init: &mut DataInit<'_, State>,
+    ) {
+        let creates = matches!(request, wl_shm::Request::CreatePool { .. });
+        <ShmState as Dispatch<WlShm, (), State>>::request(
+            state, client, resource, request, data, dh, data_init,
+        );
+        if creates {
+            count_shm_object(state, client, resource);
+        }
+    }
+}
+
+impl Dispatch<WlShmPool, ShmPoolUserData, State> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        resource: &WlShmPool,
+        request: wl_shm_pool::Request,
+        data: &ShmPoolUserData,
+        dh: &DisplayHandle,
+        data_init: &mut DataInit<'_, State>,
+    ) {
+        let creates = matches!(request, wl_shm_pool::Request::CreateBuffer { .. });
+        <ShmState as Dispatch<WlShmPool, ShmPoolUserData, State>>::request(
+            state, client, resource, request, data, dh, data_init,
+        );
+        if creates {
+            count_shm_object(state, client, resource);
+        }
+    }
+
+    fn destroyed(
+        state: &mut State,
+        client: ClientId,
+        resource: &WlShmPool,
+        data: &ShmPoolUserData,
+    ) {
+        <ShmState as Dispatch<WlShmPool, ShmPoolUserData, State>>::destroyed(
+            state,
+            client.clone(),
+            resource,
+            data,
+        );
+        uncount_shm_object(state, &client);
+    }
+}
+
+impl Dispatch<WlBuffer, ShmBufferUserData, State> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        resource: &WlBuffer,
+        request: wl_buffer::Request,
+        data: &ShmBufferUserData,
+        dh: &DisplayHandle,
+        data_init: &mut DataInit<'_, State>,
+    ) {
+        <ShmState as Dispatch<WlBuffer, ShmBufferUserData, State>>::request(
+            state, client, resource, request, data, dh, data_init,
+        );
+    }
+
+    fn destroyed(
+        state: &mut State,
+        client: ClientId,
+        resource: &WlBuffer,
+        data: &ShmBufferUserData,
+    ) {
+        <ShmState as Dispatch<WlBuffer, ShmBufferUserData, State>>::destroyed(
+            state,
+            client.clone(),
+            resource,
+            data,
+        );
+        uncount_shm_object(state, &client);
+    }
+}
 delegate_xdg_shell!(State);
 delegate_xdg_decoration!(State);
 delegate_seat!(State);
