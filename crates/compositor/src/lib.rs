@@ -261,7 +261,6 @@ impl Compositor {
             // The same buffer committed again stays with us.
             let to_release = old.filter(|o| g.held.as_ref().is_some_and(|h| h.buffer != o.buffer));
             g.counters.frames_acquired += 1;
-            g.note_acquired(info.seq);
             (info, to_release)
         };
         // Sent outside our lock: wayland-server calls `ClientData::disconnected` (which takes
@@ -269,6 +268,10 @@ impl Compositor {
         if let Some(old) = to_release {
             old.buffer.release();
         }
+        // Only now may the frame's callbacks fire (the compositor thread fires those up to
+        // `last_acquired_seq`): a client that gets `done` before the release of the buffer
+        // the host let go has both its buffers busy (weston-simple-shm aborts on that).
+        self.shared.lock().note_acquired(info.seq);
         self.send(Cmd::Flush);
         Ok(Some(info))
     }

@@ -22,6 +22,14 @@ fn weston_simple_shm_streams_at_output_rate() {
     let st = run_clock(&mut comp, Duration::from_secs(2));
     let c = comp.counters();
     let log = comp.take_log();
+    if st.new_frames < st.ticks * 9 / 10 {
+        panic!(
+            "{} new frames in {} ticks; counters {c:?}; log {log:?}; {}",
+            st.new_frames,
+            st.ticks,
+            client.finish()
+        );
+    }
     assert!(
         st.read_errors.is_empty(),
         "read errors {:?}",
