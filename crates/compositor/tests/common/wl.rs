@@ -1,0 +1,249 @@
+//! A minimal Wayland client written for the tests (wayland-client): an xdg toplevel drawing
+//! into memfd-backed wl_shm buffers, optionally asking for presentation feedback.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use wayland_client::globals::{registry_queue_init, GlobalListContents};
+use wayland_client::protocol::{
+    wl_buffer::WlBuffer, wl_compositor::WlCompositor, wl_registry::WlRegistry, wl_shm,
+    wl_shm::WlShm, wl_shm_pool::WlShmPool, wl_surface::WlSurface,
+};
+use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle};
+use wayland_protocols::wp::presentation_time::client::{wp_presentation, wp_presentation_feedback};
+use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
+
+/// What a presentation feedback said about commit number `.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feedback {
+    /// Shown at `ns` (CLOCK_MONOTONIC) with that refresh and output sequence.
+    Presented {
+        commit: u32,
+        ns: u64,
+        refresh_ns: u32,
+        seq: u64,
+    },
+    /// Never shown.
+    Discarded { commit: u32 },
+}
+
+/// Events the client collected.
+#[derive(Default)]
+pub struct Events {
+    pub configured: Option<u32>,
+    pub configure_size: Option<(i32, i32)>,
+    pub fullscreen: bool,
+    pub feedback: Vec<Feedback>,
+    pub released: u32,
+}
+
+impl Dispatch<WlRegistry, GlobalListContents> for Events {
+    fn event(
+        _: &mut Self,
+        _: &WlRegistry,
+        _: wayland_client::protocol::wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+impl Dispatch<xdg_wm_base::XdgWmBase, ()> for Events {
+    fn event(
+        _: &mut Self,
+        wm: &xdg_wm_base::XdgWmBase,
+        event: xdg_wm_base::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_wm_base::Event::Ping { serial } = event {
+            wm.pong(serial);
+        }
+    }
+}
+
+impl Dispatch<xdg_surface::XdgSurface, ()> for Events {
+    fn event(
+        state: &mut Self,
+        _: &xdg_surface::XdgSurface,
+        event: xdg_surface::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_surface::Event::Configure { serial } = event {
+            state.configured = Some(serial);
+        }
+    }
+}
+
+impl Dispatch<xdg_toplevel::XdgToplevel, ()> for Events {
+    fn event(
+        state: &mut Self,
+        _: &xdg_toplevel::XdgToplevel,
+        event: xdg_toplevel::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_toplevel::Event::Configure {
+            width,
+            height,
+            states,
+        } = event
+        {
+            state.configure_size = Some((width, height));
+            let fs = xdg_toplevel::State::Fullscreen as u32;
+            state.fullscreen = states
+                .chunks_exact(4)
+                .any(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) == fs);
+        }
+    }
+}
+
+impl Dispatch<WlBuffer, ()> for Events {
+    fn event(
+        state: &mut Self,
+        _: &WlBuffer,
+        event: wayland_client::protocol::wl_buffer::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wayland_client::protocol::wl_buffer::Event::Release = event {
+            state.released += 1;
+        }
+    }
+}
+
+impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, u32> for Events {
+    fn event(
+        state: &mut Self,
+        _: &wp_presentation_feedback::WpPresentationFeedback,
+        event: wp_presentation_feedback::Event,
+        commit: &u32,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            wp_presentation_feedback::Event::Presented {
+                tv_sec_hi,
+                tv_sec_lo,
+                tv_nsec,
+                refresh,
+                seq_hi,
+                seq_lo,
+                ..
+            } => state.feedback.push(Feedback::Presented {
+                commit: *commit,
+                ns: ((u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo)) * 1_000_000_000
+                    + u64::from(tv_nsec),
+                refresh_ns: refresh,
+                seq: (u64::from(seq_hi) << 32) | u64::from(seq_lo),
+            }),
+            wp_presentation_feedback::Event::Discarded => {
+                state.feedback.push(Feedback::Discarded { commit: *commit })
+            }
+            _ => {}
+        }
+    }
+}
+
+delegate_noop!(Events: ignore WlCompositor);
+delegate_noop!(Events: ignore WlSurface);
+delegate_noop!(Events: ignore WlShm);
+delegate_noop!(Events: ignore WlShmPool);
+delegate_noop!(Events: ignore wp_presentation::WpPresentation);
+
+/// A connected client with one configured (not yet mapped) toplevel.
+pub struct TestClient {
+    pub conn: Connection,
+    pub queue: EventQueue<Events>,
+    pub events: Events,
+    pub surface: WlSurface,
+    pub shm: WlShm,
+    pub presentation: wp_presentation::WpPresentation,
+    commits: u32,
+}
+
+impl TestClient {
+    /// Connects to the socket at `path` and gets a toplevel configured.
+    pub fn connect(path: &Path) -> TestClient {
+        let stream = UnixStream::connect(path).expect("connect");
+        let conn = Connection::from_socket(stream).expect("wayland connection");
+        let (globals, mut queue) = registry_queue_init::<Events>(&conn).expect("registry");
+        let qh = queue.handle();
+        let compositor: WlCompositor = globals.bind(&qh, 1..=4, ()).expect("wl_compositor");
+        let shm: WlShm = globals.bind(&qh, 1..=1, ()).expect("wl_shm");
+        let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=1, ()).expect("xdg_wm_base");
+        let presentation: wp_presentation::WpPresentation =
+            globals.bind(&qh, 1..=1, ()).expect("wp_presentation");
+        let surface = compositor.create_surface(&qh, ());
+        let xdg = wm.get_xdg_surface(&surface, &qh, ());
+        let _toplevel = xdg.get_toplevel(&qh, ());
+        surface.commit();
+        let mut events = Events::default();
+        while events.configured.is_none() {
+            queue
+                .blocking_dispatch(&mut events)
+                .expect("dispatch until configured");
+        }
+        xdg.ack_configure(events.configured.expect("configured"));
+        TestClient {
+            conn,
+            queue,
+            events,
+            surface,
+            shm,
+            presentation,
+            commits: 0,
+        }
+    }
+
+    /// A `w`x`h` XRGB8888 buffer in its own memfd, filled with a gradient offset by `shade`.
+    pub fn buffer(&self, w: i32, h: i32, shade: u8) -> (WlBuffer, OwnedFd) {
+        let qh = self.queue.handle();
+        let size = (w * h * 4) as usize;
+        let memfd = rustix::fs::memfd_create("test-client", rustix::fs::MemfdFlags::CLOEXEC)
+            .expect("memfd_create");
+        let pixels: Vec<u8> = (0..size)
+            .map(|i| ((i % 251) as u8).wrapping_add(shade))
+            .collect();
+        let mut file = std::fs::File::from(memfd.try_clone().expect("dup memfd"));
+        file.write_all(&pixels).expect("fill memfd");
+        let pool = self.shm.create_pool(memfd.as_fd(), size as i32, &qh, ());
+        let buffer = pool.create_buffer(0, w, h, w * 4, wl_shm::Format::Xrgb8888, &qh, ());
+        pool.destroy();
+        (buffer, memfd)
+    }
+
+    /// Attaches `buffer` and commits, with a presentation feedback request if `feedback`;
+    /// returns the commit's number (from 1).
+    pub fn commit(&mut self, buffer: Option<&WlBuffer>, feedback: bool) -> u32 {
+        self.commits += 1;
+        if let Some(b) = buffer {
+            self.surface.attach(Some(b), 0, 0);
+            self.surface.damage(0, 0, i32::MAX, i32::MAX);
+        }
+        if feedback {
+            let _ = self
+                .presentation
+                .feedback(&self.surface, &self.queue.handle(), self.commits);
+        }
+        self.surface.commit();
+        self.conn.flush().expect("flush");
+        self.commits
+    }
+
+    /// One round trip: everything the compositor sent so far is in `events`.
+    pub fn roundtrip(&mut self) -> Result<(), String> {
+        self.queue
+            .roundtrip(&mut self.events)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
