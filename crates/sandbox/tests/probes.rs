@@ -294,7 +294,7 @@ fn bash_with(marker: &str) -> Vec<u32> {
         };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
         let is_bash = args.first().is_some_and(|a| a.ends_with(b"bash"));
-        if is_bash && args.iter().any(|a| *a == marker.as_bytes()) {
+        if is_bash && args.contains(&marker.as_bytes()) {
             pids.push(pid);
         }
     }
@@ -312,7 +312,7 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// The intermediate process: spawns the game and waits forever (until the test kills it).
+/// The intermediate process: spawns the game and waits for it (until the test kills us).
 fn act_as_parent(spec: &str) -> ! {
     let (level, rest) = spec.split_once(':').unwrap();
     let (marker, dirs) = rest.split_once(':').unwrap();
@@ -330,11 +330,11 @@ fn act_as_parent(spec: &str) -> ! {
         data_dir: data.into(),
         level: level.parse().unwrap(),
     };
-    let _child = command(&g).unwrap().stdin(Stdio::null()).spawn().unwrap();
+    let mut child = command(&g).unwrap().stdin(Stdio::null()).spawn().unwrap();
     eprintln!("parent: spawned");
-    loop {
-        std::thread::sleep(Duration::from_secs(60));
-    }
+    // The game loops forever: this waits until the test kills this process.
+    let status = child.wait();
+    panic!("the game ended on its own: {status:?}");
 }
 
 #[test]
