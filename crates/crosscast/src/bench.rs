@@ -176,6 +176,9 @@ fn handoff_case(
         {
             SourceEvent::Session(s) => break s,
             SourceEvent::Note(n) => eprintln!("bench: {n}"),
+            SourceEvent::GameExited(status) => anyhow::bail!("the game exited: {status}"),
+            SourceEvent::GameFailed(why) => anyhow::bail!("the game failed: {why}"),
+            SourceEvent::Feed(_) => anyhow::bail!("the bench game is not a Wayland client"),
         }
     };
     let started = Instant::now();

@@ -211,10 +211,9 @@ fn sandbox_probes(level: &str) -> (i32, String) {
     let script = format!(
         "s=0; \
          (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && s=$((s|1)); \
-         (echo x > {outside}) 2>/dev/null && s=$((s|2)); \
-         test -e {marker} && s=$((s|4)); \
+         (echo x > '{outside}') 2>/dev/null && s=$((s|2)); \
+         test -e '{marker}' && s=$((s|4)); \
          kill -0 {host} 2>/dev/null && s=$((s|8)); \
-         echo > \"$PWD/inside\" 2>/dev/null; \
          exit $s",
         outside = outside.display(),
         marker = marker.display(),

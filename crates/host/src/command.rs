@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Sender, TryRecvError};
+use std::sync::mpsc::{self, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use crosscast_compositor::{Compositor, CompositorOptions};
@@ -229,7 +229,7 @@ impl CommandRun {
         // crosscast's own protocol, if the game speaks it: the handshake waits on its own
         // thread for as long as the game lives (a Wayland game never says a word on fd 3, and
         // its socket closes when it exits).
-        let (auth_tx, auth_rx) = channel();
+        let (auth_tx, auth_rx) = mpsc::channel();
         let host = self.host.clone();
         let me = crosscast_ipc::os::process::current_uid();
         let id = FEED_IDS.fetch_add(1, Ordering::Relaxed);
