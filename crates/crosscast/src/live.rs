@@ -153,6 +153,16 @@ fn print_summary(report: &LiveReport) {
         r.stamps_verified,
         r.stamp_errors,
     ));
+    if c.handoff.count() > 0 {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        eprintln!(
+            "crosscast: frame handoff (game -> host): {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            c.handoff.count(),
+            ms(c.handoff.quantile_upper(0.5)),
+            ms(c.handoff.quantile_upper(0.99)),
+            ms(c.handoff.max()),
+        );
+    }
     if let Ok(u) =
         crosscast_ipc::os::process::resource_usage(crosscast_ipc::os::process::UsageOf::Process)
     {

@@ -12,7 +12,8 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use crosscast_compositor::{Compositor, CompositorCounters, FrameInfo};
-use crosscast_ipc::{FrameView, HostCounters};
+use crosscast_ipc::os::process::monotonic_ns;
+use crosscast_ipc::{DelayHistogram, FrameView, HostCounters};
 use crosscast_wire::{AudioBlock, PixelOrder};
 
 use crate::feed::{FrameStamp, GameFeed, ShowResult};
@@ -27,6 +28,8 @@ pub struct WaylandFeed {
     /// disconnected with a protocol error, the output repeats what it last showed.
     unreadable: Cell<u64>,
     notes: Vec<String>,
+    /// From each frame's commit to the output clock taking it.
+    delay: DelayHistogram,
 }
 
 impl WaylandFeed {
@@ -38,6 +41,7 @@ impl WaylandFeed {
             held: None,
             unreadable: Cell::new(0),
             notes: Vec::new(),
+            delay: DelayHistogram::default(),
         }
     }
 
@@ -60,6 +64,8 @@ impl GameFeed for WaylandFeed {
         match self.compositor.acquire() {
             Ok(Some(info)) => {
                 self.held = Some(info);
+                self.delay
+                    .record(monotonic_ns().saturating_sub(info.commit_ns));
                 Ok(Some(FrameStamp {
                     seq: info.seq,
                     pts_ns: info.commit_ns,
@@ -135,6 +141,7 @@ impl GameFeed for WaylandFeed {
             frames_acquired: c.frames_acquired,
             frames_dropped: c.frames_skipped,
             frames_stale: self.unreadable.get(),
+            handoff: self.delay.clone(),
             ..HostCounters::default()
         }
     }
