@@ -169,6 +169,8 @@ pub(crate) fn run(
     shared: Arc<Shared>,
     ready: Sender<Result<SyncSender<Cmd>, CompositorError>>,
 ) {
+    // Whatever ends this thread, a panic included, the handle must learn that it did.
+    let _closer = Closer(shared.clone());
     let (tx, rx) = channel::sync_channel::<Cmd>(256);
     let setup = setup(&opts, shared.clone(), rx);
     let (mut event_loop, mut display, mut state) = match setup {
@@ -200,6 +202,26 @@ pub(crate) fn run(
     g.closed = Some(reason);
     drop(g);
     shared.cond.notify_all();
+}
+
+/// Marks the compositor closed when the thread ends without saying why (a panic).
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let mut g = self.0.lock();
+        if g.closed.is_none() {
+            let why = if std::thread::panicking() {
+                "compositor thread panicked"
+            } else {
+                "compositor thread ended"
+            };
+            g.log(why.to_string());
+            g.closed = Some(why.to_string());
+        }
+        drop(g);
+        self.0.cond.notify_all();
+    }
 }
 
 type Setup = (EventLoop<'static, State>, Display<State>, State);
