@@ -10,6 +10,21 @@
 //!
 //! The compositor runs on its own thread (a calloop loop around smithay's `Display`); the
 //! handle shares "newest committed frame / held frame" with it through a mutex and condvar.
+//!
+//! Pacing, as clients see it: a frame callback requested with a streamed frame fires when the
+//! host takes that frame (or a newer one) with `acquire`, after the buffer it replaced was
+//! released, so a client with two buffers always has one free and draws at the output rate;
+//! other frame callbacks (cursor, subsurfaces, commits without a buffer) fire at the next
+//! `present`. Presentation feedback fires at `present`: `presented` (time = the `now_ns`
+//! given, refresh = the stream period, sequence = the output frame) for frames taken since
+//! the last one, `discarded` for frames replaced before the host took them. The host can call
+//! `present` and `acquire` in either order within a tick.
+//!
+//! When the streamed client goes away (disconnect, protocol error, truncated pool), its
+//! pending and held frames are dropped: `with_held` returns `Ok(None)` and the host repeats
+//! the last frame it converted. Every live shm pool is a file descriptor and a mapping in the
+//! host process, so a client may hold at most 128 pools plus buffers; at most `max_clients`
+//! clients are connected at once.
 
 #![deny(unsafe_code)]
 
