@@ -28,6 +28,7 @@
 
 #![deny(unsafe_code)]
 
+mod compose;
 mod shared;
 #[allow(unsafe_code)]
 mod shm_view;
@@ -43,7 +44,7 @@ use crosscast_wire::FrameRate;
 use smithay::reexports::calloop::channel::SyncSender;
 
 pub use crate::shared::CompositorCounters;
-use crate::shared::Shared;
+use crate::shared::{Shared, Source};
 
 /// How to start a [`Compositor`].
 #[derive(Debug, Clone)]
@@ -274,14 +275,14 @@ impl Compositor {
             let info = new.info;
             let old = g.held.replace(new);
             // The same buffer committed again stays with us.
-            let to_release = old.filter(|o| g.held.as_ref().is_some_and(|h| h.buffer != o.buffer));
+            let to_release = old.and_then(|o| o.shm().cloned()).filter(|b| !g.uses(b));
             g.counters.frames_acquired += 1;
             (info, to_release)
         };
         // Sent outside our lock: wayland-server calls `ClientData::disconnected` (which takes
         // our lock) with its own lock held, so we must never wait for it while holding ours.
         if let Some(old) = to_release {
-            old.buffer.release();
+            old.release();
         }
         // Only now may the frame's callbacks fire (the compositor thread fires those up to
         // `last_acquired_seq`): a client that gets `done` before the release of the buffer
@@ -299,21 +300,25 @@ impl Compositor {
         f: impl FnOnce(&ShmFrame<'_>) -> R,
     ) -> Result<Option<R>, CompositorError> {
         // Cloned out so the compositor thread is not blocked for the whole conversion.
-        let Some((buffer, pid)) = self
+        let Some((source, pid)) = self
             .shared
             .lock()
             .held
             .as_ref()
-            .map(|h| (h.buffer.clone(), h.pid))
+            .map(|h| (h.source.clone(), h.pid))
         else {
             return Ok(None);
+        };
+        let buffer = match source {
+            Source::Shm(b) => b,
+            Source::Composed(image) => return Ok(Some(f(&image.frame()))),
         };
         match shm_view::read(&buffer, f) {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
                 let err = {
                     let mut g = self.shared.lock();
-                    if g.held.as_ref().is_some_and(|h| h.buffer == buffer) {
+                    if g.held.as_ref().and_then(shared::Committed::shm) == Some(&buffer) {
                         g.held = None;
                     }
                     match e {
