@@ -20,6 +20,10 @@
 //! the last one, `discarded` for frames replaced before the host took them. The host can call
 //! `present` and `acquire` in either order within a tick.
 //!
+//! A toplevel with subsurfaces (rare in games) is the exception to "no copy": each of its
+//! surfaces is copied at commit and the frame composed from the copies, bottom to top, within
+//! memory caps; popups are not composed.
+//!
 //! When the streamed client goes away (disconnect, protocol error, truncated pool), its
 //! pending and held frames are dropped: `with_held` returns `Ok(None)` and the host repeats
 //! the last frame it converted. Every live shm pool is a file descriptor and a mapping in the

@@ -79,6 +79,11 @@ const FEEDBACK_CAP: usize = 256;
 /// Live shm pools plus buffers one client may have. Each live pool holds a file descriptor
 /// and a mapping in the host process, so this bounds both per client (games use a handful).
 pub(crate) const SHM_OBJECTS_CAP: usize = 128;
+/// The largest surface composition copies (a 4096x4096 surface, 64 MiB).
+const COMPOSE_MAX_PIXELS: i64 = 4096 * 4096;
+/// The most memory one streamed tree's copies may take (the composed frame is one more copy of
+/// its toplevel); a client cannot make the compositor allocate beyond.
+const COMPOSE_MAX_BYTES: usize = 256 << 20;
 /// CLOCK_MONOTONIC's id, what wp_presentation advertises.
 const CLOCK_MONOTONIC: u32 = 1;
 
@@ -547,9 +552,24 @@ impl State {
         Some(seq)
     }
 
-    /// Copies a client buffer (on this thread, under smithay's SIGBUS guard) and releases it.
+    /// Copies a client buffer (on this thread, under smithay's SIGBUS guard) and releases it;
+    /// `None` (and a log line) past the composition memory caps.
     fn copy_and_release(&mut self, buffer: WlBuffer) -> Option<Image> {
-        let img = shm_view::read(&buffer, Image::copy).ok();
+        let pixels = with_buffer_contents(&buffer, |_, _, d| {
+            i64::from(d.width.max(0)) * i64::from(d.height.max(0))
+        })
+        .unwrap_or(0);
+        let held: usize = self.images.values().map(|i| i.data.len()).sum();
+        let fits = pixels <= COMPOSE_MAX_PIXELS && held + pixels as usize * 4 <= COMPOSE_MAX_BYTES;
+        let img = if fits {
+            shm_view::read(&buffer, Image::copy).ok()
+        } else {
+            self.shared.lock().log(format!(
+                "surface buffer of {pixels} pixels not composed: over the composition caps \
+                 ({COMPOSE_MAX_PIXELS} pixels a surface, {COMPOSE_MAX_BYTES} bytes a tree)"
+            ));
+            None
+        };
         let in_use = self.shared.lock().uses(&buffer);
         if !in_use {
             buffer.release();
