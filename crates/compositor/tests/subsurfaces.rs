@@ -70,6 +70,27 @@ fn subsurface_is_composed_over_its_toplevel() {
     assert_eq!(comp.counters().bad_buffers, 0);
 }
 
+/// A subsurface too large to copy is left out (logged), not allocated.
+#[test]
+fn huge_subsurface_is_not_copied() {
+    let (_dir, mut comp) = start();
+    let mut client = TestClient::connect(comp.socket_path());
+    let (root_buf, _f1) = client.solid(32, 16, [50, 50, 50, 255]);
+    client.commit(Some(&root_buf), false);
+    let (sub, _role) = client.subsurface(0, 0);
+    // 4097 x 4097 pixels: over the 4096 x 4096 cap.
+    let (huge, _f2) = client.sparse(4097, 4097);
+    sub.attach(Some(&huge), 0, 0);
+    sub.commit();
+    client.roundtrip().expect("still connected");
+    common::wait_log(&comp, &["not composed"]);
+    assert_eq!(
+        frame_pixels(&mut comp, &[(0, 0)]),
+        vec![[50, 50, 50]],
+        "the toplevel without it"
+    );
+}
+
 #[test]
 fn weston_subsurfaces_demo_streams_changing_frames() {
     let (dir, mut comp) = start();

@@ -274,6 +274,19 @@ impl TestClient {
         (buffer, memfd)
     }
 
+    /// A `w`x`h` XRGB8888 buffer in a sparse memfd (zeros, costs no memory until read).
+    pub fn sparse(&self, w: i32, h: i32) -> (WlBuffer, OwnedFd) {
+        let qh = self.queue.handle();
+        let size = w as u64 * h as u64 * 4;
+        let memfd = rustix::fs::memfd_create("test-sparse", rustix::fs::MemfdFlags::CLOEXEC)
+            .expect("memfd_create");
+        rustix::fs::ftruncate(&memfd, size).expect("ftruncate");
+        let pool = self.shm.create_pool(memfd.as_fd(), size as i32, &qh, ());
+        let buffer = pool.create_buffer(0, w, h, w * 4, wl_shm::Format::Xrgb8888, &qh, ());
+        pool.destroy();
+        (buffer, memfd)
+    }
+
     /// One round trip: everything the compositor sent so far is in `events`.
     pub fn roundtrip(&mut self) -> Result<(), String> {
         self.queue
