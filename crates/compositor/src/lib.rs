@@ -10,9 +10,29 @@
 //!
 //! The compositor runs on its own thread (a calloop loop around smithay's `Display`); the
 //! handle shares "newest committed frame / held frame" with it through a mutex and condvar.
+//!
+//! Pacing, as clients see it: a frame callback requested with a streamed frame fires when the
+//! host takes that frame (or a newer one) with `acquire`, after the buffer it replaced was
+//! released, so a client with two buffers always has one free and draws at the output rate;
+//! other frame callbacks (cursor, subsurfaces, commits without a buffer) fire at the next
+//! `present`. Presentation feedback fires at `present`: `presented` (time = the `now_ns`
+//! given, refresh = the stream period, sequence = the output frame) for frames taken since
+//! the last one, `discarded` for frames replaced before the host took them. The host can call
+//! `present` and `acquire` in either order within a tick.
+//!
+//! A toplevel with subsurfaces (rare in games) is the exception to "no copy": each of its
+//! surfaces is copied at commit and the frame composed from the copies, bottom to top, within
+//! memory caps; popups are not composed.
+//!
+//! When the streamed client goes away (disconnect, protocol error, truncated pool), its
+//! pending and held frames are dropped: `with_held` returns `Ok(None)` and the host repeats
+//! the last frame it converted. Every live shm pool is a file descriptor and a mapping in the
+//! host process, so a client may hold at most 128 pools plus buffers; at most `max_clients`
+//! clients are connected at once.
 
 #![deny(unsafe_code)]
 
+mod compose;
 mod shared;
 #[allow(unsafe_code)]
 mod shm_view;
@@ -28,7 +48,7 @@ use crosscast_wire::FrameRate;
 use smithay::reexports::calloop::channel::SyncSender;
 
 pub use crate::shared::CompositorCounters;
-use crate::shared::Shared;
+use crate::shared::{Shared, Source};
 
 /// How to start a [`Compositor`].
 #[derive(Debug, Clone)]
@@ -259,14 +279,14 @@ impl Compositor {
             let info = new.info;
             let old = g.held.replace(new);
             // The same buffer committed again stays with us.
-            let to_release = old.filter(|o| g.held.as_ref().is_some_and(|h| h.buffer != o.buffer));
+            let to_release = old.and_then(|o| o.shm().cloned()).filter(|b| !g.uses(b));
             g.counters.frames_acquired += 1;
             (info, to_release)
         };
         // Sent outside our lock: wayland-server calls `ClientData::disconnected` (which takes
         // our lock) with its own lock held, so we must never wait for it while holding ours.
         if let Some(old) = to_release {
-            old.buffer.release();
+            old.release();
         }
         // Only now may the frame's callbacks fire (the compositor thread fires those up to
         // `last_acquired_seq`): a client that gets `done` before the release of the buffer
@@ -284,21 +304,25 @@ impl Compositor {
         f: impl FnOnce(&ShmFrame<'_>) -> R,
     ) -> Result<Option<R>, CompositorError> {
         // Cloned out so the compositor thread is not blocked for the whole conversion.
-        let Some((buffer, pid)) = self
+        let Some((source, pid)) = self
             .shared
             .lock()
             .held
             .as_ref()
-            .map(|h| (h.buffer.clone(), h.pid))
+            .map(|h| (h.source.clone(), h.pid))
         else {
             return Ok(None);
+        };
+        let buffer = match source {
+            Source::Shm(b) => b,
+            Source::Composed(image) => return Ok(Some(f(&image.frame()))),
         };
         match shm_view::read(&buffer, f) {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
                 let err = {
                     let mut g = self.shared.lock();
-                    if g.held.as_ref().is_some_and(|h| h.buffer == buffer) {
+                    if g.held.as_ref().and_then(shared::Committed::shm) == Some(&buffer) {
                         g.held = None;
                     }
                     match e {

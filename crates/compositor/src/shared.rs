@@ -2,11 +2,12 @@
 //! frame, counters and the event log.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use smithay::reexports::wayland_server::backend::ClientId;
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
 
+use crate::compose::Image;
 use crate::FrameInfo;
 
 /// Log lines kept between two `take_log` calls; older ones are dropped (and counted) so a
@@ -43,10 +44,19 @@ pub struct CompositorCounters {
     pub log_dropped: u64,
 }
 
-/// A committed buffer of the streamed surface.
+/// Where a frame's pixels are.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// In the client's buffer, read in place (a toplevel alone: no copy).
+    Shm(WlBuffer),
+    /// Composed by us (a toplevel with subsurfaces).
+    Composed(Arc<Image>),
+}
+
+/// A frame of the streamed toplevel.
 #[derive(Debug)]
 pub(crate) struct Committed {
-    pub(crate) buffer: WlBuffer,
+    pub(crate) source: Source,
     pub(crate) info: FrameInfo,
     pub(crate) client: ClientId,
     pub(crate) pid: Option<i32>,
@@ -67,7 +77,23 @@ pub(crate) struct Inner {
     pub(crate) skipped_seqs: Vec<u64>,
 }
 
+impl Committed {
+    /// The client buffer this frame holds, if it is read in place.
+    pub(crate) fn shm(&self) -> Option<&WlBuffer> {
+        match &self.source {
+            Source::Shm(b) => Some(b),
+            Source::Composed(_) => None,
+        }
+    }
+}
+
 impl Inner {
+    /// Whether `buffer` is still pending or held (so must not be released).
+    pub(crate) fn uses(&self, buffer: &WlBuffer) -> bool {
+        self.pending.as_ref().and_then(Committed::shm) == Some(buffer)
+            || self.held.as_ref().and_then(Committed::shm) == Some(buffer)
+    }
+
     pub(crate) fn log(&mut self, line: String) {
         if self.log.len() >= LOG_CAP {
             self.log.pop_front();

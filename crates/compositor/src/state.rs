@@ -27,7 +27,9 @@ use smithay::reexports::calloop::{EventLoop, Interest, Mode, PostAction};
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
 use smithay::reexports::wayland_protocols::xdg::decoration::zv1::server::zxdg_toplevel_decoration_v1::Mode as DecorationMode;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
-use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
+use smithay::reexports::wayland_server::backend::{
+    ClientData, ClientId, DisconnectReason, ObjectId,
+};
 use smithay::reexports::wayland_server::protocol::wl_buffer::{self, WlBuffer};
 use smithay::reexports::wayland_server::protocol::wl_shm::{self, WlShm};
 use smithay::reexports::wayland_server::protocol::wl_shm_pool::{self, WlShmPool};
@@ -41,8 +43,9 @@ use smithay::reexports::wayland_server::{
 use smithay::utils::{Logical, Point, Serial, Transform, SERIAL_COUNTER};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
-    get_parent, with_surface_tree_downward, BufferAssignment, CompositorClientState,
-    CompositorHandler, CompositorState, SurfaceAttributes, TraversalAction,
+    get_parent, with_surface_tree_downward, with_surface_tree_upward, BufferAssignment,
+    CompositorClientState, CompositorHandler, CompositorState, SubsurfaceCachedState,
+    SurfaceAttributes, SurfaceData, TraversalAction,
 };
 use smithay::wayland::output::{OutputHandler, OutputManagerState};
 use smithay::wayland::pointer_constraints::{PointerConstraintsHandler, PointerConstraintsState};
@@ -63,7 +66,9 @@ use smithay::wayland::shm::{
 };
 use smithay::wayland::viewporter::ViewporterState;
 
-use crate::shared::{Committed, Shared};
+use crate::compose::Image;
+use crate::shared::{Committed, Shared, Source};
+use crate::shm_view;
 use crate::{monotonic_ns, pid_str, Cmd, CompositorError, CompositorOptions, FrameInfo};
 
 /// Frame callbacks waiting for the next vblank; beyond this a client that requests callbacks
@@ -74,6 +79,11 @@ const FEEDBACK_CAP: usize = 256;
 /// Live shm pools plus buffers one client may have. Each live pool holds a file descriptor
 /// and a mapping in the host process, so this bounds both per client (games use a handful).
 pub(crate) const SHM_OBJECTS_CAP: usize = 128;
+/// The largest surface composition copies (a 4096x4096 surface, 64 MiB).
+const COMPOSE_MAX_PIXELS: i64 = 4096 * 4096;
+/// The most memory one streamed tree's copies may take (the composed frame is one more copy of
+/// its toplevel); a client cannot make the compositor allocate beyond.
+const COMPOSE_MAX_BYTES: usize = 256 << 20;
 /// CLOCK_MONOTONIC's id, what wp_presentation advertises.
 const CLOCK_MONOTONIC: u32 = 1;
 
@@ -142,6 +152,14 @@ pub(crate) struct State {
     next_seq: u64,
     /// Live shm pools and buffers per client.
     shm_objects: HashMap<ClientId, usize>,
+    /// Copies of the streamed tree's surfaces, kept only while it has subsurfaces with
+    /// content (then frames are composed); keyed by surface.
+    images: HashMap<ObjectId, Image>,
+    /// The toplevel `images` belongs to.
+    images_root: Option<WlSurface>,
+    /// The streamed toplevel's newest buffer while it is streamed in place: pending or held,
+    /// so still ours, the base to compose on when a subsurface appears.
+    last_root_buffer: Option<WlBuffer>,
     /// Frame callbacks waiting to fire: `Some(seq)` for those committed with a streamed frame
     /// (they fire once the host took that frame or a newer one, so a client with two buffers
     /// always has one free), `None` for the rest (they fire at the next vblank).
@@ -169,6 +187,8 @@ pub(crate) fn run(
     shared: Arc<Shared>,
     ready: Sender<Result<SyncSender<Cmd>, CompositorError>>,
 ) {
+    // Whatever ends this thread, a panic included, the handle must learn that it did.
+    let _closer = Closer(shared.clone());
     let (tx, rx) = channel::sync_channel::<Cmd>(256);
     let setup = setup(&opts, shared.clone(), rx);
     let (mut event_loop, mut display, mut state) = match setup {
@@ -200,6 +220,26 @@ pub(crate) fn run(
     g.closed = Some(reason);
     drop(g);
     shared.cond.notify_all();
+}
+
+/// Marks the compositor closed when the thread ends without saying why (a panic).
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let mut g = self.0.lock();
+        if g.closed.is_none() {
+            let why = if std::thread::panicking() {
+                "compositor thread panicked"
+            } else {
+                "compositor thread ended"
+            };
+            g.log(why.to_string());
+            g.closed = Some(why.to_string());
+        }
+        drop(g);
+        self.0.cond.notify_all();
+    }
 }
 
 type Setup = (EventLoop<'static, State>, Display<State>, State);
@@ -335,6 +375,9 @@ fn setup(
         toplevels: Vec::new(),
         next_seq: 1,
         shm_objects: HashMap::new(),
+        images: HashMap::new(),
+        images_root: None,
+        last_root_buffer: None,
         frame_callbacks: Vec::new(),
         feedbacks: Vec::new(),
         _xdg_decoration_state: xdg_decoration_state,
@@ -459,32 +502,35 @@ impl State {
         }
     }
 
-    /// A new buffer on the streamed surface: it replaces the pending frame.
-    fn stream_buffer(&mut self, surface: &WlSurface, buffer: WlBuffer) -> u64 {
-        let dims = with_buffer_contents(&buffer, |_, _, d| (d.width, d.height));
-        let Ok((w, h)) = dims else {
+    /// A new frame of the streamed surface: it replaces the pending frame. Returns its
+    /// sequence number, `None` if there is nothing to stream.
+    fn stream(&mut self, surface: &WlSurface, source: Source) -> Option<u64> {
+        let dims = match &source {
+            Source::Shm(b) => with_buffer_contents(b, |_, _, d| (d.width, d.height))
+                .ok()
+                .map(|(w, h)| (w.max(0) as u32, h.max(0) as u32)),
+            Source::Composed(img) => Some((img.width, img.height)),
+        };
+        let client = surface.client();
+        let (Some((width, height)), Some(client)) = (dims, client) else {
             // Not shm (we advertise nothing else) or already gone: nothing to stream.
-            buffer.release();
-            return 0;
+            if let Source::Shm(b) = source {
+                b.release();
+            }
+            return None;
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        let client = surface.client();
         let pid = client
-            .as_ref()
-            .and_then(|c| c.get_data::<ClientState>())
+            .get_data::<ClientState>()
             .and_then(|d| d.pid.get().copied());
-        let Some(client) = client else {
-            buffer.release();
-            return 0;
-        };
         let committed = Committed {
-            buffer,
+            source,
             info: FrameInfo {
                 seq,
                 commit_ns: monotonic_ns(),
-                width: w.max(0) as u32,
-                height: h.max(0) as u32,
+                width,
+                height,
             },
             client: client.id(),
             pid,
@@ -495,19 +541,71 @@ impl State {
         if let Some(old) = g.pending.replace(committed) {
             g.counters.frames_skipped += 1;
             g.note_skipped(old.info.seq);
-            let still_used = g.pending.as_ref().is_some_and(|p| p.buffer == old.buffer)
-                || g.held.as_ref().is_some_and(|h| h.buffer == old.buffer);
-            if !still_used {
-                to_release = Some(old);
-            }
+            to_release = old.shm().filter(|b| !g.uses(b)).cloned();
         }
         drop(g);
         self.shared.cond.notify_all();
         // Outside our lock (see `Compositor::acquire`).
         if let Some(old) = to_release {
-            old.buffer.release();
+            old.release();
         }
-        seq
+        Some(seq)
+    }
+
+    /// Copies a client buffer (on this thread, under smithay's SIGBUS guard) and releases it;
+    /// `None` (and a log line) past the composition memory caps.
+    fn copy_and_release(&mut self, buffer: WlBuffer) -> Option<Image> {
+        let pixels = with_buffer_contents(&buffer, |_, _, d| {
+            i64::from(d.width.max(0)) * i64::from(d.height.max(0))
+        })
+        .unwrap_or(0);
+        let held: usize = self.images.values().map(|i| i.data.len()).sum();
+        let fits = pixels <= COMPOSE_MAX_PIXELS && held + pixels as usize * 4 <= COMPOSE_MAX_BYTES;
+        let img = if fits {
+            shm_view::read(&buffer, Image::copy).ok()
+        } else {
+            self.shared.lock().log(format!(
+                "surface buffer of {pixels} pixels not composed: over the composition caps \
+                 ({COMPOSE_MAX_PIXELS} pixels a surface, {COMPOSE_MAX_BYTES} bytes a tree)"
+            ));
+            None
+        };
+        let in_use = self.shared.lock().uses(&buffer);
+        if !in_use {
+            buffer.release();
+        }
+        img
+    }
+
+    /// The streamed tree's surfaces drawn over its toplevel, bottom to top.
+    fn compose(&self, root: &WlSurface) -> Option<Image> {
+        let mut out = self.images.get(&root.id())?.clone();
+        let offset = |states: &SurfaceData, loc: Point<i32, Logical>| {
+            if states.role == Some("subsurface") {
+                loc + states
+                    .cached_state
+                    .get::<SubsurfaceCachedState>()
+                    .current()
+                    .location
+            } else {
+                loc
+            }
+        };
+        with_surface_tree_upward(
+            root,
+            Point::<i32, Logical>::from((0, 0)),
+            |_, states, loc| TraversalAction::DoChildren(offset(states, *loc)),
+            |s, states, loc| {
+                if s != root {
+                    if let Some(img) = self.images.get(&s.id()) {
+                        let at = offset(states, *loc);
+                        out.draw(img, at.x, at.y);
+                    }
+                }
+            },
+            |_, _, _| true,
+        );
+        Some(out)
     }
 
     fn configure_toplevel(&self, t: &ToplevelSurface) {
@@ -575,61 +673,143 @@ impl CompositorHandler for State {
             },
             |_, _, _| true,
         );
-        for (s, buffer, cbs, fbs) in taken {
-            let idx = self
-                .toplevels
-                .iter()
-                .position(|t| t.surface.wl_surface() == &s);
-            let mut seq = None;
-            match (buffer, idx) {
-                (Some(BufferAssignment::NewBuffer(buf)), Some(i)) => {
-                    if !self.toplevels[i].mapped {
-                        // Newly mapped: it goes to the end, it is the streamed one now.
-                        let mut t = self.toplevels.remove(i);
-                        t.mapped = true;
-                        self.toplevels.push(t);
-                        let pid = s.client().and_then(|c| {
-                            c.get_data::<ClientState>()
-                                .and_then(|d| d.pid.get().copied())
-                        });
-                        self.shared.lock().log(format!(
-                            "client pid {}: toplevel mapped, now streamed",
-                            pid_str(pid)
-                        ));
-                        if let Some(kb) = self.seat.get_keyboard() {
-                            kb.set_focus(self, Some(s.clone()), SERIAL_COUNTER.next_serial());
-                        }
-                    }
-                    if self.streamed() == Some(&s) {
-                        seq = Some(self.stream_buffer(&s, buf)).filter(|&q| q != 0);
-                    } else {
-                        self.shared.lock().counters.other_buffers += 1;
-                        buf.release();
-                    }
-                }
-                (Some(BufferAssignment::NewBuffer(buf)), None) => {
+        self.map_or_unmap(&root, &taken);
+        if self.streamed() != Some(&root) {
+            // Not streamed: every buffer goes straight back, callbacks fire at the next vblank.
+            for (_, buffer, cbs, fbs) in taken {
+                if let Some(BufferAssignment::NewBuffer(buf)) = buffer {
                     self.shared.lock().counters.other_buffers += 1;
                     buf.release();
                 }
-                (Some(BufferAssignment::Removed), Some(i)) => {
-                    // Unmapped: the previous mapped toplevel (if any) is streamed again.
-                    self.toplevels[i].mapped = false;
+                self.add_callbacks(None, cbs);
+                self.add_feedbacks(None, fbs);
+            }
+            return;
+        }
+        if self.images_root.as_ref() != Some(&root) {
+            self.images.clear();
+            self.images_root = Some(root.clone());
+            self.last_root_buffer = None;
+        }
+        let mut root_buf = None;
+        let mut dirty = false;
+        let mut rest = Vec::with_capacity(taken.len());
+        for (s, buffer, cbs, fbs) in taken {
+            match buffer {
+                Some(BufferAssignment::NewBuffer(buf)) if s == root => root_buf = Some(buf),
+                Some(BufferAssignment::NewBuffer(buf)) => {
+                    // A subsurface: its pixels are copied, from now on the tree is composed.
+                    self.shared.lock().counters.other_buffers += 1;
+                    match self.copy_and_release(buf) {
+                        Some(img) => self.images.insert(s.id(), img),
+                        None => self.images.remove(&s.id()),
+                    };
+                    dirty = true;
+                }
+                Some(BufferAssignment::Removed) if s != root => {
+                    dirty |= self.images.remove(&s.id()).is_some();
                 }
                 _ => {}
             }
+            rest.push((cbs, fbs));
+        }
+        let root_id = root.id();
+        let composed = self.images.keys().any(|k| *k != root_id);
+        let seq = if composed {
+            if let Some(buf) = root_buf {
+                if let Some(img) = self.copy_and_release(buf) {
+                    self.images.insert(root_id.clone(), img);
+                }
+                dirty = true;
+            } else if !self.images.contains_key(&root_id) {
+                // Streamed in place until now: copy its newest buffer (pending or held, so
+                // not released) as the base.
+                if let Some(buf) = self.last_root_buffer.clone() {
+                    if let Ok(img) = shm_view::read(&buf, Image::copy) {
+                        self.images.insert(root_id.clone(), img);
+                    }
+                }
+            }
+            self.last_root_buffer = None;
+            match self.compose(&root) {
+                Some(img) if dirty => self.stream(&root, Source::Composed(Arc::new(img))),
+                _ => None,
+            }
+        } else if let Some(buf) = root_buf {
+            // The one-surface path: the client's buffer itself, no copy.
+            self.images.remove(&root_id);
+            self.last_root_buffer = Some(buf.clone());
+            self.stream(&root, Source::Shm(buf))
+        } else if dirty {
+            // The last subsurface went away: the toplevel alone, from its copy.
+            let img = self.images.get(&root_id).cloned();
+            img.and_then(|img| self.stream(&root, Source::Composed(Arc::new(img))))
+        } else {
+            None
+        };
+        for (cbs, fbs) in rest {
             self.add_callbacks(seq, cbs);
             self.add_feedbacks(seq, fbs);
+        }
+    }
+
+    fn destroyed(&mut self, surface: &WlSurface) {
+        self.images.remove(&surface.id());
+        if self.images_root.as_ref() == Some(surface) {
+            self.images.clear();
+            self.images_root = None;
+            self.last_root_buffer = None;
+        }
+    }
+}
+
+impl State {
+    /// A toplevel's first buffer maps it (it becomes the streamed one); a null buffer
+    /// unmaps it (the previously mapped one, if any, is streamed again).
+    fn map_or_unmap(&mut self, root: &WlSurface, taken: &[Taken]) {
+        let Some((_, Some(buffer), _, _)) = taken.iter().find(|t| &t.0 == root) else {
+            return;
+        };
+        let Some(i) = self
+            .toplevels
+            .iter()
+            .position(|t| t.surface.wl_surface() == root)
+        else {
+            return;
+        };
+        match buffer {
+            BufferAssignment::NewBuffer(_) if !self.toplevels[i].mapped => {
+                let mut t = self.toplevels.remove(i);
+                t.mapped = true;
+                self.toplevels.push(t);
+                let pid = root.client().and_then(|c| {
+                    c.get_data::<ClientState>()
+                        .and_then(|d| d.pid.get().copied())
+                });
+                self.shared.lock().log(format!(
+                    "client pid {}: toplevel mapped, now streamed",
+                    pid_str(pid)
+                ));
+                if let Some(kb) = self.seat.get_keyboard() {
+                    kb.set_focus(self, Some(root.clone()), SERIAL_COUNTER.next_serial());
+                }
+            }
+            BufferAssignment::Removed => self.toplevels[i].mapped = false,
+            BufferAssignment::NewBuffer(_) => {}
         }
     }
 }
 
 impl BufferHandler for State {
     fn buffer_destroyed(&mut self, buffer: &WlBuffer) {
+        if self.last_root_buffer.as_ref() == Some(buffer) {
+            self.last_root_buffer = None;
+        }
         let mut g = self.shared.lock();
-        if g.pending.as_ref().is_some_and(|c| &c.buffer == buffer) {
+        if g.pending.as_ref().and_then(Committed::shm) == Some(buffer) {
             g.pending = None;
         }
-        if g.held.as_ref().is_some_and(|c| &c.buffer == buffer) {
+        if g.held.as_ref().and_then(Committed::shm) == Some(buffer) {
             g.held = None;
         }
     }

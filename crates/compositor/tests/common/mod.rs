@@ -207,3 +207,18 @@ pub fn wait_first_frame(comp: &Compositor, timeout: Duration) -> bool {
     }
     false
 }
+
+/// Collects the compositor's log until a line contains every one of `needles` (each may be on
+/// a different line), for up to 2 s; panics with the log otherwise.
+pub fn wait_log(comp: &Compositor, needles: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut log = Vec::new();
+    loop {
+        log.extend(comp.take_log());
+        if needles.iter().all(|n| log.iter().any(|l| l.contains(n))) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {needles:?} in log {log:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

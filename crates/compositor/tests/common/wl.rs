@@ -9,7 +9,8 @@ use std::path::Path;
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::{
     wl_buffer::WlBuffer, wl_compositor::WlCompositor, wl_registry::WlRegistry, wl_shm,
-    wl_shm::WlShm, wl_shm_pool::WlShmPool, wl_surface::WlSurface,
+    wl_shm::WlShm, wl_shm_pool::WlShmPool, wl_subcompositor::WlSubcompositor,
+    wl_subsurface::WlSubsurface, wl_surface::WlSurface,
 };
 use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle};
 use wayland_protocols::wp::presentation_time::client::{wp_presentation, wp_presentation_feedback};
@@ -154,6 +155,8 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, u32> for Events 
 }
 
 delegate_noop!(Events: ignore WlCompositor);
+delegate_noop!(Events: ignore WlSubcompositor);
+delegate_noop!(Events: ignore WlSubsurface);
 delegate_noop!(Events: ignore WlSurface);
 delegate_noop!(Events: ignore WlShm);
 delegate_noop!(Events: ignore WlShmPool);
@@ -167,6 +170,8 @@ pub struct TestClient {
     pub surface: WlSurface,
     pub shm: WlShm,
     pub presentation: wp_presentation::WpPresentation,
+    pub compositor: WlCompositor,
+    pub subcompositor: WlSubcompositor,
     commits: u32,
 }
 
@@ -182,6 +187,8 @@ impl TestClient {
         let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=1, ()).expect("xdg_wm_base");
         let presentation: wp_presentation::WpPresentation =
             globals.bind(&qh, 1..=1, ()).expect("wp_presentation");
+        let subcompositor: WlSubcompositor =
+            globals.bind(&qh, 1..=1, ()).expect("wl_subcompositor");
         let surface = compositor.create_surface(&qh, ());
         let xdg = wm.get_xdg_surface(&surface, &qh, ());
         let _toplevel = xdg.get_toplevel(&qh, ());
@@ -200,6 +207,8 @@ impl TestClient {
             surface,
             shm,
             presentation,
+            compositor,
+            subcompositor,
             commits: 0,
         }
     }
@@ -237,6 +246,45 @@ impl TestClient {
         self.surface.commit();
         self.conn.flush().expect("flush");
         self.commits
+    }
+
+    /// A desynchronized subsurface of the toplevel at (`x`, `y`).
+    pub fn subsurface(&self, x: i32, y: i32) -> (WlSurface, WlSubsurface) {
+        let qh = self.queue.handle();
+        let surface = self.compositor.create_surface(&qh, ());
+        let sub = self
+            .subcompositor
+            .get_subsurface(&surface, &self.surface, &qh, ());
+        sub.set_position(x, y);
+        sub.set_desync();
+        (surface, sub)
+    }
+
+    /// A `w`x`h` buffer of one XRGB8888 colour (bytes B, G, R, X).
+    pub fn solid(&self, w: i32, h: i32, bgrx: [u8; 4]) -> (WlBuffer, OwnedFd) {
+        let qh = self.queue.handle();
+        let size = (w * h * 4) as usize;
+        let memfd = rustix::fs::memfd_create("test-solid", rustix::fs::MemfdFlags::CLOEXEC)
+            .expect("memfd_create");
+        let mut file = std::fs::File::from(memfd.try_clone().expect("dup memfd"));
+        file.write_all(&bgrx.repeat(size / 4)).expect("fill memfd");
+        let pool = self.shm.create_pool(memfd.as_fd(), size as i32, &qh, ());
+        let buffer = pool.create_buffer(0, w, h, w * 4, wl_shm::Format::Xrgb8888, &qh, ());
+        pool.destroy();
+        (buffer, memfd)
+    }
+
+    /// A `w`x`h` XRGB8888 buffer in a sparse memfd (zeros, costs no memory until read).
+    pub fn sparse(&self, w: i32, h: i32) -> (WlBuffer, OwnedFd) {
+        let qh = self.queue.handle();
+        let size = w as u64 * h as u64 * 4;
+        let memfd = rustix::fs::memfd_create("test-sparse", rustix::fs::MemfdFlags::CLOEXEC)
+            .expect("memfd_create");
+        rustix::fs::ftruncate(&memfd, size).expect("ftruncate");
+        let pool = self.shm.create_pool(memfd.as_fd(), size as i32, &qh, ());
+        let buffer = pool.create_buffer(0, w, h, w * 4, wl_shm::Format::Xrgb8888, &qh, ());
+        pool.destroy();
+        (buffer, memfd)
     }
 
     /// One round trip: everything the compositor sent so far is in `events`.
