@@ -495,6 +495,31 @@ mod tests {
         g
     }
 
+    #[test]
+    fn a_bgra_game_frame_comes_out_rgba() {
+        let (w, h, stride) = (8u32, 4u32, 40usize);
+        let rgba = game_frame(w, h, stride);
+        let mut bgra = rgba.clone();
+        for px in bgra.chunks_exact_mut(4) {
+            px.swap(0, 2);
+        }
+        let mut o = Overlay::new().unwrap();
+        let plain = o
+            .compose(&rgba, w, h, stride, &[], &status(), Instant::now())
+            .to_vec();
+        o.set_game_order(PixelOrder::Bgra);
+        let swapped = o
+            .compose(&bgra, w, h, stride, &[], &status(), Instant::now())
+            .to_vec();
+        // Too small for the overlay's drawings: the output is the game's rows, in RGBA.
+        let packed: Vec<u8> = rgba
+            .chunks_exact(stride)
+            .flat_map(|row| row[..w as usize * 4].to_vec())
+            .collect();
+        assert_eq!(plain, packed);
+        assert_eq!(swapped, packed);
+    }
+
     fn status() -> LiveStatus {
         LiveStatus {
             state: "LIVE".into(),
