@@ -105,7 +105,7 @@ fn weston_simple_shm_streams_its_pattern_at_the_full_output_rate() {
     assert!(moved > mid.len() / 20, "the pattern does not move\n{err}");
     if let Some(d) = std::env::var_os("CROSSCAST_SNAPSHOT_DIR") {
         // For the README: one decoded frame of a real client, full size.
-        let png = Path::new(&d).join("weston-simple-shm.png");
+        let png = Path::new(&d).join("wayland-weston-simple-shm.png");
         let status = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-ss", "2", "-i"])
             .arg(dir.path("r.mp4"))
