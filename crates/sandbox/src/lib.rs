@@ -8,7 +8,7 @@
 //! | rule | how |
 //! |---|---|
 //! | own user, pid, mount, network, IPC and UTS namespaces | `--unshare-user --unshare-pid --unshare-net --unshare-ipc --unshare-uts --unshare-cgroup-try` |
-//! | no nested user namespaces | `--disable-userns`, and the seccomp filter |
+//! | no nested user namespaces | the seccomp filter, and `--disable-userns` where bwrap has it (0.8+) |
 //! | no capabilities, even when the host runs as root | `--cap-drop ALL` |
 //! | killed when the host dies | `--die-with-parent` (see below) |
 //! | no controlling terminal (no `TIOCSTI` keystroke injection into the host's shell) | `--new-session` |
@@ -128,7 +128,7 @@ pub fn command(game: &GameCommand) -> Result<Command, SandboxError> {
         }
         SandboxLevel::Strict => {
             let bwrap_path = preflight::find_bwrap()?;
-            let facts = bwrap::HostFacts::gather();
+            let facts = bwrap::HostFacts::gather(&bwrap_path);
             let filter = filter::build()?;
             let fd = os::sealed_memfd("crosscast-seccomp", &filter::to_bytes(&filter.program))
                 .map_err(SandboxError::io("creating the seccomp memfd"))?;

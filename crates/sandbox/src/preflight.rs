@@ -75,7 +75,7 @@ pub(crate) fn run(level: SandboxLevel) -> Result<SandboxInfo, SandboxError> {
         return Ok(info);
     }
     let bwrap_path = find_bwrap()?;
-    let facts = HostFacts::gather();
+    let facts = HostFacts::gather(&bwrap_path);
     let filter = filter::build()?;
     let version = Command::new(&bwrap_path)
         .arg("--version")
