@@ -3,7 +3,7 @@
 //! `strict` (where it must fail).
 //!
 //! Needs the Debian packages `bubblewrap` (bwrap), `bash`, `util-linux` (unshare) and
-//! `weston` (the ordinary-programs test).
+//! `weston` and `glmark2-es2-wayland` (the ordinary-programs test), `perl-base` (threads).
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -412,6 +412,7 @@ fn mesa_wayland_client_runs_in_strict() {
     require("weston", "weston");
     require("weston-simple-egl", "weston");
     require("weston-simple-shm", "weston");
+    require("glmark2-es2-wayland", "glmark2-es2-wayland");
     let rt = RuntimeDir::create("crosscast-probe").unwrap();
     let data = scratch("data");
     let mut weston = Command::new("weston")
@@ -467,8 +468,28 @@ fn mesa_wayland_client_runs_in_strict() {
             "{client} exited early ({early:?}): {stderr}"
         );
     }
+    // A GLES program that renders frames (Mesa's llvmpipe, its worker threads, shaders
+    // compiled by LLVM into executable memory) and ends by itself with a score.
+    let g = GameCommand {
+        program: "glmark2-es2-wayland".into(),
+        args: ["-b", "build:duration=1", "--size", "320x240"]
+            .map(OsString::from)
+            .to_vec(),
+        env: vec![("WAYLAND_DISPLAY".into(), "wayland-game".into())],
+        env_remove: Vec::new(),
+        runtime_dir: rt.path().to_owned(),
+        data_dir: data.clone(),
+        level: SandboxLevel::Strict,
+    };
+    let out = command(&g).unwrap().stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     weston.kill().unwrap();
     weston.wait().unwrap();
+    assert!(
+        out.status.success() && stdout.contains("glmark2 Score:"),
+        "glmark2 in strict: {}",
+        describe(&out)
+    );
     std::fs::remove_dir_all(&data).unwrap();
 }
 
