@@ -515,3 +515,60 @@ fn no_capabilities_in_strict() {
     );
     assert!(out.status.success(), "{}", describe(&out));
 }
+
+const NO_BWRAP_ENV: &str = "CROSSCAST_SANDBOX_NO_BWRAP";
+
+/// Without bwrap on PATH, both the preflight and `command` say which Debian package to
+/// install. Run in a child process with an empty PATH (the environment is process-wide).
+#[test]
+fn missing_bwrap_names_the_package() {
+    if std::env::var_os(NO_BWRAP_ENV).is_some() {
+        let err = preflight(SandboxLevel::Strict).unwrap_err();
+        assert!(
+            matches!(err, crosscast_sandbox::SandboxError::BwrapMissing),
+            "{err}"
+        );
+        let rt = RuntimeDir::create("crosscast-probe").unwrap();
+        let mut g = GameCommand {
+            program: "/bin/sh".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            runtime_dir: rt.path().to_owned(),
+            data_dir: std::env::temp_dir(),
+            level: SandboxLevel::Strict,
+        };
+        let err2 = command(&g).unwrap_err();
+        assert_eq!(err2.to_string(), err.to_string());
+        eprintln!("no-bwrap-child: {err}");
+        // Off needs no bwrap.
+        g.level = SandboxLevel::Off;
+        command(&g).unwrap();
+        preflight(SandboxLevel::Off).unwrap();
+    } else {
+        parent_of_no_bwrap_child();
+    }
+}
+
+fn parent_of_no_bwrap_child() {
+    require("bwrap", "bubblewrap");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "missing_bwrap_names_the_package",
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(NO_BWRAP_ENV, "1")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr.contains("no-bwrap-child: ")
+            && stderr.contains("install the Debian package `bubblewrap`")
+            && stderr.contains("--sandbox off"),
+        "{stderr}"
+    );
+}
