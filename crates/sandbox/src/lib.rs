@@ -19,6 +19,7 @@
 //! | a program living in a hidden directory (`~/Games/x/game`) | its directory bound read-only |
 //! | no network: only a loopback of its own; no abstract Unix sockets of the host (X11, D-Bus) | the network namespace |
 //! | no ptrace, io_uring, mount, keyrings, bpf, perf, kexec, modules, namespaces, userfaultfd… | the seccomp filter (`EPERM`), see [`filter`](crate#seccomp) |
+//! | inherited fds: only stdio and the protocol's 3 and 4 (nothing the host itself inherited) | every fd from 5 up is marked close-on-exec in the forked child; bwrap closes the seccomp fd before it runs the game |
 //! | env: `DISPLAY`, `XAUTHORITY`, `WAYLAND_SOCKET`, `DBUS_SESSION_BUS_ADDRESS`, `SSH_AUTH_SOCK`, `TMPDIR`, `XDG_{CONFIG,DATA,CACHE,STATE}_HOME` removed | they point at what is hidden |
 //!
 //! ## seccomp
