@@ -404,6 +404,16 @@ fn game_dies_with_its_parent_in_strict_only() {
     }
 }
 
+/// A compositor that must not outlive its test, failed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An ordinary Wayland program with Mesa (llvmpipe, threads, shm) runs in the strict sandbox
 /// against a compositor serving the game's runtime dir: the filter and the mounts leave it
 /// everything it needs.
@@ -415,18 +425,20 @@ fn mesa_wayland_client_runs_in_strict() {
     require("glmark2-es2-wayland", "glmark2-es2-wayland");
     let rt = RuntimeDir::create("crosscast-probe").unwrap();
     let data = scratch("data");
-    let mut weston = Command::new("weston")
-        .args([
-            "--backend=headless-backend.so",
-            "--socket=wayland-game",
-            "--idle-time=0",
-        ])
-        .env("XDG_RUNTIME_DIR", rt.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _weston = KillOnDrop(
+        Command::new("weston")
+            .args([
+                "--backend=headless-backend.so",
+                "--socket=wayland-game",
+                "--idle-time=0",
+            ])
+            .env("XDG_RUNTIME_DIR", rt.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let socket = rt.path().join("wayland-game");
     assert!(
         wait_until(Duration::from_secs(10), || socket.exists()),
@@ -483,8 +495,6 @@ fn mesa_wayland_client_runs_in_strict() {
     };
     let out = command(&g).unwrap().stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    weston.kill().unwrap();
-    weston.wait().unwrap();
     assert!(
         out.status.success() && stdout.contains("glmark2 Score:"),
         "glmark2 in strict: {}",
