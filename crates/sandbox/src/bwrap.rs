@@ -6,6 +6,8 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use crate::SandboxError;
 
@@ -42,11 +44,13 @@ pub(crate) struct HostFacts {
     pub(crate) home: Option<PathBuf>,
     /// `/dev/dri` exists: GPU render nodes are bound so a capable machine renders on its GPU.
     pub(crate) dri: bool,
+    /// This bwrap knows `--disable-userns` (0.8.0 and later; Ubuntu 22.04 has 0.6).
+    pub(crate) disable_userns: bool,
 }
 
 impl HostFacts {
-    /// Looks at this machine and this process's environment.
-    pub(crate) fn gather() -> HostFacts {
+    /// Looks at this machine, this process's environment and the `bwrap` at `bwrap_path`.
+    pub(crate) fn gather(bwrap_path: &Path) -> HostFacts {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute() && p.parent().is_some() && p.is_dir());
@@ -70,6 +74,7 @@ impl HostFacts {
             hidden,
             home,
             dri: Path::new("/dev/dri").is_dir(),
+            disable_userns: knows_disable_userns(bwrap_path),
         }
     }
 
@@ -102,8 +107,6 @@ pub(crate) fn base_args(facts: &HostFacts, seccomp_fd: i32) -> Vec<OsString> {
         "--unshare-ipc",
         "--unshare-uts",
         "--unshare-cgroup-try",
-        // Kernel-side backstop to the seccomp rules: no user namespace can be made inside.
-        "--disable-userns",
         "--die-with-parent",
         "--new-session",
         // bwrap run by root would otherwise keep capabilities inside the sandbox.
@@ -120,6 +123,10 @@ pub(crate) fn base_args(facts: &HostFacts, seccomp_fd: i32) -> Vec<OsString> {
     .iter()
     .map(OsString::from)
     .collect();
+    if facts.disable_userns {
+        // Kernel-side backstop to the seccomp rules: no user namespace can be made inside.
+        a.push("--disable-userns".into());
+    }
     for dir in &facts.hidden {
         a.push("--tmpfs".into());
         a.push(dir.into());
@@ -198,6 +205,23 @@ pub(crate) fn resolve_program(
     Err(not_found())
 }
 
+/// Whether `bwrap --help` lists `--disable-userns`; asked once per bwrap path and process.
+fn knows_disable_userns(bwrap_path: &Path) -> bool {
+    static ANSWERS: Mutex<Vec<(PathBuf, bool)>> = Mutex::new(Vec::new());
+    let mut answers = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, known)) = answers.iter().find(|(p, _)| p == bwrap_path) {
+        return *known;
+    }
+    let known = Command::new(bwrap_path)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--disable-userns"));
+    answers.push((bwrap_path.to_owned(), known));
+    known
+}
+
 fn is_executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -213,6 +237,7 @@ mod tests {
                 .to_vec(),
             home: Some("/home/alice".into()),
             dri: true,
+            disable_userns: true,
         }
     }
 
@@ -291,6 +316,7 @@ mod tests {
     fn no_dri_no_bind_and_system_programs_need_no_extra_bind() {
         let f = HostFacts {
             dri: false,
+            disable_userns: false,
             ..facts()
         };
         let layout = Layout {
@@ -301,13 +327,17 @@ mod tests {
         };
         let argv = game_args(&f, &layout, 10);
         assert!(find(&argv, &["--dev-bind", "/dev/dri", "/dev/dri"]).is_none());
+        // An older bwrap (Ubuntu 22.04's 0.6) would refuse the option; seccomp still denies.
+        assert!(find(&argv, &["--disable-userns"]).is_none());
         assert!(find(&argv, &["--ro-bind", "/usr/bin", "/usr/bin"]).is_none());
         assert_eq!(argv.last().unwrap(), "/usr/bin/bash");
     }
 
     #[test]
     fn gathered_facts_hide_tmp_and_home_parents_first() {
-        let f = HostFacts::gather();
+        let f = HostFacts::gather(Path::new("/usr/bin/bwrap"));
+        // Debian 12's bwrap is 0.8.0.
+        assert!(f.disable_userns);
         assert!(f.hidden.contains(&PathBuf::from("/tmp")));
         assert!(!f.hidden.contains(&PathBuf::from("/")));
         let depths: Vec<usize> = f.hidden.iter().map(|p| p.components().count()).collect();

@@ -8,7 +8,7 @@
 //! | rule | how |
 //! |---|---|
 //! | own user, pid, mount, network, IPC and UTS namespaces | `--unshare-user --unshare-pid --unshare-net --unshare-ipc --unshare-uts --unshare-cgroup-try` |
-//! | no nested user namespaces | `--disable-userns`, and the seccomp filter |
+//! | no nested user namespaces | the seccomp filter, and `--disable-userns` where bwrap has it (0.8+) |
 //! | no capabilities, even when the host runs as root | `--cap-drop ALL` |
 //! | killed when the host dies | `--die-with-parent` (see below) |
 //! | no controlling terminal (no `TIOCSTI` keystroke injection into the host's shell) | `--new-session` |
@@ -19,6 +19,7 @@
 //! | a program living in a hidden directory (`~/Games/x/game`) | its directory bound read-only |
 //! | no network: only a loopback of its own; no abstract Unix sockets of the host (X11, D-Bus) | the network namespace |
 //! | no ptrace, io_uring, mount, keyrings, bpf, perf, kexec, modules, namespaces, userfaultfd… | the seccomp filter (`EPERM`), see [`filter`](crate#seccomp) |
+//! | inherited fds: only stdio and the protocol's 3 and 4 (nothing the host itself inherited) | every fd from 5 up is marked close-on-exec in the forked child; bwrap closes the seccomp fd before it runs the game |
 //! | env: `DISPLAY`, `XAUTHORITY`, `WAYLAND_SOCKET`, `DBUS_SESSION_BUS_ADDRESS`, `SSH_AUTH_SOCK`, `TMPDIR`, `XDG_{CONFIG,DATA,CACHE,STATE}_HOME` removed | they point at what is hidden |
 //!
 //! ## seccomp
@@ -128,7 +129,7 @@ pub fn command(game: &GameCommand) -> Result<Command, SandboxError> {
         }
         SandboxLevel::Strict => {
             let bwrap_path = preflight::find_bwrap()?;
-            let facts = bwrap::HostFacts::gather();
+            let facts = bwrap::HostFacts::gather(&bwrap_path);
             let filter = filter::build()?;
             let fd = os::sealed_memfd("crosscast-seccomp", &filter::to_bytes(&filter.program))
                 .map_err(SandboxError::io("creating the seccomp memfd"))?;

@@ -75,7 +75,7 @@ pub(crate) fn run(level: SandboxLevel) -> Result<SandboxInfo, SandboxError> {
         return Ok(info);
     }
     let bwrap_path = find_bwrap()?;
-    let facts = HostFacts::gather();
+    let facts = HostFacts::gather(&bwrap_path);
     let filter = filter::build()?;
     let version = Command::new(&bwrap_path)
         .arg("--version")
@@ -318,6 +318,25 @@ mod tests {
 
     #[test]
     fn namespace_failure_without_a_sysctl_is_still_a_namespace_error() {
+        // AppArmor-style refusals seen without a readable sysctl, and a kernel without userns.
+        for stderr in [
+            "bwrap: setting up uid map: Permission denied",
+            "bwrap: loopback: Failed RTM_NEWADDR: Operation not permitted",
+            "bwrap: Creating new namespace failed, likely because the kernel does not support \
+             user namespaces.  bwrap must be installed setuid on such systems.",
+        ] {
+            let e = classify(&UsernsSysctls::default(), EXIT1, stderr);
+            assert!(
+                matches!(
+                    e,
+                    SandboxError::UserNamespacesBlocked {
+                        cause: UsernsBlock::Unknown,
+                        ..
+                    }
+                ),
+                "{stderr}: {e}"
+            );
+        }
         // E.g. inside a container whose seccomp policy refuses clone(CLONE_NEWUSER).
         let e = classify(
             &UsernsSysctls::default(),

@@ -3,7 +3,7 @@
 //! `strict` (where it must fail).
 //!
 //! Needs the Debian packages `bubblewrap` (bwrap), `bash`, `util-linux` (unshare) and
-//! `weston` (the ordinary-programs test).
+//! `weston` and `glmark2-es2-wayland` (the ordinary-programs test), `perl-base` (threads).
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -282,23 +282,38 @@ fn one_command_spawns_twice() {
 
 const PARENT_ENV: &str = "CROSSCAST_SANDBOX_PARENT";
 
-/// Pids of live (not zombie) processes whose command line holds `marker` and that are bash.
-fn bash_with(marker: &str) -> Vec<u32> {
+/// Pids of processes whose command line holds `marker` as one argument: bash ones only (the
+/// game), or every one (bwrap too).
+fn with_marker(marker: &str, bash_only: bool) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
+        // A zombie has an empty command line, so it counts as gone.
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
         let is_bash = args.first().is_some_and(|a| a.ends_with(b"bash"));
-        if is_bash && args.contains(&marker.as_bytes()) {
+        if (is_bash || !bash_only) && args.contains(&marker.as_bytes()) {
             pids.push(pid);
         }
     }
     pids
+}
+
+fn bash_with(marker: &str) -> Vec<u32> {
+    with_marker(marker, true)
+}
+
+/// Kills what a failed run left behind, so it cannot hold the test's output pipes open.
+fn kill_all_with(marker: &str) {
+    for pid in with_marker(marker, false) {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
 }
 
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -372,23 +387,30 @@ fn game_dies_with_its_parent_in_strict_only() {
         let pids = bash_with(&marker);
         parent.kill().unwrap();
         parent.wait().unwrap();
+        // Strict's game goes within milliseconds; off's is given a second to show it stays.
+        let limit = Duration::from_secs(if level == SandboxLevel::Strict { 5 } else { 1 });
+        let gone = wait_until(limit, || bash_with(&marker).is_empty());
+        let left = bash_with(&marker);
+        kill_all_with(&marker);
         match level {
-            SandboxLevel::Strict => assert!(
-                wait_until(Duration::from_secs(5), || bash_with(&marker).is_empty()),
-                "strict: the game outlived its parent: {:?}",
-                bash_with(&marker)
-            ),
+            SandboxLevel::Strict => assert!(gone, "strict: the game outlived its parent: {left:?}"),
             SandboxLevel::Off => {
-                std::thread::sleep(Duration::from_millis(500));
-                assert_eq!(bash_with(&marker), pids, "off: nothing kills it");
-                for pid in pids {
-                    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
-                    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-                }
+                assert!(!gone, "off: something killed the game");
+                assert_eq!(left, pids, "off: the game lives on");
                 assert!(wait_until(Duration::from_secs(5), || bash_with(&marker).is_empty()));
             }
         }
         std::fs::remove_dir_all(&data).unwrap();
+    }
+}
+
+/// A compositor that must not outlive its test, failed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -400,20 +422,23 @@ fn mesa_wayland_client_runs_in_strict() {
     require("weston", "weston");
     require("weston-simple-egl", "weston");
     require("weston-simple-shm", "weston");
+    require("glmark2-es2-wayland", "glmark2-es2-wayland");
     let rt = RuntimeDir::create("crosscast-probe").unwrap();
     let data = scratch("data");
-    let mut weston = Command::new("weston")
-        .args([
-            "--backend=headless-backend.so",
-            "--socket=wayland-game",
-            "--idle-time=0",
-        ])
-        .env("XDG_RUNTIME_DIR", rt.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _weston = KillOnDrop(
+        Command::new("weston")
+            .args([
+                "--backend=headless-backend.so",
+                "--socket=wayland-game",
+                "--idle-time=0",
+            ])
+            .env("XDG_RUNTIME_DIR", rt.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let socket = rt.path().join("wayland-game");
     assert!(
         wait_until(Duration::from_secs(10), || socket.exists()),
@@ -455,7 +480,105 @@ fn mesa_wayland_client_runs_in_strict() {
             "{client} exited early ({early:?}): {stderr}"
         );
     }
-    weston.kill().unwrap();
-    weston.wait().unwrap();
+    // A GLES program that renders frames (Mesa's llvmpipe, its worker threads, shaders
+    // compiled by LLVM into executable memory) and ends by itself with a score.
+    let g = GameCommand {
+        program: "glmark2-es2-wayland".into(),
+        args: ["-b", "build:duration=1", "--size", "320x240"]
+            .map(OsString::from)
+            .to_vec(),
+        env: vec![("WAYLAND_DISPLAY".into(), "wayland-game".into())],
+        env_remove: Vec::new(),
+        runtime_dir: rt.path().to_owned(),
+        data_dir: data.clone(),
+        level: SandboxLevel::Strict,
+    };
+    let out = command(&g).unwrap().stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("glmark2 Score:"),
+        "glmark2 in strict: {}",
+        describe(&out)
+    );
     std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// Threads work in strict: glibc 2.34+ creates them with `clone3`, which the filter answers
+/// with `ENOSYS` so glibc falls back to `clone` (an `EPERM` there would fail every thread).
+#[test]
+fn threads_start_in_strict() {
+    require("perl", "perl-base");
+    let out = run(
+        SandboxLevel::Strict,
+        "perl -Mthreads -e 'threads->create(sub { 42 })->join == 42 or die'",
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+/// No capabilities inside, even when the host (as here, in CI) runs as root.
+#[test]
+fn no_capabilities_in_strict() {
+    let out = run(
+        SandboxLevel::Strict,
+        "grep -E '^Cap(Prm|Eff|Bnd|Amb):' /proc/self/status | grep -v '0000000000000000$' \
+         && exit 1 || exit 0",
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+const NO_BWRAP_ENV: &str = "CROSSCAST_SANDBOX_NO_BWRAP";
+
+/// Without bwrap on PATH, both the preflight and `command` say which Debian package to
+/// install. Run in a child process with an empty PATH (the environment is process-wide).
+#[test]
+fn missing_bwrap_names_the_package() {
+    if std::env::var_os(NO_BWRAP_ENV).is_some() {
+        let err = preflight(SandboxLevel::Strict).unwrap_err();
+        assert!(
+            matches!(err, crosscast_sandbox::SandboxError::BwrapMissing),
+            "{err}"
+        );
+        let rt = RuntimeDir::create("crosscast-probe").unwrap();
+        let mut g = GameCommand {
+            program: "/bin/sh".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            runtime_dir: rt.path().to_owned(),
+            data_dir: std::env::temp_dir(),
+            level: SandboxLevel::Strict,
+        };
+        let err2 = command(&g).unwrap_err();
+        assert_eq!(err2.to_string(), err.to_string());
+        eprintln!("no-bwrap-child: {err}");
+        // Off needs no bwrap.
+        g.level = SandboxLevel::Off;
+        command(&g).unwrap();
+        preflight(SandboxLevel::Off).unwrap();
+    } else {
+        parent_of_no_bwrap_child();
+    }
+}
+
+fn parent_of_no_bwrap_child() {
+    require("bwrap", "bubblewrap");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "missing_bwrap_names_the_package",
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(NO_BWRAP_ENV, "1")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr.contains("no-bwrap-child: ")
+            && stderr.contains("install the Debian package `bubblewrap`")
+            && stderr.contains("--sandbox off"),
+        "{stderr}"
+    );
 }
