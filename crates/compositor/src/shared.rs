@@ -119,9 +119,9 @@ impl Inner {
         if self.pending.as_ref().is_some_and(|c| &c.client == client) {
             self.pending = None;
         }
-        if self.held.as_ref().is_some_and(|c| &c.client == client) {
-            self.held = None;
-        }
+        // The held frame stays: it is the standby slate the output repeats until another
+        // client draws. Its pool stays mapped (the buffer's handle keeps smithay's pool alive)
+        // and is read under the same SIGBUS guard; it goes when a newer frame is taken.
     }
 }
 

@@ -809,9 +809,9 @@ impl BufferHandler for State {
         if g.pending.as_ref().and_then(Committed::shm) == Some(buffer) {
             g.pending = None;
         }
-        if g.held.as_ref().and_then(Committed::shm) == Some(buffer) {
-            g.held = None;
-        }
+        // The held frame stays even when its buffer is destroyed (its client left, or let go
+        // of it): it is what the output repeats until a newer frame comes, the standby slate.
+        // Our handle keeps smithay's pool, and so the mapping, alive; reads stay guarded.
     }
 }
 

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crosscast_host::{
-    run_live, CommandLaunch, GameLaunch, LiveOptions, LiveReport, SessionSource,
-};
+use crosscast_host::{run_live, CommandLaunch, GameLaunch, LiveOptions, LiveReport, SessionSource};
 use crosscast_ipc::auth::SessionKey;
 use crosscast_ipc::connect::AcceptorOptions;
 use crosscast_ipc::HostOptions;

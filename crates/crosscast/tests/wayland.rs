@@ -39,6 +39,17 @@ fn mean_sd(frame: &[u8]) -> (f64, f64) {
 
 /// Streams `command` for `seconds` at 320x240 and `fps` into `r.mp4`; returns the output.
 fn stream(dir: &TempDir, fps: &str, seconds: &str, command: &[&str]) -> std::process::Output {
+    stream_with(dir, fps, seconds, &[], command)
+}
+
+/// [`stream`] with more options for `crosscast live`.
+fn stream_with(
+    dir: &TempDir,
+    fps: &str,
+    seconds: &str,
+    options: &[&str],
+    command: &[&str],
+) -> std::process::Output {
     let mut args = vec![
         "live",
         "--seconds",
@@ -53,8 +64,9 @@ fn stream(dir: &TempDir, fps: &str, seconds: &str, command: &[&str]) -> std::pro
         "none",
         "--out",
         "r.mp4",
-        "--",
     ];
+    args.extend_from_slice(options);
+    args.push("--");
     args.extend_from_slice(command);
     run(&args, &dir.0, Duration::from_secs(120))
 }
@@ -101,7 +113,11 @@ fn weston_simple_shm_streams_its_pattern_at_the_full_output_rate() {
     assert_drawn(mid, "weston-simple-shm", &err);
     // Its pattern moves: frames a few apart differ.
     let later = &frames[frames.len() / 2 + 5];
-    let moved = mid.iter().zip(later).filter(|(a, b)| a.abs_diff(**b) > 8).count();
+    let moved = mid
+        .iter()
+        .zip(later)
+        .filter(|(a, b)| a.abs_diff(**b) > 8)
+        .count();
     assert!(moved > mid.len() / 20, "the pattern does not move\n{err}");
     if let Some(d) = std::env::var_os("CROSSCAST_SNAPSHOT_DIR") {
         // For the README: one decoded frame of a real client, full size.
@@ -135,7 +151,10 @@ fn a_gl_client_on_llvmpipe_streams_what_it_renders() {
 
 #[test]
 fn an_sdl2_program_streams_through_sdl_wayland() {
-    let draw = client("/usr/libexec/installed-tests/SDL2/testdraw2", "libsdl2-tests");
+    let draw = client(
+        "/usr/libexec/installed-tests/SDL2/testdraw2",
+        "libsdl2-tests",
+    );
     let dir = TempDir::new("wl-sdl");
     let out = stream(&dir, "30", "4", &[&draw]);
     let err = stderr(&out);
@@ -182,14 +201,30 @@ fn a_crosscast_protocol_game_streams_through_the_same_command() {
 fn the_host_exits_with_the_games_status_and_names_a_missing_program() {
     let dir = TempDir::new("wl-exit");
     let out = run(
-        &["live", "--no-encode", "--preview", "none", "--", "sh", "-c", "exit 7"],
+        &[
+            "live",
+            "--no-encode",
+            "--preview",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ],
         &dir.0,
         Duration::from_secs(30),
     );
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 
     let out = run(
-        &["live", "--no-encode", "--preview", "none", "--", "no-such-game-here"],
+        &[
+            "live",
+            "--no-encode",
+            "--preview",
+            "none",
+            "--",
+            "no-such-game-here",
+        ],
         &dir.0,
         Duration::from_secs(30),
     );
@@ -242,7 +277,63 @@ fn sandbox_probes(level: &str) -> (i32, String) {
 #[test]
 fn the_sandbox_stops_network_files_host_tmp_and_signals_and_off_does_not() {
     let (off, err) = sandbox_probes("off");
-    assert_eq!(off, 0b1111, "with --sandbox off every probe succeeds\n{err}");
+    assert_eq!(
+        off, 0b1111,
+        "with --sandbox off every probe succeeds\n{err}"
+    );
     let (strict, err) = sandbox_probes("strict");
     assert_eq!(strict, 0, "with --sandbox strict every probe fails\n{err}");
+}
+
+#[test]
+fn a_game_that_exits_is_relaunched_with_restart_and_the_output_never_stops() {
+    let shm = client("weston-simple-shm", "weston");
+    let dir = TempDir::new("wl-restart");
+    // The game lives one second at a time; the stream runs on for five.
+    let out = stream_with(&dir, "30", "5", &["--restart"], &["timeout", "1", &shm]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let restarts = err.matches("restarting the game").count();
+    assert!(restarts >= 2, "{restarts} restarts\n{err}");
+    let host = HostSummary::parse(&err);
+    assert_eq!(host.frames_out, 150, "{host:?}\n{err}");
+    // Every launch drew: frames came from more than one of them.
+    assert!(host.queued > 60, "{host:?}\n{err}");
+    decoded(&dir, 30, 5, &err);
+}
+
+#[test]
+fn ctrl_c_finishes_the_recording_and_stops_the_game() {
+    let shm = client("weston-simple-shm", "weston");
+    let dir = TempDir::new("wl-sigint");
+    let child = spawn(
+        &[
+            "live",
+            "--size",
+            "320x240",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--preview",
+            "none",
+            "--out",
+            "r.mp4",
+            "--",
+            &shm,
+        ],
+        &dir.0,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = wait_with_watchdog(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let frames = media::gray_frames(&dir.path("r.mp4"), 64, 48);
+    assert!(frames.len() >= 30, "{} frames\n{err}", frames.len());
+    assert_drawn(&frames[frames.len() / 2], "weston-simple-shm", &err);
 }

@@ -301,11 +301,17 @@ fn stop_child(child: &mut Child) {
 fn forward_output(child: &mut Child, name: &str) {
     let streams: [(Option<Box<dyn Read + Send>>, &str); 2] = [
         (
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
             "out",
         ),
         (
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
             "err",
         ),
     ];
