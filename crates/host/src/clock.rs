@@ -28,6 +28,9 @@ pub trait OutputSink {
     fn preview(&mut self, frame: &FrameView<'_>) -> Result<(), HostError>;
     /// Interleaved samples starting at sample `index` of the stream's audio timeline.
     fn audio(&mut self, samples: &[f32], index: u64) -> Result<(), HostError>;
+    /// Output frame `index` has no readable game frame (a Wayland client's pool went bad
+    /// under it): show the last frame sent again, so the stream keeps its rate.
+    fn repeat(&mut self, index: u64) -> Result<(), HostError>;
 }
 
 /// The fixed settings of an output clock.
@@ -311,11 +314,12 @@ impl OutputClock {
             .filter(|a| a.timeline.is_some())
             .map(|a| &a.feed)
             .or(self.fallback.as_ref());
+        let mut showed = false;
         if let Some(feed) = shown {
             let timeline = self.active.as_ref().and_then(|a| a.timeline);
             let (opts, report, av_offset_ms) =
                 (&self.opts, &mut self.report, &mut self.av_offset_ms);
-            feed.with_held(&mut |f| {
+            showed = feed.with_held(&mut |f| {
                 if let Some(t) = timeline.and_then(|tl| tl.stream_ns(f.pts_ns)) {
                     *av_offset_ms = (t as f64 - tick_ns as f64) / 1e6;
                 }
@@ -328,6 +332,9 @@ impl OutputClock {
                 }
                 Ok(())
             })?;
+        }
+        if !showed && self.origin_ns.is_some() {
+            sink.repeat(k)?;
         }
         self.report.frames_out += 1;
         // Every game paced by the host hears of the output frame, the standby ones too (a
@@ -511,6 +518,8 @@ mod tests {
         finished: bool,
         /// Lossless queue: `acquire` takes the oldest frame, not the newest.
         fifo: bool,
+        /// From this time on the held frame cannot be read (`with_held` says false).
+        unreadable_from: Option<u64>,
         /// Where `finish` records the final counters, for tests that check the sums.
         finals: Rc<std::cell::RefCell<Vec<HostCounters>>>,
     }
@@ -555,6 +564,7 @@ mod tests {
                 counters: HostCounters::default(),
                 finished: false,
                 fifo: false,
+                unreadable_from: None,
                 finals: Rc::default(),
             }
         }
@@ -626,6 +636,9 @@ mod tests {
             &self,
             show: &mut dyn FnMut(&FrameView<'_>) -> ShowResult,
         ) -> ShowResult<bool> {
+            if self.unreadable_from.is_some_and(|t| self.now.get() >= t) {
+                return Ok(false);
+            }
             match self.view() {
                 Some(v) => show(&v).map(|()| true),
                 None => Ok(false),
@@ -665,6 +678,8 @@ mod tests {
         /// (output index, pts of the game frame shown)
         video: Vec<(u64, u64)>,
         previews: u64,
+        /// Output indexes that repeated the last frame sent (nothing readable).
+        repeats: Vec<u64>,
         /// (first sample index, frames, first sample's value)
         audio: Vec<(u64, u64, f32)>,
     }
@@ -677,6 +692,11 @@ mod tests {
 
         fn preview(&mut self, _f: &FrameView<'_>) -> Result<(), HostError> {
             self.previews += 1;
+            Ok(())
+        }
+
+        fn repeat(&mut self, index: u64) -> Result<(), HostError> {
+            self.repeats.push(index);
             Ok(())
         }
 
@@ -809,6 +829,22 @@ mod tests {
             .iter()
             .all(|v| v.1 == GAME_T0 + fps.frame_ns(29)));
         assert_eq!(c.finish().repeated, 60);
+    }
+
+    #[test]
+    fn a_frame_that_cannot_be_read_is_a_repeat_and_the_output_keeps_its_rate() {
+        let fps = FrameRate::integer(30);
+        let now = Rc::new(Cell::new(0));
+        let mut c = clock(fps);
+        // The held frame becomes unreadable at 1 s (a Wayland pool truncated under it).
+        let mut feed = SimFeed::paced(1, &now, fps, 0, 60, false);
+        feed.unreadable_from = Some(1_000_000_000);
+        c.add(Box::new(feed));
+        let mut sink = Recorder::default();
+        run(&mut c, &now, 0, 60, 0, &mut sink);
+        assert_eq!(sink.video.len() + sink.repeats.len(), 60);
+        assert!(sink.repeats.len() >= 29, "{:?}", sink.repeats);
+        assert!(sink.repeats.iter().all(|&k| k >= 29));
     }
 
     #[test]

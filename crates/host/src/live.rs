@@ -128,6 +128,13 @@ impl OutputSink for LiveSink {
         }
         Ok(())
     }
+
+    fn repeat(&mut self, index: u64) -> Result<(), HostError> {
+        if let Some(enc) = self.encoder.as_mut() {
+            enc.repeat_video(index)?;
+        }
+        Ok(())
+    }
 }
 
 fn start_preview(opts: &LiveOptions) -> Result<Option<PreviewPath>, HostError> {

@@ -34,6 +34,8 @@ const RTMP_ABORT_WAIT: Duration = Duration::from_secs(3);
 
 enum Msg {
     Video(I420Image, i64),
+    /// Encode the last video frame again at this pts.
+    Repeat(i64),
     Audio(Vec<f32>, u64),
 }
 
@@ -284,7 +286,8 @@ impl LiveEncoder {
         if let Ok(img) = self.free_rx.try_recv() {
             return Ok(Some(img));
         }
-        if self.images_allocated < self.cfg.video_queue_frames + 1 {
+        // The queue, the one being encoded, and the last one kept for repeats.
+        if self.images_allocated < self.cfg.video_queue_frames + 2 {
             self.images_allocated += 1;
             return I420Image::new(self.cfg.width, self.cfg.height).map(Some);
         }
@@ -331,6 +334,36 @@ impl LiveEncoder {
         frame_index: u64,
     ) -> Result<(), MediaError> {
         self.push_pixels(rgba, PixelOrder::Rgba, stride, (width, height), frame_index)
+    }
+
+    /// Encodes the last frame pushed again as output frame `frame_index`: for a tick whose
+    /// game frame could not be read (a Wayland client's pool that went bad), so the stream
+    /// keeps its rate. Nothing happens before the first frame; a full queue drops it, counted.
+    pub fn repeat_video(&mut self, frame_index: u64) -> Result<(), MediaError> {
+        if self
+            .last_frame_index
+            .is_some_and(|last| frame_index <= last)
+        {
+            return Err(MediaError::InvalidFrame(format!(
+                "frame_index {frame_index} is not after the previous one"
+            )));
+        }
+        let pts = i64::try_from(frame_index).map_err(|_| {
+            MediaError::InvalidFrame(format!("frame_index {frame_index} too large"))
+        })?;
+        self.check_running()?;
+        self.last_frame_index = Some(frame_index);
+        let sent = self.check_running()?.try_send(Msg::Repeat(pts));
+        match sent {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.counters.video_dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Err(MediaError::EncoderStopped(self.stop_reason()))
+            }
+        }
     }
 
     /// Like [`Self::push_video_sized`] for pixels in either byte order: RGBA from crosscast's
@@ -695,13 +728,21 @@ fn encoder_main(
     drop(init_tx);
     let mut framer = AudioFramer::new(enc.channels, AAC_FRAME, cfg.sample_rate);
     let mut result = Ok(());
+    let mut last: Option<I420Image> = None;
     while let Ok(msg) = rx.recv() {
         result = match msg {
             Msg::Video(img, pts) => {
                 let r = enc.encode_video(&img, pts);
-                let _ = free_tx.send(img);
+                // Kept for repeats; the one it replaces goes back to the pool.
+                if let Some(old) = last.replace(img) {
+                    let _ = free_tx.send(old);
+                }
                 r
             }
+            Msg::Repeat(pts) => match &last {
+                Some(img) => enc.encode_video(img, pts),
+                None => Ok(()),
+            },
             Msg::Audio(samples, first) => enc.encode_audio_block(&mut framer, &samples, first),
         };
         if result.is_err() {
