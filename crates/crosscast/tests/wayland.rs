@@ -337,3 +337,33 @@ fn ctrl_c_finishes_the_recording_and_stops_the_game() {
     assert!(frames.len() >= 30, "{} frames\n{err}", frames.len());
     assert_drawn(&frames[frames.len() / 2], "weston-simple-shm", &err);
 }
+
+#[test]
+fn a_client_that_sends_garbage_is_dropped_and_the_game_streams_on() {
+    let shm = client("weston-simple-shm", "weston");
+    client("python3", "python3");
+    let dir = TempDir::new("wl-garbage");
+    // The game: a real client, and one second later a second one that writes random bytes on
+    // the Wayland socket.
+    let script = format!(
+        "{shm} & sleep 1; python3 -c \"import os, socket; \
+         s = socket.socket(socket.AF_UNIX); \
+         s.connect(os.environ['XDG_RUNTIME_DIR'] + '/' + os.environ['WAYLAND_DISPLAY']); \
+         s.sendall(os.urandom(65536))\" ; wait"
+    );
+    let out = stream(&dir, "30", "4", &["sh", "-c", &script]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.matches(" connected").count() >= 2, "{err}");
+    // The garbage client's end is logged while the stream runs, before the summary.
+    let before_summary = err.split("crosscast: done:").next().unwrap_or_default();
+    assert!(
+        before_summary.contains(" gone: ") || before_summary.contains("protocol error"),
+        "{err}"
+    );
+    let host = HostSummary::parse(&err);
+    assert_eq!(host.frames_out, 120, "{host:?}\n{err}");
+    assert!(host.repeated <= 6, "{host:?}\n{err}");
+    let frames = decoded(&dir, 30, 4, &err);
+    assert_drawn(&frames[frames.len() - 10], "weston-simple-shm after the garbage", &err);
+}
