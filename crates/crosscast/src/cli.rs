@@ -18,7 +18,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Spawn the demo game in a sandbox and stream it (records to a file when no --rtmp is given).
+    /// Stream a sandboxed game: the built-in demo, or any program after `--` (a Wayland client of
+    /// the host's compositor); records to a file when no --rtmp is given.
     Live(LiveArgs),
     /// Named mode: listen for a separately launched game and stream it.
     Host(HostArgs),
