@@ -365,5 +365,9 @@ fn a_client_that_sends_garbage_is_dropped_and_the_game_streams_on() {
     assert_eq!(host.frames_out, 120, "{host:?}\n{err}");
     assert!(host.repeated <= 6, "{host:?}\n{err}");
     let frames = decoded(&dir, 30, 4, &err);
-    assert_drawn(&frames[frames.len() - 10], "weston-simple-shm after the garbage", &err);
+    assert_drawn(
+        &frames[frames.len() - 10],
+        "weston-simple-shm after the garbage",
+        &err,
+    );
 }

@@ -20,7 +20,7 @@ use crosscast_ipc::{HostOptions, HostSession, SessionKey};
 use crosscast_sandbox::{GameCommand, RuntimeDir};
 use crosscast_wire::{FrameRate, UidPolicy};
 
-use crate::source::{restart_delay, SourceEvent};
+use crate::source::{Relaunch, SourceEvent};
 use crate::wayland::WaylandFeed;
 use crate::HostError;
 
@@ -136,7 +136,7 @@ impl CommandRun {
     /// Runs on the source's thread, which must outlive the game: the sandbox kills the game
     /// when the thread that started it dies.
     pub(crate) fn run(mut self, stop: &AtomicBool, tx: &Sender<SourceEvent>) {
-        let mut failures = 0u32;
+        let mut relaunch = Relaunch::default();
         while !stop.load(Ordering::Relaxed) {
             let started = Instant::now();
             match self.run_once(stop, tx) {
@@ -157,20 +157,7 @@ impl CommandRun {
             if !self.launch.restart || stop.load(Ordering::Relaxed) {
                 break;
             }
-            failures = if started.elapsed() > Duration::from_secs(10) {
-                0
-            } else {
-                failures + 1
-            };
-            let delay = restart_delay(failures.saturating_sub(1));
-            let _ = tx.send(SourceEvent::Note(format!(
-                "restarting the game in {delay:?}"
-            )));
-            let until = Instant::now() + delay;
-            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                self.offer_feed(tx);
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            relaunch.wait(started.elapsed(), stop, tx, &mut || self.offer_feed(tx));
         }
         // Hand over the compositor even if no frame came, so the clock's counters see it;
         // the runtime directory goes when this returns.

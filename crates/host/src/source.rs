@@ -78,6 +78,40 @@ pub fn restart_delay(consecutive_failures: u32) -> Duration {
         .min(Duration::from_secs(5))
 }
 
+/// The backoff between launches of a game that keeps exiting: consecutive launches that lasted
+/// under 10 s count as failures and lengthen the wait ([`restart_delay`]).
+#[derive(Debug, Default)]
+pub(crate) struct Relaunch {
+    failures: u32,
+}
+
+impl Relaunch {
+    /// After a launch that ran for `ran_for`: says when the game restarts and waits that long
+    /// (or until `stop`), calling `idle` every 20 ms meanwhile.
+    pub(crate) fn wait(
+        &mut self,
+        ran_for: Duration,
+        stop: &AtomicBool,
+        tx: &Sender<SourceEvent>,
+        idle: &mut dyn FnMut(),
+    ) {
+        self.failures = if ran_for > Duration::from_secs(10) {
+            0
+        } else {
+            self.failures + 1
+        };
+        let delay = restart_delay(self.failures.saturating_sub(1));
+        let _ = tx.send(SourceEvent::Note(format!(
+            "restarting the game in {delay:?}"
+        )));
+        let until = Instant::now() + delay;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            idle();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl SessionSource {
     /// Starts supplying sessions.
     pub fn start(launch: GameLaunch, host: HostOptions) -> Result<SessionSource, HostError> {
@@ -185,7 +219,7 @@ fn spawn_loop(
     stop: &AtomicBool,
     tx: &Sender<SourceEvent>,
 ) {
-    let mut failures = 0u32;
+    let mut relaunch = Relaunch::default();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         match run_child(program, args, host, stop, tx) {
@@ -199,19 +233,7 @@ fn spawn_loop(
         if !restart || stop.load(Ordering::Relaxed) {
             return;
         }
-        failures = if started.elapsed() > Duration::from_secs(10) {
-            0
-        } else {
-            failures + 1
-        };
-        let delay = restart_delay(failures.saturating_sub(1));
-        let _ = tx.send(SourceEvent::Note(format!(
-            "restarting the game in {delay:?}"
-        )));
-        let until = Instant::now() + delay;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        relaunch.wait(started.elapsed(), stop, tx, &mut || {});
     }
 }
 
