@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crosscast_host::{
-    run_live, CommandLaunch, GameLaunch, LiveOptions, LiveReport, SessionSource,
-};
+use crosscast_host::{run_live, CommandLaunch, GameLaunch, LiveOptions, LiveReport, SessionSource};
 use crosscast_ipc::auth::SessionKey;
 use crosscast_ipc::connect::AcceptorOptions;
 use crosscast_ipc::HostOptions;
@@ -202,6 +200,7 @@ pub(crate) fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
                 data_dir: args.game_data.clone(),
                 size: (s.size.width, s.size.height),
                 fps: s.fps,
+                x11: args.x11,
             }),
             host_options(s),
         )?;

@@ -16,10 +16,10 @@ pub mod timeline;
 pub mod wayland;
 
 pub use clock::{ClockEvent, ClockOptions, ClockReport, ClockSnapshot, OutputClock, OutputSink};
+pub use command::{CommandLaunch, WAYLAND_SOCKET};
 pub use error::HostError;
 pub use feed::{FrameStamp, GameFeed, IpcFeed, ShowResult};
 pub use live::{run_live, LiveOptions, LiveReport};
-pub use command::{CommandLaunch, WAYLAND_SOCKET};
 pub use source::{GameLaunch, SessionSource, SourceEvent};
-pub use wayland::WaylandFeed;
 pub use status::LiveStatus;
+pub use wayland::WaylandFeed;

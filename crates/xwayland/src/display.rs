@@ -171,9 +171,8 @@ fn take_free_number(tmp: &Path, first: u32, last: u32) -> Result<(u32, PathBuf),
         let lock = tmp.join(format!(".X{n}-lock"));
         match OpenOptions::new().write(true).create_new(true).open(&lock) {
             Ok(mut f) => {
-                let written = write!(f, "{:>10}\n", std::process::id()).and_then(|()| {
-                    f.set_permissions(std::fs::Permissions::from_mode(0o444))
-                });
+                let written = write!(f, "{:>10}\n", std::process::id())
+                    .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(0o444)));
                 if let Err(source) = written {
                     let _ = std::fs::remove_file(&lock);
                     return Err(XwaylandError::Io {
@@ -251,7 +250,10 @@ mod tests {
             std::fs::write(tmp.0.join(format!(".X{n}-lock")), "1\n").unwrap();
         }
         let err = X11Display::open_in(&tmp.0, (1, 2)).unwrap_err();
-        assert!(matches!(err, XwaylandError::NoFreeDisplay { first: 1, last: 2 }));
+        assert!(matches!(
+            err,
+            XwaylandError::NoFreeDisplay { first: 1, last: 2 }
+        ));
     }
 
     #[test]
@@ -261,9 +263,15 @@ mod tests {
         assert_eq!(d.display(), ":0");
         assert_eq!(d.lock_path(), None);
         let dir = rt.0.join(".X11-unix");
-        assert_eq!(d.binds(), vec![(dir.clone(), PathBuf::from("/tmp/.X11-unix"))]);
+        assert_eq!(
+            d.binds(),
+            vec![(dir.clone(), PathBuf::from("/tmp/.X11-unix"))]
+        );
         assert_eq!(d.socket_path(), dir.join("X0"));
-        let mode = std::fs::metadata(d.socket_path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(d.socket_path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         drop(d);
         assert!(!dir.join("X0").exists());

@@ -168,7 +168,9 @@ impl Watcher {
                     };
                     server = None;
                     if quick_exits >= 3 {
-                        self.note("Xwayland keeps exiting: X clients are refused from now on".into());
+                        self.note(
+                            "Xwayland keeps exiting: X clients are refused from now on".into(),
+                        );
                         refusing = self.refuser();
                         if refusing.is_none() {
                             return;
@@ -336,7 +338,11 @@ fn forward_stderr(stream: impl Read + Send + 'static) {
             let mut line = Vec::new();
             loop {
                 line.clear();
-                match reader.by_ref().take(MAX_LOG_LINE).read_until(b'\n', &mut line) {
+                match reader
+                    .by_ref()
+                    .take(MAX_LOG_LINE)
+                    .read_until(b'\n', &mut line)
+                {
                     Ok(0) | Err(_) => return,
                     Ok(_) => eprintln!("Xwayland: {}", String::from_utf8_lossy(&line).trim_end()),
                 }
