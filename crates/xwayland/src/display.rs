@@ -171,7 +171,7 @@ fn take_free_number(tmp: &Path, first: u32, last: u32) -> Result<(u32, PathBuf),
         let lock = tmp.join(format!(".X{n}-lock"));
         match OpenOptions::new().write(true).create_new(true).open(&lock) {
             Ok(mut f) => {
-                let written = write!(f, "{:>10}\n", std::process::id())
+                let written = writeln!(f, "{:>10}", std::process::id())
                     .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(0o444)));
                 if let Err(source) = written {
                     let _ = std::fs::remove_file(&lock);
