@@ -109,6 +109,26 @@ fn an_x11_program_streams_through_xwayland_started_when_it_connects() {
 }
 
 #[test]
+fn an_x11_gl_game_streams_moving_frames_through_xwayland() {
+    program("Xwayland", "xwayland");
+    let gears = program("glxgears", "mesa-utils");
+    let dir = TempDir::new("x11-gl");
+    let out = stream(&dir, &[], &[&gears, "-geometry", "320x240+0+0"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Xwayland started lazily"), "{err}");
+    // Xwayland commits its screen as the gears turn: most output frames are new ones.
+    let host = HostSummary::parse(&err);
+    assert!(host.queued > 60, "{host:?}\n{err}");
+    let frames = media::gray_frames(&dir.path("r.mp4"), 64, 48);
+    let (a, b) = (&frames[60], &frames[66]);
+    let (_, sd) = mean_sd(a);
+    assert!(sd > 20.0, "the decoded frame is flat (sd {sd:.1})\n{err}");
+    let moved = a.iter().zip(b).filter(|(x, y)| x.abs_diff(**y) > 8).count();
+    assert!(moved > a.len() / 50, "the gears do not turn\n{err}");
+}
+
+#[test]
 fn with_x11_xwayland_starts_first_and_a_wayland_client_still_streams() {
     program("Xwayland", "xwayland");
     let shm = program("weston-simple-shm", "weston");
