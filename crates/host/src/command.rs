@@ -380,3 +380,26 @@ fn forward_output(child: &mut Child, name: &str) {
             });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_game_gets_its_x_display_and_still_prefers_wayland() {
+        let (env, remove) = wayland_env(Path::new("/run/user/0/cc-1"), ":0");
+        let get = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(get("DISPLAY").as_deref(), Some(":0"));
+        assert_eq!(get("WAYLAND_DISPLAY").as_deref(), Some(WAYLAND_SOCKET));
+        assert_eq!(get("SDL_VIDEODRIVER").as_deref(), Some("wayland"));
+        assert_eq!(get("XDG_RUNTIME_DIR").as_deref(), Some("/run/user/0/cc-1"));
+        // Removals happen before the variables are set, but DISPLAY must not be one of them.
+        assert!(!remove.contains(&"DISPLAY".into()), "{remove:?}");
+        assert!(remove.contains(&"XAUTHORITY".into()), "{remove:?}");
+    }
+}

@@ -231,32 +231,7 @@ impl Watcher {
 
     fn spawn(&self) -> Result<Child, XwaylandError> {
         let program = find_on_path("Xwayland").ok_or(XwaylandError::Missing)?;
-        let args: Vec<OsString> = [
-            self.display.as_str(),
-            "-listenfd",
-            &LISTEN_FD.to_string(),
-            "-nolisten",
-            "tcp",
-            "-noreset",
-            // The compositor streams wl_shm buffers only.
-            "-shm",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        let command = GameCommand {
-            program: program.into(),
-            args,
-            env: vec![(
-                "WAYLAND_DISPLAY".into(),
-                self.options.wayland_display.clone().into(),
-            )],
-            env_remove: vec!["DISPLAY".into(), "WAYLAND_SOCKET".into()],
-            runtime_dir: self.options.runtime_dir.clone(),
-            data_dir: self.options.data_dir.clone(),
-            level: self.options.level,
-            binds: self.binds.clone(),
-        };
+        let command = xwayland_command(program, &self.display, &self.binds, &self.options);
         let mut cmd = crosscast_sandbox::command(&command)?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -274,6 +249,42 @@ impl Watcher {
             forward_stderr(err);
         }
         Ok(child)
+    }
+}
+
+/// Xwayland's command for `display`: rootful (no `-rootless`), the socket on [`LISTEN_FD`],
+/// at the game's sandbox level and with its directories.
+fn xwayland_command(
+    program: PathBuf,
+    display: &str,
+    binds: &[(PathBuf, PathBuf)],
+    options: &XwaylandOptions,
+) -> GameCommand {
+    let args: Vec<OsString> = [
+        display,
+        "-listenfd",
+        &LISTEN_FD.to_string(),
+        "-nolisten",
+        "tcp",
+        "-noreset",
+        // The compositor streams wl_shm buffers only.
+        "-shm",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    GameCommand {
+        program: program.into(),
+        args,
+        env: vec![(
+            "WAYLAND_DISPLAY".into(),
+            options.wayland_display.clone().into(),
+        )],
+        env_remove: vec!["DISPLAY".into(), "WAYLAND_SOCKET".into()],
+        runtime_dir: options.runtime_dir.clone(),
+        data_dir: options.data_dir.clone(),
+        level: options.level,
+        binds: binds.to_vec(),
     }
 }
 
@@ -348,4 +359,45 @@ fn forward_stderr(stream: impl Read + Send + 'static) {
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xwayland_runs_rootful_on_the_inherited_socket_in_the_games_sandbox() {
+        let options = XwaylandOptions {
+            runtime_dir: "/run/user/0/cc-1".into(),
+            data_dir: "/run/user/0/cc-1/data".into(),
+            level: SandboxLevel::Strict,
+            wayland_display: "wayland-0".into(),
+            eager: false,
+            notify: Arc::new(|_| {}),
+        };
+        let binds = [(
+            PathBuf::from("/run/user/0/cc-1/.X11-unix"),
+            PathBuf::from("/tmp/.X11-unix"),
+        )];
+        let c = xwayland_command("/usr/bin/Xwayland".into(), ":0", &binds, &options);
+        let args: Vec<&str> = c.args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                ":0",
+                "-listenfd",
+                "3",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+                "-shm"
+            ]
+        );
+        assert_eq!(c.env, [("WAYLAND_DISPLAY".into(), "wayland-0".into())]);
+        assert!(c.env_remove.contains(&"DISPLAY".into()));
+        assert_eq!(c.level, SandboxLevel::Strict);
+        assert_eq!(c.runtime_dir, options.runtime_dir);
+        assert_eq!(c.data_dir, options.data_dir);
+        assert_eq!(c.binds, binds);
+    }
 }
