@@ -183,6 +183,10 @@ pub(crate) struct LiveArgs {
     /// The game COMMAND's writable data directory (default: a fresh one, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub(crate) game_data: Option<PathBuf>,
+    /// Start Xwayland (the game's X server) before the game COMMAND, instead of when its first
+    /// X client connects.
+    #[arg(long)]
+    pub(crate) x11: bool,
     /// The game: `-- COMMAND [ARGS…]` runs any program (a Wayland client of the host's
     /// compositor, or a game on crosscast's protocol) in the sandbox; `-- --option…` passes
     /// options to the built-in demo game; nothing runs the demo game.

@@ -200,6 +200,7 @@ pub(crate) fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
                 data_dir: args.game_data.clone(),
                 size: (s.size.width, s.size.height),
                 fps: s.fps,
+                x11: args.x11,
             }),
             host_options(s),
         )?;

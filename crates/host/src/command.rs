@@ -3,6 +3,9 @@
 //! protocol too (the spawn-mode socket on fd 3, its key on fd 4). Whichever the game speaks
 //! streams: a Wayland game's frames come through the compositor's feed, sent to the pipeline
 //! when its first frame is committed; a crosscast game's through an authenticated session.
+//! An X11 game gets `DISPLAY`, served by a rootful Xwayland (a client of the same compositor)
+//! that starts when the game first connects to it, or up front with `x11`
+//! (`crosscast_xwayland`).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -19,6 +22,7 @@ use crosscast_ipc::os::sandbox::SandboxLevel;
 use crosscast_ipc::{HostOptions, HostSession, SessionKey};
 use crosscast_sandbox::{GameCommand, RuntimeDir};
 use crosscast_wire::{FrameRate, UidPolicy};
+use crosscast_xwayland::{X11Display, XwaylandOptions, XwaylandServer};
 
 use crate::source::{Relaunch, SourceEvent};
 use crate::wayland::WaylandFeed;
@@ -26,6 +30,9 @@ use crate::HostError;
 
 /// The Wayland socket's name inside the game's runtime directory.
 pub const WAYLAND_SOCKET: &str = "wayland-0";
+
+/// How long `x11` waits for Xwayland's screen (its first frame) before starting the game.
+const XWAYLAND_SCREEN_WAIT: Duration = Duration::from_secs(10);
 
 /// Longest line of the game's output passed to the log; longer lines are cut.
 const MAX_LOG_LINE: usize = 4096;
@@ -47,10 +54,13 @@ pub struct CommandLaunch {
     pub size: (u32, u32),
     /// The stream's rate: the display's refresh, and the frame callbacks' pace.
     pub fps: FrameRate,
+    /// Start Xwayland before the game rather than when it first connects to its X display.
+    pub x11: bool,
 }
 
-/// The environment that makes engines pick the host's Wayland socket.
-fn wayland_env(runtime: &Path) -> (Vec<(OsString, OsString)>, Vec<OsString>) {
+/// The environment that makes engines pick the host's Wayland socket (still preferred:
+/// `SDL_VIDEODRIVER` and friends), with `DISPLAY` for X11-only programs.
+fn wayland_env(runtime: &Path, display: &str) -> (Vec<(OsString, OsString)>, Vec<OsString>) {
     let mut env: Vec<(OsString, OsString)> = [
         ("WAYLAND_DISPLAY", WAYLAND_SOCKET),
         ("SDL_VIDEODRIVER", "wayland"),
@@ -61,12 +71,14 @@ fn wayland_env(runtime: &Path) -> (Vec<(OsString, OsString)>, Vec<OsString>) {
     .map(|(k, v)| (k.into(), v.into()))
     .collect();
     env.push(("XDG_RUNTIME_DIR".into(), runtime.as_os_str().to_owned()));
+    env.push(("DISPLAY".into(), display.into()));
     // Without a render node Mesa must draw in software (llvmpipe into wl_shm); with one, the
     // game may use the GPU as it would anywhere.
     if !has_render_node() {
         env.push(("LIBGL_ALWAYS_SOFTWARE".into(), "1".into()));
     }
-    (env, vec!["DISPLAY".into(), "WAYLAND_SOCKET".into()])
+    // The host's X authority file is for the host's X server, not the game's.
+    (env, vec!["XAUTHORITY".into(), "WAYLAND_SOCKET".into()])
 }
 
 /// Whether the machine has a DRM render node (a GPU the game could render with).
@@ -80,9 +92,13 @@ fn has_render_node() -> bool {
 }
 
 /// Everything one run of the command mode owns: the runtime directory (removed at the end),
-/// the compositor until its first frame, the game's data directory.
+/// the compositor until its first frame, the game's data directory, its X display and the
+/// Xwayland serving it.
 pub(crate) struct CommandRun {
     launch: CommandLaunch,
+    // Dropped before `runtime` (fields drop in order): Xwayland stops, then the socket goes.
+    xwayland: Option<XwaylandServer>,
+    x11: X11Display,
     runtime: RuntimeDir,
     data_dir: PathBuf,
     compositor: Option<Compositor>,
@@ -123,8 +139,30 @@ impl CommandRun {
             socket_name: WAYLAND_SOCKET.into(),
             max_clients: 16,
         })?;
+        let x11 = X11Display::open(runtime.path(), launch.sandbox)?;
+        let xwayland = XwaylandServer::serve(
+            &x11,
+            XwaylandOptions {
+                runtime_dir: runtime.path().to_path_buf(),
+                data_dir: data_dir.clone(),
+                level: launch.sandbox,
+                wayland_display: WAYLAND_SOCKET.into(),
+                eager: launch.x11,
+                notify: std::sync::Arc::new(|note| eprintln!("crosscast: {note}")),
+            },
+        )?;
+        // The compositor streams the most recently mapped toplevel: Xwayland's screen must be
+        // up before the game starts, or a Wayland game that maps first loses the stream to it.
+        if launch.x11 && !compositor.wait_frame(XWAYLAND_SCREEN_WAIT) {
+            eprintln!(
+                "crosscast: Xwayland showed no screen within {XWAYLAND_SCREEN_WAIT:?}; starting \
+                 the game anyway"
+            );
+        }
         Ok(CommandRun {
             launch,
+            xwayland: Some(xwayland),
+            x11,
             runtime,
             data_dir,
             compositor: Some(compositor),
@@ -159,8 +197,9 @@ impl CommandRun {
             }
             relaunch.wait(started.elapsed(), stop, tx, &mut || self.offer_feed(tx));
         }
-        // Hand over the compositor even if no frame came, so the clock's counters see it;
-        // the runtime directory goes when this returns.
+        // The game run is over: Xwayland stops (from this thread, the one its sandbox is tied
+        // to, or already gone), and the runtime directory goes when this returns.
+        drop(self.xwayland.take());
         drop(self.runtime);
     }
 
@@ -187,7 +226,7 @@ impl CommandRun {
         stop: &AtomicBool,
         tx: &Sender<SourceEvent>,
     ) -> Result<Option<ExitStatus>, HostError> {
-        let (env, env_remove) = wayland_env(self.runtime.path());
+        let (env, env_remove) = wayland_env(self.runtime.path(), self.x11.display());
         let game = GameCommand {
             program: self.launch.program.clone(),
             args: self.launch.args.clone(),
@@ -196,6 +235,7 @@ impl CommandRun {
             runtime_dir: self.runtime.path().to_path_buf(),
             data_dir: self.data_dir.clone(),
             level: self.launch.sandbox,
+            binds: self.x11.binds(),
         };
         let mut cmd = crosscast_sandbox::command(&game)?;
         cmd.stdin(Stdio::null())
@@ -325,5 +365,28 @@ fn forward_output(child: &mut Child, name: &str) {
                     }
                 }
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_game_gets_its_x_display_and_still_prefers_wayland() {
+        let (env, remove) = wayland_env(Path::new("/run/user/0/cc-1"), ":0");
+        let get = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(get("DISPLAY").as_deref(), Some(":0"));
+        assert_eq!(get("WAYLAND_DISPLAY").as_deref(), Some(WAYLAND_SOCKET));
+        assert_eq!(get("SDL_VIDEODRIVER").as_deref(), Some("wayland"));
+        assert_eq!(get("XDG_RUNTIME_DIR").as_deref(), Some("/run/user/0/cc-1"));
+        // Removals happen before the variables are set, but DISPLAY must not be one of them.
+        assert!(!remove.contains(&"DISPLAY".into()), "{remove:?}");
+        assert!(remove.contains(&"XAUTHORITY".into()), "{remove:?}");
     }
 }

@@ -3,6 +3,7 @@ use crosscast_ipc::IpcError;
 use crosscast_media::MediaError;
 use crosscast_preview::PreviewError;
 use crosscast_sandbox::SandboxError;
+use crosscast_xwayland::XwaylandError;
 
 /// Why the host pipeline stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,9 @@ pub enum HostError {
     /// The Wayland compositor the game draws through could not start.
     #[error("the Wayland compositor could not start")]
     Compositor(#[from] CompositorError),
+    /// The game's X display or its Xwayland could not be set up.
+    #[error("X11 for the game")]
+    Xwayland(#[from] XwaylandError),
     /// The game's data directory cannot be made.
     #[error("cannot make the game's data directory {}", path.display())]
     DataDir {

@@ -95,6 +95,8 @@ pub(crate) struct Layout<'a> {
     pub(crate) program: &'a Path,
     /// Its arguments.
     pub(crate) args: &'a [OsString],
+    /// Extra read-write binds (host path, path inside), after the runtime and data dirs.
+    pub(crate) binds: &'a [(PathBuf, PathBuf)],
 }
 
 /// Namespaces, process lifetime and the base file system: what the game and the preflight
@@ -149,6 +151,11 @@ pub(crate) fn game_args(facts: &HostFacts, layout: &Layout<'_>, seccomp_fd: i32)
         a.push("--bind".into());
         a.push(dir.into());
         a.push(dir.into());
+    }
+    for (src, dest) in layout.binds {
+        a.push("--bind".into());
+        a.push(src.into());
+        a.push(dest.into());
     }
     // A program that lives in a hidden directory (a game in ~/Games) needs its own directory.
     if let Some(dir) = layout.program.parent() {
@@ -255,6 +262,7 @@ mod tests {
             data_dir: Path::new("/home/alice/.local/share/crosscast/game"),
             program: Path::new("/home/alice/Games/tux/tux"),
             args: &args,
+            binds: &[],
         };
         let argv = game_args(&facts(), &layout, 11);
         let at = |seq: &[&str]| find(&argv, seq).unwrap_or_else(|| panic!("{seq:?} in {argv:?}"));
@@ -324,6 +332,7 @@ mod tests {
             data_dir: Path::new("/tmp/data"),
             program: Path::new("/usr/bin/bash"),
             args: &[],
+            binds: &[],
         };
         let argv = game_args(&f, &layout, 10);
         assert!(find(&argv, &["--dev-bind", "/dev/dri", "/dev/dri"]).is_none());
@@ -331,6 +340,34 @@ mod tests {
         assert!(find(&argv, &["--disable-userns"]).is_none());
         assert!(find(&argv, &["--ro-bind", "/usr/bin", "/usr/bin"]).is_none());
         assert_eq!(argv.last().unwrap(), "/usr/bin/bash");
+    }
+
+    #[test]
+    fn extra_binds_follow_every_tmpfs() {
+        let binds = [(
+            PathBuf::from("/run/user/1000/crosscast-1/.X11-unix"),
+            PathBuf::from("/tmp/.X11-unix"),
+        )];
+        let layout = Layout {
+            runtime_dir: Path::new("/run/user/1000/crosscast-1"),
+            data_dir: Path::new("/run/user/1000/crosscast-1/data"),
+            program: Path::new("/usr/bin/xlogo"),
+            args: &[],
+            binds: &binds,
+        };
+        let argv = game_args(&facts(), &layout, 10);
+        let bind = find(
+            &argv,
+            &[
+                "--bind",
+                "/run/user/1000/crosscast-1/.X11-unix",
+                "/tmp/.X11-unix",
+            ],
+        )
+        .expect("the extra bind");
+        let last_tmpfs = argv.iter().rposition(|a| a == "--tmpfs").unwrap();
+        assert!(bind > last_tmpfs, "{argv:?}");
+        assert!(bind < find(&argv, &["--"]).unwrap());
     }
 
     #[test]

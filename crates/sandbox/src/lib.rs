@@ -72,6 +72,9 @@ pub struct GameCommand {
     pub data_dir: PathBuf,
     /// Strict (bwrap) or off (the program itself).
     pub level: SandboxLevel,
+    /// Extra read-write binds (host path, path inside the sandbox), mounted after the private
+    /// tmpfs mounts (e.g. the X socket directory onto `/tmp/.X11-unix`); ignored when off.
+    pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Checks once, at startup and before anything else starts, that `level` can be enforced on
@@ -140,6 +143,7 @@ pub fn command(game: &GameCommand) -> Result<Command, SandboxError> {
                 data_dir: &game.data_dir,
                 program: &program,
                 args: &game.args,
+                binds: &game.binds,
             };
             cmd.args(bwrap::game_args(&facts, &layout, fd_number));
             for var in bwrap::STRICT_ENV_REMOVE {

@@ -51,6 +51,7 @@ fn game(level: SandboxLevel, rt: &RuntimeDir, data: &Path, script: &str) -> Game
         runtime_dir: rt.path().to_owned(),
         data_dir: data.to_owned(),
         level,
+        binds: Vec::new(),
     }
 }
 
@@ -344,6 +345,7 @@ fn act_as_parent(spec: &str) -> ! {
         runtime_dir: rt.into(),
         data_dir: data.into(),
         level: level.parse().unwrap(),
+        binds: Vec::new(),
     };
     let mut child = command(&g).unwrap().stdin(Stdio::null()).spawn().unwrap();
     eprintln!("parent: spawned");
@@ -454,6 +456,7 @@ fn mesa_wayland_client_runs_in_strict() {
             runtime_dir: rt.path().to_owned(),
             data_dir: data.clone(),
             level: SandboxLevel::Strict,
+            binds: Vec::new(),
         };
         let mut child = command(&g)
             .unwrap()
