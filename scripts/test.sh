@@ -14,7 +14,8 @@ packages=(pkg-config clang libclang-dev gcc libc6-dev
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavdevice-dev libavfilter-dev libswresample-dev
   ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick
   libwayland-dev libxkbcommon-dev bubblewrap
-  weston libsdl2-tests glmark2-es2-wayland xwayland libegl-mesa0 libgl1-mesa-dri libgles2)
+  weston libsdl2-tests glmark2-es2-wayland xwayland x11-utils mesa-utils
+  libegl-mesa0 libgl1-mesa-dri libgles2 python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -83,6 +83,12 @@ fn decoded(dir: &TempDir, fps: u64, seconds: u64, err: &str) -> Vec<Vec<u8>> {
     frames
 }
 
+/// The largest luma standard deviation among `frames`: a client that starts slowly on a loaded
+/// machine may show a few flat frames first, but the latter half of the stream must show it.
+fn most_varied(frames: &[Vec<u8>]) -> f64 {
+    frames.iter().map(|f| mean_sd(f).1).fold(0.0, f64::max)
+}
+
 /// A frame that shows something: not black, not one flat colour.
 fn assert_drawn(frame: &[u8], what: &str, err: &str) {
     let (mean, sd) = mean_sd(frame);
@@ -143,7 +149,7 @@ fn a_gl_client_on_llvmpipe_streams_what_it_renders() {
     assert!(err.contains("speaks Wayland"), "{err}");
     let frames = decoded(&dir, 30, 4, &err);
     // The triangle spins on black: mostly dark, but not flat.
-    let (_, sd) = mean_sd(&frames[frames.len() / 2]);
+    let sd = most_varied(&frames[frames.len() / 2..]);
     assert!(sd > 8.0, "the decoded frame is flat (sd {sd:.1})\n{err}");
     let host = HostSummary::parse(&err);
     assert!(host.queued > 30, "{host:?}\n{err}");
@@ -161,7 +167,7 @@ fn an_sdl2_program_streams_through_sdl_wayland() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("speaks Wayland"), "{err}");
     let frames = decoded(&dir, 30, 4, &err);
-    let (_, sd) = mean_sd(&frames[frames.len() / 2]);
+    let sd = most_varied(&frames[frames.len() / 2..]);
     assert!(sd > 8.0, "the decoded frame is flat (sd {sd:.1})\n{err}");
 }
 
