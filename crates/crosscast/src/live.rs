@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crosscast_host::{
-    run_live, CommandLaunch, GameLaunch, LiveOptions, LiveReport, SessionSource,
-};
+use crosscast_host::{run_live, CommandLaunch, GameLaunch, LiveOptions, LiveReport, SessionSource};
 use crosscast_ipc::auth::SessionKey;
 use crosscast_ipc::connect::AcceptorOptions;
 use crosscast_ipc::HostOptions;
@@ -167,6 +165,14 @@ fn print_summary(report: &LiveReport) {
         crosscast_ipc::os::process::resource_usage(crosscast_ipc::os::process::UsageOf::Process)
     {
         eprintln!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
+        // The host's own CPU (every thread: compositor, output clock, encoder), without the
+        // game's: `bench wayland` divides it by the frames out.
+        eprintln!(
+            "crosscast: host cpu {:.3} s (user {:.3} s, sys {:.3} s)",
+            (u.user_ns + u.system_ns) as f64 / 1e9,
+            u.user_ns as f64 / 1e9,
+            u.system_ns as f64 / 1e9,
+        );
     }
     if let Some(s) = &report.comments {
         crate::game::say(&format_args!(

@@ -101,7 +101,11 @@ fn weston_simple_shm_streams_its_pattern_at_the_full_output_rate() {
     assert_drawn(mid, "weston-simple-shm", &err);
     // Its pattern moves: frames a few apart differ.
     let later = &frames[frames.len() / 2 + 5];
-    let moved = mid.iter().zip(later).filter(|(a, b)| a.abs_diff(**b) > 8).count();
+    let moved = mid
+        .iter()
+        .zip(later)
+        .filter(|(a, b)| a.abs_diff(**b) > 8)
+        .count();
     assert!(moved > mid.len() / 20, "the pattern does not move\n{err}");
     if let Some(d) = std::env::var_os("CROSSCAST_SNAPSHOT_DIR") {
         // For the README: one decoded frame of a real client, full size.
@@ -135,7 +139,10 @@ fn a_gl_client_on_llvmpipe_streams_what_it_renders() {
 
 #[test]
 fn an_sdl2_program_streams_through_sdl_wayland() {
-    let draw = client("/usr/libexec/installed-tests/SDL2/testdraw2", "libsdl2-tests");
+    let draw = client(
+        "/usr/libexec/installed-tests/SDL2/testdraw2",
+        "libsdl2-tests",
+    );
     let dir = TempDir::new("wl-sdl");
     let out = stream(&dir, "30", "4", &[&draw]);
     let err = stderr(&out);
@@ -182,14 +189,30 @@ fn a_crosscast_protocol_game_streams_through_the_same_command() {
 fn the_host_exits_with_the_games_status_and_names_a_missing_program() {
     let dir = TempDir::new("wl-exit");
     let out = run(
-        &["live", "--no-encode", "--preview", "none", "--", "sh", "-c", "exit 7"],
+        &[
+            "live",
+            "--no-encode",
+            "--preview",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ],
         &dir.0,
         Duration::from_secs(30),
     );
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 
     let out = run(
-        &["live", "--no-encode", "--preview", "none", "--", "no-such-game-here"],
+        &[
+            "live",
+            "--no-encode",
+            "--preview",
+            "none",
+            "--",
+            "no-such-game-here",
+        ],
         &dir.0,
         Duration::from_secs(30),
     );
@@ -242,7 +265,10 @@ fn sandbox_probes(level: &str) -> (i32, String) {
 #[test]
 fn the_sandbox_stops_network_files_host_tmp_and_signals_and_off_does_not() {
     let (off, err) = sandbox_probes("off");
-    assert_eq!(off, 0b1111, "with --sandbox off every probe succeeds\n{err}");
+    assert_eq!(
+        off, 0b1111,
+        "with --sandbox off every probe succeeds\n{err}"
+    );
     let (strict, err) = sandbox_probes("strict");
     assert_eq!(strict, 0, "with --sandbox strict every probe fails\n{err}");
 }
