@@ -5,6 +5,9 @@
 //! (`build`) for `--seconds`, at the stream's size, not waiting for vsync (its default on
 //! Wayland).
 //!
+//! A third run per round streams glmark2 with `--sandbox off`, as it runs under weston, so that
+//! the sandbox's share of any difference shows apart from the compositor's and the encoder's.
+//!
 //! Per run: glmark2's own `FPS` and CPU per frame (its `--results fps:cpu`); the compositor's
 //! CPU (crosscast: the host's own user+sys, which it prints at exit, over its frames out;
 //! weston: `getrusage(RUSAGE_CHILDREN)` around it, over its 60 Hz headless repaints, composing
@@ -92,8 +95,15 @@ fn glmark2_figures(output: &str) -> anyhow::Result<(f64, f64)> {
     Ok((fps, cpu))
 }
 
-/// One run of glmark2 under `crosscast live`, recording to a file with the encoder on.
-fn crosscast_run(glmark2: &Path, seconds: f64, size: Size, dir: &Path) -> anyhow::Result<Figures> {
+/// One run of glmark2 under `crosscast live`, recording to a file with the encoder on, the
+/// game in the sandbox at `sandbox` (`strict`, live's default, or `off`).
+fn crosscast_run(
+    sandbox: &str,
+    glmark2: &Path,
+    seconds: f64,
+    size: Size,
+    dir: &Path,
+) -> anyhow::Result<Figures> {
     let file = dir.join("wayland.flv");
     let _ = std::fs::remove_file(&file);
     let exe = std::env::current_exe().context("cannot find our own executable")?;
@@ -101,6 +111,7 @@ fn crosscast_run(glmark2: &Path, seconds: f64, size: Size, dir: &Path) -> anyhow
     // No --seconds: the host exits with the game, when glmark2 has run its scene.
     let out = Command::new(exe)
         .args(["live", "--size", &size.to_string(), "--preview", "none"])
+        .args(["--sandbox", sandbox])
         .arg("--out")
         .arg(&file)
         .arg("--")
@@ -251,18 +262,26 @@ pub(crate) fn wayland(seconds: f64, runs: u32, size: Size) -> anyhow::Result<Rep
     let dir = std::env::temp_dir().join(format!("crosscast-bench-wayland-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> anyhow::Result<Report> {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut unsandboxed) = (Vec::new(), Vec::new(), Vec::new());
         for r in 1..=runs {
-            eprintln!("bench wayland: {size}: round {r}/{runs}: crosscast live -- glmark2 ...");
-            let mut c = crosscast_run(&glmark2, seconds, size, &dir)?;
-            eprintln!("bench wayland: {size}: round {r}/{runs}: weston (headless) + glmark2 ...");
+            let round = format!("bench wayland: {size}: round {r}/{runs}:");
+            eprintln!("{round} crosscast live -- glmark2 ...");
+            let mut c = crosscast_run("strict", &glmark2, seconds, size, &dir)?;
+            eprintln!("{round} weston (headless) + glmark2 ...");
             let w = weston_run(&weston, &glmark2, seconds, size, &dir, r)?;
-            // The ratio within the round, so that both runs saw the same machine.
-            if let (Some(a), Some(b)) = (c.get("game_fps"), w.get("game_fps")) {
-                c.insert("fps_ratio_to_weston", a / b);
+            // glmark2 is not sandboxed under weston: this run tells the sandbox's share of
+            // the difference from the compositor's and encoder's.
+            eprintln!("{round} crosscast live --sandbox off -- glmark2 ...");
+            let mut u = crosscast_run("off", &glmark2, seconds, size, &dir)?;
+            // The ratios within the round, so that all runs saw the same machine.
+            for f in [&mut c, &mut u] {
+                if let (Some(a), Some(b)) = (f.get("game_fps"), w.get("game_fps")) {
+                    f.insert("fps_ratio_to_weston", a / b);
+                }
             }
             ours.push(c);
             theirs.push(w);
+            unsandboxed.push(u);
         }
         let case = format!("glmark2-build-{size}");
         let mut report = Report::new("wayland");
@@ -274,6 +293,12 @@ pub(crate) fn wayland(seconds: f64, runs: u32, size: Size) -> anyhow::Result<Rep
             "note",
             "host CPU: weston's own, pixman composition only, nothing encoded; per 60 Hz repaint",
         ));
+        report.rows.push(
+            aggregate(&case, "crosscast-sandbox-off", &unsandboxed, COLUMNS).with_extra(
+                "note",
+                "as crosscast, the game unsandboxed (as under weston): the sandbox's share",
+            ),
+        );
         Ok(report)
     })();
     let _ = std::fs::remove_dir_all(&dir);
