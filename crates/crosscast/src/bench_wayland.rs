@@ -12,7 +12,8 @@
 //! CPU (crosscast: the host's own user+sys, which it prints at exit, over its frames out;
 //! weston: `getrusage(RUSAGE_CHILDREN)` around it, over its 60 Hz headless repaints, composing
 //! with pixman and encoding nothing); for crosscast, the delay from each shown frame's commit to
-//! the output clock taking it (the host's `frame handoff` line) and how many of glmark2's
+//! the output clock taking it (the host's `frame handoff` line: p50 and p99 are upper bounds of
+//! its histogram's power-of-two buckets, mean and max exact) and how many of glmark2's
 //! commits the 60 fps clock showed. Figures are medians with their range over the rounds.
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ const COLUMNS: &[&str] = &[
     "host_cpu_core_pct",
     "handoff_p50_ms",
     "handoff_p99_ms",
+    "handoff_avg_ms",
+    "handoff_max_ms",
     "output_fps",
     "commits",
     "commits_shown",
@@ -150,6 +153,8 @@ fn crosscast_run(
         ("host_cpu_core_pct", host_cpu / wall * 100.0),
         ("handoff_p50_ms", get(handoff, " p50 ")?),
         ("handoff_p99_ms", get(handoff, " p99 ")?),
+        ("handoff_avg_ms", get(handoff, " avg ")?),
+        ("handoff_max_ms", get(handoff, " max ")?),
         ("output_fps", frames_out / duration.max(1e-9)),
         ("commits", commits),
         ("commits_shown", shown),

@@ -153,12 +153,15 @@ fn print_summary(report: &LiveReport) {
     ));
     if c.handoff.count() > 0 {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        // The percentiles are upper bounds of the histogram's power-of-two buckets; the mean
+        // and max are exact (`bench wayland` reports all four).
         eprintln!(
-            "crosscast: frame handoff (game -> host): {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "crosscast: frame handoff (game -> host): {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, avg {:.3} ms",
             c.handoff.count(),
             ms(c.handoff.quantile_upper(0.5)),
             ms(c.handoff.quantile_upper(0.99)),
             ms(c.handoff.max()),
+            ms(c.handoff.mean()),
         );
     }
     if let Ok(u) =

@@ -182,6 +182,8 @@ const WAYLAND: &[&str] = &[
     "host_cpu_core_pct",
     "handoff_p50_ms",
     "handoff_p99_ms",
+    "handoff_avg_ms",
+    "handoff_max_ms",
     "output_fps",
     "commits",
     "commits_shown",
@@ -232,6 +234,11 @@ fn bench_wayland_reports_glmark2_under_crosscast_and_weston() {
         measured(ours, "handoff_p99_ms"),
     );
     assert!(0.0 < p50 && p50 <= p99, "p50 {p50} p99 {p99} in {ours:#}");
+    let (avg, max) = (
+        measured(ours, "handoff_avg_ms"),
+        measured(ours, "handoff_max_ms"),
+    );
+    assert!(0.0 < avg && avg <= max && p99 <= max, "{ours:#}");
     // The output clock is constant-rate at the default 60 fps, whatever glmark2 does.
     let out_fps = measured(ours, "output_fps");
     assert!((50.0..=70.0).contains(&out_fps), "{ours:#}");
@@ -243,6 +250,8 @@ fn bench_wayland_reports_glmark2_under_crosscast_and_weston() {
         "fps_ratio_to_weston",
         "handoff_p50_ms",
         "handoff_p99_ms",
+        "handoff_avg_ms",
+        "handoff_max_ms",
         "output_fps",
         "commits",
         "commits_shown",
