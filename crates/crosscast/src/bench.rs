@@ -1,4 +1,5 @@
-//! `crosscast bench …`: handoff (here), ipc (crosscast-bench), pipeline (pipeline.rs).
+//! `crosscast bench …`: handoff (here), ipc (crosscast-bench), pipeline (pipeline.rs),
+//! wayland (bench_wayland.rs).
 
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,22 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             print!(
                 "{}",
                 report.figures_table(&crate::pipeline::pipeline_columns(), 3)
+            );
+            if let Some(p) = json {
+                report.write_json(&p)?;
+            }
+            Ok(())
+        }
+        BenchCommand::Wayland {
+            seconds,
+            runs,
+            size,
+            json,
+        } => {
+            let report = crate::bench_wayland::wayland(seconds, runs, size)?;
+            print!(
+                "{}",
+                report.figures_table(&crate::bench_wayland::columns(), 3)
             );
             if let Some(p) = json {
                 report.write_json(&p)?;

@@ -357,6 +357,24 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// A real Wayland game (glmark2, llvmpipe) streamed by `crosscast live` against the same
+    /// under weston's headless backend (nothing streamed), alternating: the game's fps and their
+    /// ratio, each compositor's CPU per frame, and crosscast's commit → output-clock delay.
+    Wayland {
+        /// Seconds glmark2 runs its scene, per run.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Rounds of alternating runs (crosscast then weston); figures are the median and
+        /// range over the rounds.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// glmark2's window size, and the stream's.
+        #[arg(long, default_value = "1280x720")]
+        size: Size,
+        /// Write the report as JSON here (one row per compositor, median and range per figure).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// (internal) the second process of `bench ipc`.
     #[command(hide = true)]
     IpcPeer {

@@ -153,18 +153,29 @@ fn print_summary(report: &LiveReport) {
     ));
     if c.handoff.count() > 0 {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        // The percentiles are upper bounds of the histogram's power-of-two buckets; the mean
+        // and max are exact (`bench wayland` reports all four).
         eprintln!(
-            "crosscast: frame handoff (game -> host): {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "crosscast: frame handoff (game -> host): {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, avg {:.3} ms",
             c.handoff.count(),
             ms(c.handoff.quantile_upper(0.5)),
             ms(c.handoff.quantile_upper(0.99)),
             ms(c.handoff.max()),
+            ms(c.handoff.mean()),
         );
     }
     if let Ok(u) =
         crosscast_ipc::os::process::resource_usage(crosscast_ipc::os::process::UsageOf::Process)
     {
         eprintln!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
+        // The host's own CPU (every thread: compositor, output clock, encoder), without the
+        // game's: `bench wayland` divides it by the frames out.
+        eprintln!(
+            "crosscast: host cpu {:.3} s (user {:.3} s, sys {:.3} s)",
+            (u.user_ns + u.system_ns) as f64 / 1e9,
+            u.user_ns as f64 / 1e9,
+            u.system_ns as f64 / 1e9,
+        );
     }
     if let Some(s) = &report.comments {
         crate::game::say(&format_args!(

@@ -31,12 +31,12 @@ fn cpu_of(of: UsageOf) -> anyhow::Result<f64> {
     Ok((u.user_ns + u.system_ns) as f64 / 1e9)
 }
 
-fn children_cpu() -> anyhow::Result<f64> {
+pub(crate) fn children_cpu() -> anyhow::Result<f64> {
     cpu_of(UsageOf::Children)
 }
 
 /// The number right after `key` in `line`, if any.
-fn number_after(line: &str, key: &str) -> Option<f64> {
+pub(crate) fn number_after(line: &str, key: &str) -> Option<f64> {
     let rest = &line[line.find(key)? + key.len()..];
     let end = rest
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -45,7 +45,7 @@ fn number_after(line: &str, key: &str) -> Option<f64> {
 }
 
 /// The last line of `stderr` starting with `prefix`.
-fn line_with<'a>(stderr: &'a str, prefix: &str) -> anyhow::Result<&'a str> {
+pub(crate) fn line_with<'a>(stderr: &'a str, prefix: &str) -> anyhow::Result<&'a str> {
     stderr
         .lines()
         .rev()
@@ -126,7 +126,7 @@ impl Case {
 
 /// The figures of one run of one variant, by column name; a column it did not measure is absent
 /// (and `null` in the report).
-type Figures = BTreeMap<&'static str, f64>;
+pub(crate) type Figures = BTreeMap<&'static str, f64>;
 
 /// Columns of the pipeline report, in table order.
 const PIPELINE_COLUMNS: &[&str] = &[
@@ -427,7 +427,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// One report row from the rounds of one variant: for every column, the median under its own
 /// name and the range as `<name>_min` and `<name>_max`; `null` for each where a round did not
 /// measure it.
-fn aggregate(case: &str, transport: &str, rounds: &[Figures], columns: &[&str]) -> Row {
+pub(crate) fn aggregate(case: &str, transport: &str, rounds: &[Figures], columns: &[&str]) -> Row {
     let mut row = Row::without_delays(case)
         .with_transport(transport)
         .with_extra("runs", rounds.len() as u64);

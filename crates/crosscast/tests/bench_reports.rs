@@ -173,3 +173,110 @@ fn bench_preview_floods_above_the_rate_limit_and_the_host_accepts_no_more() {
     assert!(accepted <= measured(flood, "comments_allowed"), "{flood:#}");
     assert_eq!(rows.len(), 2, "{rows:#?}");
 }
+
+const WAYLAND: &[&str] = &[
+    "game_fps",
+    "fps_ratio_to_weston",
+    "game_cpu_ms_per_frame",
+    "host_cpu_ms_per_frame",
+    "host_cpu_core_pct",
+    "handoff_p50_ms",
+    "handoff_p99_ms",
+    "handoff_avg_ms",
+    "handoff_max_ms",
+    "output_fps",
+    "commits",
+    "commits_shown",
+    "commits_shown_share",
+];
+
+/// Needs the Debian packages glmark2-es2-wayland and weston (the bench fails naming them).
+#[test]
+fn bench_wayland_reports_glmark2_under_crosscast_and_weston() {
+    let dir = TempDir::new("bench-wayland");
+    let rows = rows(
+        &[
+            "bench",
+            "wayland",
+            "--runs",
+            "1",
+            "--seconds",
+            "3",
+            "--size",
+            "320x240",
+        ],
+        &dir,
+        Duration::from_secs(90),
+    );
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let ours = row(&rows, "glmark2-build-320x240", "crosscast");
+    let unsandboxed = row(&rows, "glmark2-build-320x240", "crosscast-sandbox-off");
+    let theirs = row(&rows, "glmark2-build-320x240", "weston-headless");
+    for r in [ours, theirs] {
+        check_shape(r, WAYLAND);
+        assert_eq!(r["runs"], 1, "{r:#}");
+        assert!(measured(r, "game_fps") > 0.0, "{r:#}");
+        assert!(measured(r, "game_cpu_ms_per_frame") > 0.0, "{r:#}");
+        assert!(measured(r, "host_cpu_ms_per_frame") > 0.0, "{r:#}");
+        assert!(measured(r, "host_cpu_core_pct") > 0.0, "{r:#}");
+    }
+    for f in WAYLAND {
+        measured(ours, f);
+        measured(unsandboxed, f);
+    }
+    check_shape(unsandboxed, WAYLAND);
+    // The ratio is the two rows' fps, within the round.
+    let ratio = measured(ours, "fps_ratio_to_weston");
+    let expected = measured(ours, "game_fps") / measured(theirs, "game_fps");
+    assert!((ratio - expected).abs() < 1e-9, "{ratio} != {expected}");
+    let (p50, p99) = (
+        measured(ours, "handoff_p50_ms"),
+        measured(ours, "handoff_p99_ms"),
+    );
+    assert!(0.0 < p50 && p50 <= p99, "p50 {p50} p99 {p99} in {ours:#}");
+    let (avg, max) = (
+        measured(ours, "handoff_avg_ms"),
+        measured(ours, "handoff_max_ms"),
+    );
+    assert!(0.0 < avg && avg <= max && p99 <= max, "{ours:#}");
+    // The output clock is constant-rate at the default 60 fps, whatever glmark2 does.
+    let out_fps = measured(ours, "output_fps");
+    assert!((50.0..=70.0).contains(&out_fps), "{ours:#}");
+    assert!(measured(ours, "frames") > 0.0, "{ours:#}");
+    let (commits, shown) = (measured(ours, "commits"), measured(ours, "commits_shown"));
+    assert!(0.0 < shown && shown <= commits, "{ours:#}");
+    // What only a streaming compositor has: null for weston, never 0.
+    for f in [
+        "fps_ratio_to_weston",
+        "handoff_p50_ms",
+        "handoff_p99_ms",
+        "handoff_avg_ms",
+        "handoff_max_ms",
+        "output_fps",
+        "commits",
+        "commits_shown",
+        "commits_shown_share",
+        "frames",
+    ] {
+        unmeasured(theirs, f);
+    }
+}
+
+#[test]
+fn bench_wayland_without_glmark2_fails_naming_the_debian_package() {
+    let dir = TempDir::new("bench-wayland-missing");
+    // A PATH with nothing on it: neither glmark2 nor weston can be found.
+    let out = std::process::Command::new(bin())
+        .args(["bench", "wayland", "--runs", "1", "--seconds", "1"])
+        .env("PATH", dir.path("empty"))
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn crosscast");
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("apt-get install glmark2-es2-wayland"),
+        "the error should name the package:\n{err}"
+    );
+}
