@@ -495,6 +495,7 @@ fn mesa_wayland_client_runs_in_strict() {
         runtime_dir: rt.path().to_owned(),
         data_dir: data.clone(),
         level: SandboxLevel::Strict,
+        binds: Vec::new(),
     };
     let out = command(&g).unwrap().stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -550,6 +551,7 @@ fn missing_bwrap_names_the_package() {
             runtime_dir: rt.path().to_owned(),
             data_dir: std::env::temp_dir(),
             level: SandboxLevel::Strict,
+            binds: Vec::new(),
         };
         let err2 = command(&g).unwrap_err();
         assert_eq!(err2.to_string(), err.to_string());
