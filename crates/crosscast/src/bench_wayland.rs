@@ -98,10 +98,18 @@ fn glmark2_figures(output: &str) -> anyhow::Result<(f64, f64)> {
     Ok((fps, cpu))
 }
 
-/// One run of glmark2 under `crosscast live`, recording to a file with the encoder on, the
-/// game in the sandbox at `sandbox` (`strict`, live's default, or `off`).
+/// How a crosscast run is set up: the game's sandbox (`strict`, live's default, or `off`) and
+/// whether the host encodes (a recording, what a user runs) or only composes (`--no-encode`:
+/// the compositor's and output clock's own cost, the encoder's left out).
+#[derive(Clone, Copy)]
+struct Setup {
+    sandbox: &'static str,
+    encode: bool,
+}
+
+/// One run of glmark2 under `crosscast live`.
 fn crosscast_run(
-    sandbox: &str,
+    setup: Setup,
     glmark2: &Path,
     seconds: f64,
     size: Size,
@@ -112,11 +120,15 @@ fn crosscast_run(
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     let started = Instant::now();
     // No --seconds: the host exits with the game, when glmark2 has run its scene.
-    let out = Command::new(exe)
-        .args(["live", "--size", &size.to_string(), "--preview", "none"])
-        .args(["--sandbox", sandbox])
-        .arg("--out")
-        .arg(&file)
+    let mut cmd = Command::new(exe);
+    cmd.args(["live", "--size", &size.to_string(), "--preview", "none"])
+        .args(["--sandbox", setup.sandbox]);
+    if setup.encode {
+        cmd.arg("--out").arg(&file);
+    } else {
+        cmd.arg("--no-encode");
+    }
+    let out = cmd
         .arg("--")
         .arg(glmark2)
         .args(glmark2_args(seconds, size))
@@ -267,19 +279,36 @@ pub(crate) fn wayland(seconds: f64, runs: u32, size: Size) -> anyhow::Result<Rep
     let dir = std::env::temp_dir().join(format!("crosscast-bench-wayland-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> anyhow::Result<Report> {
-        let (mut ours, mut theirs, mut unsandboxed) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut unsandboxed, mut bare) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let strict = Setup {
+            sandbox: "strict",
+            encode: true,
+        };
         for r in 1..=runs {
             let round = format!("bench wayland: {size}: round {r}/{runs}:");
             eprintln!("{round} crosscast live -- glmark2 ...");
-            let mut c = crosscast_run("strict", &glmark2, seconds, size, &dir)?;
+            let mut c = crosscast_run(strict, &glmark2, seconds, size, &dir)?;
             eprintln!("{round} weston (headless) + glmark2 ...");
             let w = weston_run(&weston, &glmark2, seconds, size, &dir, r)?;
             // glmark2 is not sandboxed under weston: this run tells the sandbox's share of
             // the difference from the compositor's and encoder's.
             eprintln!("{round} crosscast live --sandbox off -- glmark2 ...");
-            let mut u = crosscast_run("off", &glmark2, seconds, size, &dir)?;
+            let off = Setup {
+                sandbox: "off",
+                ..strict
+            };
+            let mut u = crosscast_run(off, &glmark2, seconds, size, &dir)?;
+            // Nothing encoded: what the compositor itself costs the game, beside what a
+            // streamer sees.
+            eprintln!("{round} crosscast live --no-encode -- glmark2 ...");
+            let no_encode = Setup {
+                encode: false,
+                ..strict
+            };
+            let mut b = crosscast_run(no_encode, &glmark2, seconds, size, &dir)?;
             // The ratios within the round, so that all runs saw the same machine.
-            for f in [&mut c, &mut u] {
+            for f in [&mut c, &mut u, &mut b] {
                 if let (Some(a), Some(b)) = (f.get("game_fps"), w.get("game_fps")) {
                     f.insert("fps_ratio_to_weston", a / b);
                 }
@@ -287,6 +316,7 @@ pub(crate) fn wayland(seconds: f64, runs: u32, size: Size) -> anyhow::Result<Rep
             ours.push(c);
             theirs.push(w);
             unsandboxed.push(u);
+            bare.push(b);
         }
         let case = format!("glmark2-build-{size}");
         let mut report = Report::new("wayland");
@@ -302,6 +332,12 @@ pub(crate) fn wayland(seconds: f64, runs: u32, size: Size) -> anyhow::Result<Rep
             aggregate(&case, "crosscast-sandbox-off", &unsandboxed, COLUMNS).with_extra(
                 "note",
                 "as crosscast, the game unsandboxed (as under weston): the sandbox's share",
+            ),
+        );
+        report.rows.push(
+            aggregate(&case, "crosscast-no-encode", &bare, COLUMNS).with_extra(
+                "note",
+                "as crosscast, nothing encoded: the compositor's and output clock's own share",
             ),
         );
         Ok(report)

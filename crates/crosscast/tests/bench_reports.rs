@@ -208,9 +208,10 @@ fn bench_wayland_reports_glmark2_under_crosscast_and_weston() {
         &dir,
         Duration::from_secs(90),
     );
-    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert_eq!(rows.len(), 4, "{rows:#?}");
     let ours = row(&rows, "glmark2-build-320x240", "crosscast");
     let unsandboxed = row(&rows, "glmark2-build-320x240", "crosscast-sandbox-off");
+    let bare = row(&rows, "glmark2-build-320x240", "crosscast-no-encode");
     let theirs = row(&rows, "glmark2-build-320x240", "weston-headless");
     for r in [ours, theirs] {
         check_shape(r, WAYLAND);
@@ -223,8 +224,10 @@ fn bench_wayland_reports_glmark2_under_crosscast_and_weston() {
     for f in WAYLAND {
         measured(ours, f);
         measured(unsandboxed, f);
+        measured(bare, f);
     }
     check_shape(unsandboxed, WAYLAND);
+    check_shape(bare, WAYLAND);
     // The ratio is the two rows' fps, within the round.
     let ratio = measured(ours, "fps_ratio_to_weston");
     let expected = measured(ours, "game_fps") / measured(theirs, "game_fps");
