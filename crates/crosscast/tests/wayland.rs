@@ -10,65 +10,9 @@ use common::*;
 use std::path::Path;
 use std::time::Duration;
 
-/// The path of a client program, or a failure naming the package that has it.
-fn client(path: &str, package: &str) -> String {
-    let found = if path.contains('/') {
-        Path::new(path).exists().then(|| path.to_string())
-    } else {
-        std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(path))
-                .find(|f| f.exists())
-                .map(|f| f.display().to_string())
-        })
-    };
-    found.unwrap_or_else(|| panic!("{path} not found: install the Debian package {package}"))
-}
-
-/// Mean and standard deviation of a luma frame.
-fn mean_sd(frame: &[u8]) -> (f64, f64) {
-    let n = frame.len() as f64;
-    let mean = frame.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = frame
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean, var.sqrt())
-}
-
 /// Streams `command` for `seconds` at 320x240 and `fps` into `r.mp4`; returns the output.
 fn stream(dir: &TempDir, fps: &str, seconds: &str, command: &[&str]) -> std::process::Output {
-    stream_with(dir, fps, seconds, &[], command)
-}
-
-/// [`stream`] with more options for `crosscast live`.
-fn stream_with(
-    dir: &TempDir,
-    fps: &str,
-    seconds: &str,
-    options: &[&str],
-    command: &[&str],
-) -> std::process::Output {
-    let mut args = vec![
-        "live",
-        "--seconds",
-        seconds,
-        "--size",
-        "320x240",
-        "--fps",
-        fps,
-        "--preset",
-        "ultrafast",
-        "--preview",
-        "none",
-        "--out",
-        "r.mp4",
-    ];
-    args.extend_from_slice(options);
-    args.push("--");
-    args.extend_from_slice(command);
-    run(&args, &dir.0, Duration::from_secs(120))
+    stream_command(&dir.0, fps, seconds, &[], command)
 }
 
 /// The decoded recording's frames at 64x48 luma, after checking the stream ran at `fps`.
@@ -86,12 +30,12 @@ fn decoded(dir: &TempDir, fps: u64, seconds: u64, err: &str) -> Vec<Vec<u8>> {
 /// The largest luma standard deviation among `frames`: a client that starts slowly on a loaded
 /// machine may show a few flat frames first, but the latter half of the stream must show it.
 fn most_varied(frames: &[Vec<u8>]) -> f64 {
-    frames.iter().map(|f| mean_sd(f).1).fold(0.0, f64::max)
+    frames.iter().map(|f| luma_mean_sd(f).1).fold(0.0, f64::max)
 }
 
 /// A frame that shows something: not black, not one flat colour.
 fn assert_drawn(frame: &[u8], what: &str, err: &str) {
-    let (mean, sd) = mean_sd(frame);
+    let (mean, sd) = luma_mean_sd(frame);
     assert!(
         mean > 20.0 && sd > 8.0,
         "{what}: the decoded frame is blank (mean luma {mean:.1}, sd {sd:.1})\n{err}"
@@ -100,7 +44,7 @@ fn assert_drawn(frame: &[u8], what: &str, err: &str) {
 
 #[test]
 fn weston_simple_shm_streams_its_pattern_at_the_full_output_rate() {
-    let shm = client("weston-simple-shm", "weston");
+    let shm = find_program("weston-simple-shm", "weston");
     let dir = TempDir::new("wl-shm");
     let out = stream(&dir, "30", "4", &[&shm]);
     let err = stderr(&out);
@@ -141,7 +85,7 @@ fn weston_simple_shm_streams_its_pattern_at_the_full_output_rate() {
 
 #[test]
 fn a_gl_client_on_llvmpipe_streams_what_it_renders() {
-    let egl = client("weston-simple-egl", "weston");
+    let egl = find_program("weston-simple-egl", "weston");
     let dir = TempDir::new("wl-egl");
     let out = stream(&dir, "30", "4", &[&egl]);
     let err = stderr(&out);
@@ -160,7 +104,7 @@ fn an_sdl2_program_streams_through_sdl_wayland() {
     // testsprite2: sprites moving on a coloured background, as fast as SDL presents (it does
     // not wait for frame callbacks). testdraw2 would do too, but SDL 2.26's crashes with
     // SIGSEGV after a few seconds here, under weston as well.
-    let draw = client(
+    let draw = find_program(
         "/usr/libexec/installed-tests/SDL2/testsprite2",
         "libsdl2-tests",
     );
@@ -296,10 +240,10 @@ fn the_sandbox_stops_network_files_host_tmp_and_signals_and_off_does_not() {
 
 #[test]
 fn a_game_that_exits_is_relaunched_with_restart_and_the_output_never_stops() {
-    let shm = client("weston-simple-shm", "weston");
+    let shm = find_program("weston-simple-shm", "weston");
     let dir = TempDir::new("wl-restart");
     // The game lives one second at a time; the stream runs on for five.
-    let out = stream_with(&dir, "30", "5", &["--restart"], &["timeout", "1", &shm]);
+    let out = stream_command(&dir.0, "30", "5", &["--restart"], &["timeout", "1", &shm]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     let restarts = err.matches("restarting the game").count();
@@ -313,7 +257,7 @@ fn a_game_that_exits_is_relaunched_with_restart_and_the_output_never_stops() {
 
 #[test]
 fn ctrl_c_finishes_the_recording_and_stops_the_game() {
-    let shm = client("weston-simple-shm", "weston");
+    let shm = find_program("weston-simple-shm", "weston");
     let dir = TempDir::new("wl-sigint");
     let child = spawn(
         &[
@@ -349,8 +293,8 @@ fn ctrl_c_finishes_the_recording_and_stops_the_game() {
 
 #[test]
 fn a_client_that_sends_garbage_is_dropped_and_the_game_streams_on() {
-    let shm = client("weston-simple-shm", "weston");
-    client("python3", "python3");
+    let shm = find_program("weston-simple-shm", "weston");
+    find_program("python3", "python3");
     let dir = TempDir::new("wl-garbage");
     // The game: a real client, and one second later a second one that writes random bytes on
     // the Wayland socket.

@@ -12,58 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The path of a program, or a failure naming the package that has it.
-fn program(name: &str, package: &str) -> String {
-    if name.contains('/') {
-        assert!(
-            Path::new(name).exists(),
-            "{name} not found: install the Debian package {package}"
-        );
-        return name.to_string();
-    }
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|f| f.exists())
-                .map(|f| f.display().to_string())
-        })
-        .unwrap_or_else(|| panic!("{name} not found: install the Debian package {package}"))
-}
-
-/// Mean and standard deviation of a luma frame.
-fn mean_sd(frame: &[u8]) -> (f64, f64) {
-    let n = frame.len() as f64;
-    let mean = frame.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = frame
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean, var.sqrt())
-}
-
 /// Streams `command` for 4 s at 320x240, 30 fps into `r.mp4`, with `extra` options first.
 fn stream(dir: &TempDir, extra: &[&str], command: &[&str]) -> std::process::Output {
-    let mut args = vec!["live"];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[
-        "--seconds",
-        "4",
-        "--size",
-        "320x240",
-        "--fps",
-        "30",
-        "--preset",
-        "ultrafast",
-        "--preview",
-        "none",
-        "--out",
-        "r.mp4",
-        "--",
-    ]);
-    args.extend_from_slice(command);
-    run(&args, &dir.0, Duration::from_secs(120))
+    stream_command(&dir.0, "30", "4", extra, command)
 }
 
 /// A decoded frame from the second half of the recording, which must show something: not
@@ -75,7 +26,7 @@ fn assert_drawn(dir: &TempDir, what: &str, err: &str) {
         "{} frames decoded\n{err}",
         frames.len()
     );
-    let (mean, sd) = mean_sd(&frames[frames.len() * 3 / 4]);
+    let (mean, sd) = luma_mean_sd(&frames[frames.len() * 3 / 4]);
     assert!(
         mean > 20.0 && sd > 30.0,
         "{what}: the decoded frame is blank (mean luma {mean:.1}, sd {sd:.1})\n{err}"
@@ -84,14 +35,14 @@ fn assert_drawn(dir: &TempDir, what: &str, err: &str) {
 
 /// xlogo filling the X screen, after printing the screen's size.
 fn xlogo_script() -> String {
-    let xlogo = program("xlogo", "x11-apps");
-    let xdpyinfo = program("xdpyinfo", "x11-utils");
+    let xlogo = find_program("xlogo", "x11-apps");
+    let xdpyinfo = find_program("xdpyinfo", "x11-utils");
     format!("{xdpyinfo} | grep dimensions; exec {xlogo} -geometry 320x240+0+0")
 }
 
 #[test]
 fn an_x11_program_streams_through_xwayland_started_when_it_connects() {
-    program("Xwayland", "xwayland");
+    find_program("Xwayland", "xwayland");
     let dir = TempDir::new("x11-lazy");
     let out = stream(&dir, &[], &["sh", "-c", &xlogo_script()]);
     let err = stderr(&out);
@@ -110,8 +61,8 @@ fn an_x11_program_streams_through_xwayland_started_when_it_connects() {
 
 #[test]
 fn an_x11_gl_game_streams_moving_frames_through_xwayland() {
-    program("Xwayland", "xwayland");
-    let gears = program("glxgears", "mesa-utils");
+    find_program("Xwayland", "xwayland");
+    let gears = find_program("glxgears", "mesa-utils");
     let dir = TempDir::new("x11-gl");
     let out = stream(&dir, &[], &[&gears, "-geometry", "320x240+0+0"]);
     let err = stderr(&out);
@@ -123,7 +74,7 @@ fn an_x11_gl_game_streams_moving_frames_through_xwayland() {
     assert!(host.queued > 30, "{host:?}\n{err}");
     let frames = media::gray_frames(&dir.path("r.mp4"), 64, 48);
     let (a, b) = (&frames[60], &frames[66]);
-    let (_, sd) = mean_sd(a);
+    let (_, sd) = luma_mean_sd(a);
     assert!(sd > 20.0, "the decoded frame is flat (sd {sd:.1})\n{err}");
     let moved = a.iter().zip(b).filter(|(x, y)| x.abs_diff(**y) > 8).count();
     assert!(moved > a.len() / 50, "the gears do not turn\n{err}");
@@ -131,8 +82,8 @@ fn an_x11_gl_game_streams_moving_frames_through_xwayland() {
 
 #[test]
 fn with_x11_xwayland_starts_first_and_a_wayland_client_still_streams() {
-    program("Xwayland", "xwayland");
-    let shm = program("weston-simple-shm", "weston");
+    find_program("Xwayland", "xwayland");
+    let shm = find_program("weston-simple-shm", "weston");
     let dir = TempDir::new("x11-eager");
     let out = stream(&dir, &["--x11"], &[&shm]);
     let err = stderr(&out);
@@ -159,7 +110,7 @@ fn with_x11_xwayland_starts_first_and_a_wayland_client_still_streams() {
 
 #[test]
 fn a_wayland_game_never_starts_xwayland() {
-    let shm = program("weston-simple-shm", "weston");
+    let shm = find_program("weston-simple-shm", "weston");
     let dir = TempDir::new("x11-none");
     let out = stream(&dir, &[], &[&shm]);
     let err = stderr(&out);
@@ -169,8 +120,8 @@ fn a_wayland_game_never_starts_xwayland() {
 
 #[test]
 fn sandbox_off_takes_a_free_display_number_and_removes_its_files() {
-    program("Xwayland", "xwayland");
-    let xlogo = program("xlogo", "x11-apps");
+    find_program("Xwayland", "xwayland");
+    let xlogo = find_program("xlogo", "x11-apps");
     let dir = TempDir::new("x11-off");
     let script = format!(
         "n=${{DISPLAY#:}}; echo \"display number $n\"; \
@@ -227,7 +178,7 @@ fn without_xwayland(dir: &TempDir, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_missing_xwayland_names_its_package_up_front_or_when_a_client_connects() {
-    let xlogo = program("xlogo", "x11-apps");
+    let xlogo = find_program("xlogo", "x11-apps");
     let dir = TempDir::new("x11-missing");
     std::fs::create_dir(dir.path("empty-bin")).unwrap();
 

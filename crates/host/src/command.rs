@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crosscast_compositor::{Compositor, CompositorOptions};
 use crosscast_ipc::auth::authenticate_game;
 use crosscast_ipc::connect::spawn_game;
+use crosscast_ipc::os::process::stop_child;
 use crosscast_ipc::os::sandbox::SandboxLevel;
 use crosscast_ipc::{HostOptions, HostSession, SessionKey};
 use crosscast_sandbox::{GameCommand, RuntimeDir};
@@ -301,26 +302,12 @@ impl CommandRun {
                 return Ok(Some(status));
             }
             if stop.load(Ordering::Relaxed) {
-                stop_child(&mut child);
+                stop_child(&mut child, Duration::from_secs(2));
                 return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-}
-
-/// The host is finishing: ask the game to leave (SIGTERM), then kill it after 2 s.
-fn stop_child(child: &mut Child) {
-    crosscast_ipc::os::process::terminate(child);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Copies the game's stdout and stderr to the host's stderr, each line prefixed with the

@@ -1,5 +1,6 @@
 //! Xwayland, started when the first X client connects (or up front), in the game's sandbox.
 
+use crosscast_ipc::os::process::stop_child;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
@@ -217,7 +218,7 @@ impl Watcher {
             }
         }
         if let Some((mut child, _)) = server {
-            stop_child(&mut child);
+            stop_child(&mut child, Duration::from_secs(2));
         }
     }
 
@@ -324,20 +325,6 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// Ask Xwayland to leave (SIGTERM), then kill it after 2 s.
-fn stop_child(child: &mut Child) {
-    crosscast_ipc::os::process::terminate(child);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Copies Xwayland's stderr to the host's, each line prefixed `Xwayland: `.

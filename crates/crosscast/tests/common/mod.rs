@@ -276,3 +276,61 @@ impl GameSummary {
         }
     }
 }
+
+/// The path of a program the tests run as a game (`name` on PATH, or a path), or a failure
+/// naming the Debian package that has it.
+pub fn find_program(name: &str, package: &str) -> String {
+    let found = if name.contains('/') {
+        Path::new(name).exists().then(|| name.to_string())
+    } else {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|f| f.exists())
+                .map(|f| f.display().to_string())
+        })
+    };
+    found.unwrap_or_else(|| panic!("{name} not found: install the Debian package {package}"))
+}
+
+/// Mean and standard deviation of a luma frame.
+pub fn luma_mean_sd(frame: &[u8]) -> (f64, f64) {
+    let n = frame.len() as f64;
+    let mean = frame.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = frame
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var.sqrt())
+}
+
+/// `crosscast live OPTIONS… -- COMMAND…` for `seconds` at 320x240 and `fps`, encoding
+/// `ultrafast` into `r.mp4` in `dir`, with no preview.
+pub fn stream_command(
+    dir: &Path,
+    fps: &str,
+    seconds: &str,
+    options: &[&str],
+    command: &[&str],
+) -> Output {
+    let mut args = vec![
+        "live",
+        "--seconds",
+        seconds,
+        "--size",
+        "320x240",
+        "--fps",
+        fps,
+        "--preset",
+        "ultrafast",
+        "--preview",
+        "none",
+        "--out",
+        "r.mp4",
+    ];
+    args.extend_from_slice(options);
+    args.push("--");
+    args.extend_from_slice(command);
+    run(&args, dir, Duration::from_secs(120))
+}

@@ -264,6 +264,21 @@ pub fn terminate(child: &std::process::Child) {
     );
 }
 
+/// Stops a child the host started: SIGTERM, then SIGKILL if it is still there after `grace`;
+/// reaps it either way.
+pub fn stop_child(child: &mut std::process::Child, grace: Duration) {
+    terminate(child);
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Sets the nice value (-20 highest .. 19 lowest priority). On Linux this applies to the
 /// calling thread and the threads it creates afterwards; raising priority (negative values)
 /// needs `CAP_SYS_NICE` or a suitable `RLIMIT_NICE`.
