@@ -8,7 +8,6 @@
 //! (`crosscast_xwayland`).
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,7 +20,7 @@ use crosscast_ipc::connect::spawn_game;
 use crosscast_ipc::os::process::stop_child;
 use crosscast_ipc::os::sandbox::SandboxLevel;
 use crosscast_ipc::{HostOptions, HostSession, SessionKey};
-use crosscast_sandbox::{GameCommand, RuntimeDir};
+use crosscast_sandbox::{forward_lines, GameCommand, RuntimeDir};
 use crosscast_wire::{FrameRate, UidPolicy};
 use crosscast_xwayland::{X11Display, XwaylandOptions, XwaylandServer};
 
@@ -34,9 +33,6 @@ pub const WAYLAND_SOCKET: &str = "wayland-0";
 
 /// How long `x11` waits for Xwayland's screen (its first frame) before starting the game.
 const XWAYLAND_SCREEN_WAIT: Duration = Duration::from_secs(10);
-
-/// Longest line of the game's output passed to the log; longer lines are cut.
-const MAX_LOG_LINE: usize = 4096;
 
 /// How to run an arbitrary program as the game.
 #[derive(Debug, Clone)]
@@ -311,69 +307,12 @@ impl CommandRun {
 }
 
 /// Copies the game's stdout and stderr to the host's stderr, each line prefixed with the
-/// game's name, on two small threads that end when the game closes them.
+/// game's name and which stream it came on.
 fn forward_output(child: &mut Child, name: &str) {
-    let streams: [(Option<Box<dyn Read + Send>>, &str); 2] = [
-        (
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            "out",
-        ),
-        (
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            "err",
-        ),
-    ];
-    for (stream, which) in streams {
-        let Some(stream) = stream else { continue };
-        let prefix = format!("{name}[{which}]");
-        let _ = std::thread::Builder::new()
-            .name("cc-game-log".into())
-            .spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match reader
-                        .by_ref()
-                        .take(MAX_LOG_LINE as u64)
-                        .read_until(b'\n', &mut line)
-                    {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line);
-                            eprintln!("{prefix}: {}", text.trim_end());
-                        }
-                    }
-                }
-            });
+    if let Some(out) = child.stdout.take() {
+        forward_lines(out, format!("{name}[out]"), "cc-game-log");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_game_gets_its_x_display_and_still_prefers_wayland() {
-        let (env, remove) = wayland_env(Path::new("/run/user/0/cc-1"), ":0");
-        let get = |k: &str| {
-            env.iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.to_str().unwrap().to_owned())
-        };
-        assert_eq!(get("DISPLAY").as_deref(), Some(":0"));
-        assert_eq!(get("WAYLAND_DISPLAY").as_deref(), Some(WAYLAND_SOCKET));
-        assert_eq!(get("SDL_VIDEODRIVER").as_deref(), Some("wayland"));
-        assert_eq!(get("XDG_RUNTIME_DIR").as_deref(), Some("/run/user/0/cc-1"));
-        // Removals happen before the variables are set, but DISPLAY must not be one of them.
-        assert!(!remove.contains(&"DISPLAY".into()), "{remove:?}");
-        assert!(remove.contains(&"XAUTHORITY".into()), "{remove:?}");
+    if let Some(err) = child.stderr.take() {
+        forward_lines(err, format!("{name}[err]"), "cc-game-log");
     }
 }

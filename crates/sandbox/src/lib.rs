@@ -42,6 +42,7 @@ mod bwrap;
 mod error;
 mod filter;
 mod os;
+mod output;
 mod preflight;
 mod runtime_dir;
 
@@ -51,6 +52,7 @@ use std::process::Command;
 
 pub use crosscast_ipc::os::sandbox::SandboxLevel;
 pub use error::{SandboxError, UsernsBlock};
+pub use output::{forward_lines, MAX_LOG_LINE};
 pub use preflight::SandboxInfo;
 pub use runtime_dir::RuntimeDir;
 

@@ -2,7 +2,6 @@
 
 use crosscast_ipc::os::process::stop_child;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -20,9 +19,6 @@ use crate::{X11Display, XwaylandError};
 
 /// The fd number Xwayland gets the listening socket on (`-listenfd 3`).
 pub const LISTEN_FD: i32 = 3;
-
-/// Longest line of Xwayland's stderr passed to the log; longer lines are cut.
-const MAX_LOG_LINE: u64 = 4096;
 
 /// An Xwayland that exits this soon after starting, three times in a row, is not restarted.
 const QUICK_EXIT: Duration = Duration::from_secs(5);
@@ -247,7 +243,7 @@ impl Watcher {
         let mut child = crosscast_ipc::os::process::spawn_with_fds(cmd, vec![(fd, LISTEN_FD)])
             .map_err(XwaylandError::Spawn)?;
         if let Some(err) = child.stderr.take() {
-            forward_stderr(err);
+            crosscast_sandbox::forward_lines(err, "Xwayland".into(), "cc-xwayland-log");
         }
         Ok(child)
     }
@@ -325,27 +321,6 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// Copies Xwayland's stderr to the host's, each line prefixed `Xwayland: `.
-fn forward_stderr(stream: impl Read + Send + 'static) {
-    let _ = std::thread::Builder::new()
-        .name("cc-xwayland-log".into())
-        .spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader
-                    .by_ref()
-                    .take(MAX_LOG_LINE)
-                    .read_until(b'\n', &mut line)
-                {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => eprintln!("Xwayland: {}", String::from_utf8_lossy(&line).trim_end()),
-                }
-            }
-        });
 }
 
 #[cfg(test)]
