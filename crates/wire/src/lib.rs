@@ -20,6 +20,7 @@
 mod codec;
 mod error;
 mod handshake;
+pub mod input;
 pub mod limits;
 mod message;
 mod pixel;
@@ -30,6 +31,7 @@ pub use error::{DecodeError, HandshakeError, SlotError};
 pub use handshake::{
     GameHandshake, HandshakeOutcome, HostHandshake, PeerCred, UidPolicy, KEY_LEN, NONCE_LEN,
 };
+pub use input::{Fixed, Input, InputEvent, ScrollAxis, TouchPhase};
 pub use message::{
     AudioBlock, AudioConfig, ErrorCode, FrameQueued, Hello, Message, MessageType, PixelFormat,
     QueuePolicy, Role, SampleFormat, SurfaceConfig, PROTOCOL_VERSION,

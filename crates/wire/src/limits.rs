@@ -29,3 +29,6 @@ pub const MAX_REASON_LEN: usize = 256;
 pub fn block_frames_range(rate: u32) -> std::ops::RangeInclusive<u32> {
     (rate * MIN_BLOCK_MS / 1000)..=(rate * MAX_BLOCK_MS / 1000)
 }
+
+/// Largest touch point id in an input event (ten fingers, numbered from 0, with room to spare).
+pub const MAX_TOUCH_ID: u32 = 15;

@@ -11,6 +11,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::DecodeError;
+use crate::input::Input;
 use crate::limits::*;
 
 /// The protocol version this build speaks; carried in every message header.
@@ -280,6 +281,8 @@ pub enum MessageType {
     Resize = 10,
     Goodbye = 11,
     Error = 12,
+    Input = 13,
+    WantInput = 14,
 }
 
 /// One protocol message.
@@ -338,6 +341,14 @@ pub enum Message {
         /// Human-readable reason, at most [`MAX_REASON_LEN`] bytes.
         reason: String,
     },
+    /// Host → game: the streamer's input, mapped to the game's surface. Sent only after the
+    /// game asked with [`Message::WantInput`], so a game that never reads input gets none.
+    Input(Input),
+    /// Game → host: start (or stop) sending [`Message::Input`].
+    WantInput {
+        /// Whether the game wants input events.
+        enabled: bool,
+    },
 }
 
 impl Message {
@@ -356,6 +367,8 @@ impl Message {
             Message::Resize { .. } => MessageType::Resize,
             Message::Goodbye { .. } => MessageType::Goodbye,
             Message::Error { .. } => MessageType::Error,
+            Message::Input(_) => MessageType::Input,
+            Message::WantInput { .. } => MessageType::WantInput,
         }
     }
 
@@ -417,6 +430,8 @@ impl Message {
                 w.u16(*code as u16);
                 w.string(reason, MAX_REASON_LEN);
             }
+            Message::Input(input) => input.encode(&mut w),
+            Message::WantInput { enabled } => w.u8(u8::from(*enabled)),
         }
         let body = (out.len() - start - 4) as u32;
         out[start..start + 4].copy_from_slice(&body.to_le_bytes());
@@ -544,6 +559,14 @@ impl Message {
             12 => Message::Error {
                 code: ErrorCode::from_u16(r.u16()?)?,
                 reason: r.string("reason", MAX_REASON_LEN)?,
+            },
+            13 => Message::Input(Input::decode(&mut r)?),
+            14 => Message::WantInput {
+                enabled: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(DecodeError::invalid("enabled", other.to_string())),
+                },
             },
             other => return Err(DecodeError::UnknownType(other)),
         };
