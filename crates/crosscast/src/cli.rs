@@ -156,6 +156,15 @@ pub(crate) struct StreamArgs {
     /// Most comments accepted per second (the rest are counted and dropped).
     #[arg(long, default_value_t = 20)]
     pub(crate) comments_rate: u32,
+    /// Input for the game from a script instead of (or beside) the preview window: a JSON-lines
+    /// file followed as it grows, or - for stdin; game pixels. Each line, e.g.
+    /// {"type":"key","key":"left","state":"tap"} or
+    /// {"type":"button","button":"left","state":"click","x":100,"y":200} (see README, "Input").
+    #[arg(long, value_name = "PATH")]
+    pub(crate) input: Option<PathBuf>,
+    /// Most input events per second the game receives (key and button releases always pass).
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) input_rate: u32,
     /// Seconds to wait for the game's first frame.
     #[arg(long, default_value_t = 15.0, value_parser = parse_seconds)]
     pub(crate) first_frame_timeout: f64,

@@ -99,6 +99,14 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
             ..FeedLimits::default()
         },
         first_frame_timeout: Duration::from_secs_f64(s.first_frame_timeout),
+        input: s
+            .input
+            .as_ref()
+            .map(|p| crosscast_input::ScriptSource::parse(&p.to_string_lossy())),
+        input_limits: crosscast_input::RouterLimits {
+            max_per_second: s.input_rate.max(1),
+            burst: (s.input_rate / 4).max(1),
+        },
         stop,
     })
 }
@@ -185,6 +193,23 @@ fn print_summary(report: &LiveReport) {
         crate::game::say(&format_args!(
             "crosscast: comments: {} lines, {} accepted, {} over the rate limit, {} malformed",
             s.lines, s.accepted, s.rate_dropped, s.malformed
+        ));
+    }
+    if let Some(i) = &report.input {
+        let (w, sc) = (&i.window, &i.script);
+        crate::game::say(&format_args!(
+            "crosscast: input: {} events to the game, {} dropped by its full queue, {} with no game to take them, {} over the rate limit, {} ignored (outside the game, without focus)",
+            i.sent,
+            i.dropped,
+            i.unrouted,
+            w.rate_dropped + sc.rate_dropped,
+            w.ignored + sc.ignored,
+        ));
+    }
+    if let Some(s) = &report.input_script {
+        crate::game::say(&format_args!(
+            "crosscast: input script: {} lines, {} applied, {} malformed",
+            s.lines, s.applied, s.malformed
         ));
     }
     if let Some(e) = &report.encoder {

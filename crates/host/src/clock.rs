@@ -205,6 +205,20 @@ impl OutputClock {
         }
     }
 
+    /// The id of the game on the stream: the one that has the streamer's input.
+    pub fn streaming_id(&self) -> Option<u64> {
+        self.active
+            .as_ref()
+            .filter(|a| a.feed.closed().is_none())
+            .map(|a| a.feed.id())
+    }
+
+    /// The streaming game's input sink, with its id: where the streamer's input goes.
+    pub fn input_target(&self) -> Option<(u64, std::sync::Arc<dyn crosscast_input::InputSink>)> {
+        let a = self.active.as_ref().filter(|a| a.feed.closed().is_none())?;
+        Some((a.feed.id(), a.feed.input_sink()?))
+    }
+
     /// Whether the stream has its first frame (and so a timeline).
     pub fn started(&self) -> bool {
         self.origin_ns.is_some()

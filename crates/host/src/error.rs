@@ -47,6 +47,9 @@ pub enum HostError {
     /// The game's X display or its Xwayland could not be set up.
     #[error("X11 for the game")]
     Xwayland(#[from] XwaylandError),
+    /// The input script (`--input`) could not be read.
+    #[error(transparent)]
+    Input(#[from] crosscast_input::InputError),
     /// The game's data directory cannot be made.
     #[error("cannot make the game's data directory {}", path.display())]
     DataDir {

@@ -70,6 +70,12 @@ pub trait GameFeed {
         let _ = out;
     }
 
+    /// Where the streamer's input for this game goes, when it takes input: the window thread
+    /// sends to it directly (never blocking), so no tick of the clock sits in between.
+    fn input_sink(&self) -> Option<std::sync::Arc<dyn crosscast_input::InputSink>> {
+        None
+    }
+
     /// Moves the audio blocks received since the last call to the end of `out`.
     fn drain_audio(&mut self, out: &mut Vec<AudioBlock>);
 

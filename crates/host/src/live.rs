@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crosscast_input::{InputHub, InputScript, InputStats, RouterLimits, ScriptSource, ScriptStats};
 use crosscast_ipc::{monotonic_ns, FrameView};
 use crosscast_media::{EncoderConfig, EncoderStats, LiveEncoder, OutputSpec, OutputState};
 use crosscast_preview::{CommentFeed, CommentSource, FeedLimits, Overlay, Preview, PreviewTarget};
@@ -40,6 +41,10 @@ pub struct LiveOptions {
     pub comments: Option<CommentSource>,
     /// Bounds on the comments feed.
     pub comment_limits: FeedLimits,
+    /// Scripted input for the game (`--input FILE|-`), in game pixels.
+    pub input: Option<ScriptSource>,
+    /// Bounds on input from the window and the script.
+    pub input_limits: RouterLimits,
 }
 
 /// What a run did, for the summary at exit and for tests.
@@ -59,6 +64,10 @@ pub struct LiveReport {
     /// How the game ended, when it was launched without restart and ended before the run:
     /// its exit status, or why it could not run.
     pub game_exit: Option<Result<std::process::ExitStatus, String>>,
+    /// What became of the streamer's input, when there was a window or a script.
+    pub input: Option<InputStats>,
+    /// What the input script reader did, when there was one.
+    pub input_script: Option<ScriptStats>,
 }
 
 /// The streamer-only path: the composited preview and its comments.
@@ -74,6 +83,8 @@ struct PreviewPath {
 
 /// The output clock's sink in a live run: the encoder (clean frames) and the preview.
 struct LiveSink {
+    /// Where the streamer's input goes; it maps through the size of the frame on the stream.
+    input: Option<Arc<InputHub>>,
     encoder: Option<LiveEncoder>,
     preview: Option<PreviewPath>,
     notes: Vec<String>,
@@ -81,6 +92,9 @@ struct LiveSink {
 
 impl OutputSink for LiveSink {
     fn video(&mut self, f: &FrameView<'_>, index: u64) -> Result<(), HostError> {
+        if let Some(hub) = &self.input {
+            hub.set_game_size(f.width, f.height);
+        }
         if let Some(enc) = self.encoder.as_mut() {
             // A game that resized is scaled into the stream's size (aspect kept, on black).
             enc.push_pixels(f.data, f.order, f.stride, (f.width, f.height), index)?;
@@ -137,12 +151,15 @@ impl OutputSink for LiveSink {
     }
 }
 
-fn start_preview(opts: &LiveOptions) -> Result<Option<PreviewPath>, HostError> {
+fn start_preview(
+    opts: &LiveOptions,
+    input: Option<Arc<InputHub>>,
+) -> Result<Option<PreviewPath>, HostError> {
     if let PreviewTarget::None = opts.preview {
         return Ok(None);
     }
     Ok(Some(PreviewPath {
-        preview: Preview::start(opts.preview.clone(), "crosscast preview")?,
+        preview: Preview::start_with_input(opts.preview.clone(), "crosscast preview", input)?,
         overlay: Overlay::new()?,
         feed: match &opts.comments {
             Some(src) => Some(CommentFeed::start(
@@ -188,12 +205,23 @@ pub fn run_live(
         channels,
         verify_stamps: opts.verify_stamps,
     });
+    // Input comes from the preview window and from a script; with neither there is none.
+    let hub = (matches!(opts.preview, PreviewTarget::Window) || opts.input.is_some())
+        .then(|| InputHub::new(opts.input_limits));
+    let script = match &opts.input {
+        Some(src) => Some(InputScript::start(
+            src.clone(),
+            Arc::clone(hub.as_ref().expect("a hub exists when a script does")),
+        )?),
+        None => None,
+    };
     let mut sink = LiveSink {
+        input: hub.clone(),
         encoder: match &opts.encoder {
             Some((cfg, outs)) => Some(LiveEncoder::start(cfg.clone(), outs)?),
             None => None,
         },
-        preview: start_preview(opts)?,
+        preview: start_preview(opts, hub.clone())?,
         notes: Vec::new(),
     };
     let mut notes = Vec::new();
@@ -218,6 +246,17 @@ pub fn run_live(
                 SourceEvent::Feed(feed) => clock.add(feed),
                 SourceEvent::GameExited(status) => game_exit = Some(Ok(status)),
                 SourceEvent::GameFailed(why) => game_exit = Some(Err(why)),
+            }
+        }
+        if let Some(hub) = &hub {
+            // Input follows the stream: only the game on it has focus.
+            if hub.target_id() != clock.streaming_id() {
+                hub.set_target(clock.input_target(), monotonic_ns());
+            }
+        }
+        if let Some(s) = &script {
+            for w in s.drain_warnings() {
+                note(format!("input: {w}"));
             }
         }
         if opts.stop.load(Ordering::Relaxed) {
@@ -309,6 +348,10 @@ pub fn run_live(
     }
 
     let duration = Duration::from_nanos(clock.stream_ns());
+    if let Some(hub) = &hub {
+        // The game gets its keys back before it goes.
+        hub.set_target(None, monotonic_ns());
+    }
     let clock = clock.finish();
     let comments = sink
         .preview
@@ -328,5 +371,7 @@ pub fn run_live(
         notes,
         comments,
         game_exit,
+        input: hub.as_ref().map(|h| h.stats()),
+        input_script: script.as_ref().map(|s| s.stats()),
     })
 }

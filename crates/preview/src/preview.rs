@@ -84,6 +84,16 @@ impl Preview {
     /// (or failed to open: no display, or a window was already opened in this process, which
     /// winit allows only once); for `png:DIR`, once `DIR` exists.
     pub fn start(target: PreviewTarget, title: &str) -> Result<Preview, PreviewError> {
+        Preview::start_with_input(target, title, None)
+    }
+
+    /// [`Preview::start`], with the window's keyboard, pointer and touch going to `input` (the
+    /// game that has focus); the window also grabs the cursor when that game locks it.
+    pub fn start_with_input(
+        target: PreviewTarget,
+        title: &str,
+        input: Option<std::sync::Arc<crosscast_input::InputHub>>,
+    ) -> Result<Preview, PreviewError> {
         let slot = Arc::new(Slot::default());
         let closed = Arc::new(AtomicBool::new(false));
         let worker = match target {
@@ -107,6 +117,7 @@ impl Preview {
                 Arc::clone(&slot),
                 Arc::clone(&closed),
                 title,
+                input,
             )?),
         };
         Ok(Preview {

@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crosscast_input::{CursorGrab, InputHub, Letterbox, WindowInput};
+use crosscast_wire::TouchPhase;
 use winit::application::ApplicationHandler;
 use winit::dpi::LogicalSize;
-use winit::event::WindowEvent;
+use winit::event::{DeviceEvent, DeviceId, ElementState, MouseButton, MouseScrollDelta, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
+use winit::platform::scancode::PhysicalKeyExtScancode;
 use winit::platform::x11::EventLoopBuilderExtX11;
-use winit::window::{Window, WindowId};
+use winit::window::{CursorGrabMode, Window, WindowId};
 
 use crate::preview::{panic_text, Frame, Slot};
 use crate::PreviewError;
@@ -63,6 +66,7 @@ pub(crate) fn start(
     slot: Arc<Slot>,
     closed: Arc<AtomicBool>,
     title: &str,
+    input: Option<Arc<InputHub>>,
 ) -> Result<WindowHandle, PreviewError> {
     let (tx, rx) = sync_channel(1);
     let wake_pending = Arc::new(AtomicBool::new(false));
@@ -70,7 +74,7 @@ pub(crate) fn start(
     let title = title.to_string();
     let thread = std::thread::Builder::new()
         .name("preview-window".into())
-        .spawn(move || run(slot, closed, wake2, title, tx))
+        .spawn(move || run(slot, closed, wake2, title, input, tx))
         .map_err(|source| PreviewError::Spawn {
             what: "preview window",
             source,
@@ -104,6 +108,7 @@ fn run(
     closed: Arc<AtomicBool>,
     wake_pending: Arc<AtomicBool>,
     title: String,
+    input: Option<Arc<InputHub>>,
     startup: Startup,
 ) -> Result<(), PreviewError> {
     let built = EventLoop::<UserEvent>::with_user_event()
@@ -127,6 +132,8 @@ fn run(
         win: None,
         frame: Frame::default(),
         error: None,
+        input,
+        grab: CursorGrab::None,
     };
     let ran = event_loop.run_app(&mut app);
     // However the loop ended, there is no window any more: the host must not wait for one.
@@ -158,6 +165,10 @@ struct App {
     /// The frame on screen; swapped with the slot's when a newer one is there.
     frame: Frame,
     error: Option<PreviewError>,
+    /// Where the streamer's input goes (the game with focus), when the host wants it.
+    input: Option<Arc<InputHub>>,
+    /// How the window holds the cursor now.
+    grab: CursorGrab,
 }
 
 impl App {
@@ -184,9 +195,46 @@ impl App {
         let err = |e: softbuffer::SoftBufferError| PreviewError::Window(e.to_string());
         win.surface.resize(w, h).map_err(err)?;
         self.slot.take_newer(self.frame.seq, &mut self.frame);
+        if let Some(hub) = &self.input {
+            // Input maps through exactly what is on screen: this frame in this window.
+            hub.set_window_size(w.get(), h.get());
+            if self.frame.width > 0 {
+                hub.set_game_size(self.frame.width, self.frame.height);
+            }
+        }
         let mut buf = win.surface.buffer_mut().map_err(err)?;
         letterbox(&self.frame, &mut buf, w.get(), h.get());
         buf.present().map_err(err)
+    }
+
+    /// Hands one window event to the game with focus, then holds the cursor as it asks.
+    fn input(&mut self, ev: WindowInput) {
+        let Some(hub) = &self.input else {
+            return;
+        };
+        let grab = hub.window_event(ev, crosscast_input::monotonic_ns());
+        self.apply_grab(grab);
+    }
+
+    fn apply_grab(&mut self, grab: CursorGrab) {
+        if grab == self.grab {
+            return;
+        }
+        let Some(win) = &self.win else {
+            return;
+        };
+        self.grab = grab;
+        let w = &win.window;
+        // X11 cannot lock the cursor in place: a confined, hidden cursor plus raw (device)
+        // motion is the same thing to the game, which only sees relative motion then.
+        let _ = match grab {
+            CursorGrab::None => w.set_cursor_grab(CursorGrabMode::None),
+            CursorGrab::Confine => w.set_cursor_grab(CursorGrabMode::Confined),
+            CursorGrab::Lock => w
+                .set_cursor_grab(CursorGrabMode::Locked)
+                .or_else(|_| w.set_cursor_grab(CursorGrabMode::Confined)),
+        };
+        w.set_cursor_visible(grab != CursorGrab::Lock);
     }
 
     fn fail(&mut self, el: &ActiveEventLoop, e: PreviewError) {
@@ -218,6 +266,10 @@ impl ApplicationHandler<UserEvent> for App {
                 if let Some(win) = &self.win {
                     win.window.request_redraw();
                 }
+                // The game may have locked or released the pointer since the last event.
+                if let Some(grab) = self.input.as_ref().map(|hub| hub.cursor_grab()) {
+                    self.apply_grab(grab);
+                }
             }
             UserEvent::Stop => el.exit(),
         }
@@ -240,7 +292,80 @@ impl ApplicationHandler<UserEvent> for App {
                     self.fail(el, e);
                 }
             }
+            WindowEvent::Focused(focused) => self.input(WindowInput::Focus(focused)),
+            WindowEvent::KeyboardInput {
+                event,
+                is_synthetic,
+                ..
+            } => {
+                // winit invents presses for keys already down when focus comes, and the
+                // router releases everything itself when focus goes; auto-repeat is the
+                // game's business (Wayland's repeat info), so one press per press.
+                if is_synthetic || event.repeat {
+                    return;
+                }
+                // On Linux winit's scancode is the evdev code (the X keycode - 8).
+                if let Some(code) = event.physical_key.to_scancode() {
+                    self.input(WindowInput::Key {
+                        code,
+                        pressed: event.state == ElementState::Pressed,
+                    });
+                }
+            }
+            WindowEvent::CursorMoved { position, .. } => self.input(WindowInput::CursorMoved {
+                x: position.x,
+                y: position.y,
+            }),
+            WindowEvent::CursorLeft { .. } => self.input(WindowInput::CursorLeft),
+            WindowEvent::MouseInput { state, button, .. } => {
+                let code = match button {
+                    MouseButton::Left => 0x110,
+                    MouseButton::Right => 0x111,
+                    MouseButton::Middle => 0x112,
+                    MouseButton::Back => 0x113,
+                    MouseButton::Forward => 0x114,
+                    MouseButton::Other(_) => return,
+                };
+                self.input(WindowInput::Button {
+                    button: code,
+                    pressed: state == ElementState::Pressed,
+                });
+            }
+            WindowEvent::MouseWheel { delta, .. } => {
+                // winit's positive is "content moves right/down", Wayland's is "scroll
+                // right/down" (content moves left/up): opposite signs.
+                let (dx, dy, lines) = match delta {
+                    MouseScrollDelta::LineDelta(x, y) => (-f64::from(x), -f64::from(y), true),
+                    MouseScrollDelta::PixelDelta(p) => (-p.x, -p.y, false),
+                };
+                self.input(WindowInput::Scroll { dx, dy, lines });
+            }
+            WindowEvent::Touch(t) => {
+                let phase = match t.phase {
+                    winit::event::TouchPhase::Started => TouchPhase::Down,
+                    winit::event::TouchPhase::Moved => TouchPhase::Motion,
+                    winit::event::TouchPhase::Ended => TouchPhase::Up,
+                    winit::event::TouchPhase::Cancelled => TouchPhase::Cancel,
+                };
+                self.input(WindowInput::Touch {
+                    id: t.id,
+                    phase,
+                    x: t.location.x,
+                    y: t.location.y,
+                });
+            }
             _ => {}
+        }
+    }
+
+    fn device_event(&mut self, _el: &ActiveEventLoop, _id: DeviceId, event: DeviceEvent) {
+        if let DeviceEvent::MouseMotion { delta } = event {
+            if self.grab == CursorGrab::Lock {
+                self.input(WindowInput::RawMotion {
+                    dx: delta.0,
+                    dy: delta.1,
+                });
+            }
         }
     }
 
@@ -255,18 +380,18 @@ impl ApplicationHandler<UserEvent> for App {
 /// sampling, aspect ratio kept, centred, black bars around. No frame yet: all black.
 pub(crate) fn letterbox(src: &Frame, dst: &mut [u32], dw: u32, dh: u32) {
     let (sw, sh) = (u64::from(src.width), u64::from(src.height));
-    if sw == 0 || sh == 0 || src.data.len() < (sw * sh * 4) as usize {
+    let fit = Letterbox::fit(src.width, src.height, dw, dh);
+    let Some(fit) = fit.filter(|_| src.data.len() >= (sw * sh * 4) as usize) else {
         dst.fill(0);
         return;
-    }
-    let (dw64, dh64) = (u64::from(dw), u64::from(dh));
-    // Fit by the tighter dimension, in integers: iw/ih == sw/sh up to rounding.
-    let (iw, ih) = if dw64 * sh <= dh64 * sw {
-        (dw64, (dw64 * sh / sw).max(1))
-    } else {
-        ((dh64 * sw / sh).max(1), dh64)
     };
-    let (ox, oy) = ((dw64 - iw) / 2, (dh64 - ih) / 2);
+    // The same rectangle input maps through, so a click lands where it is shown.
+    let (iw, ih, ox, oy) = (
+        u64::from(fit.w),
+        u64::from(fit.h),
+        u64::from(fit.x),
+        u64::from(fit.y),
+    );
     let xmap: Vec<usize> = (0..iw).map(|x| (x * sw / iw) as usize * 4).collect();
     for (y, row) in dst.chunks_exact_mut(dw as usize).enumerate() {
         let y = y as u64;
