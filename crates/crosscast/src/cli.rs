@@ -156,6 +156,10 @@ pub(crate) struct StreamArgs {
     /// Most comments accepted per second (the rest are counted and dropped).
     #[arg(long, default_value_t = 20)]
     pub(crate) comments_rate: u32,
+    /// Write when each video frame left the encoder to FILE: one line per frame, `<frame index>
+    /// <CLOCK_MONOTONIC ns>` (for latency measurements; `bench input` uses it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) frame_times: Option<PathBuf>,
     /// Input for the game from a script instead of (or beside) the preview window: a JSON-lines
     /// file followed as it grows, or - for stdin; game pixels. Each line, e.g.
     /// {"type":"key","key":"left","state":"tap"} or

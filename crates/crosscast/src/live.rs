@@ -73,6 +73,7 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
         cfg.preset = s.preset.clone();
         cfg.keyint_frames = s.fps.frames_in(s.keyint);
         cfg.encoder_nice = s.encoder_nice;
+        cfg.frame_times = s.frame_times.clone();
         if s.policy == Policy::Fifo {
             cfg.block_when_full = true;
         }

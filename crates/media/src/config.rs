@@ -48,6 +48,9 @@ pub struct EncoderConfig {
     pub block_when_full: bool,
     /// An RTMP connect or write making no progress for this long counts as a lost connection.
     pub rtmp_timeout: Duration,
+    /// Write one line per encoded video frame here, `<frame index> <CLOCK_MONOTONIC ns when
+    /// its packet left the encoder>`: what `bench input` joins with its injection times.
+    pub frame_times: Option<std::path::PathBuf>,
 }
 
 impl EncoderConfig {
@@ -68,6 +71,7 @@ impl EncoderConfig {
             video_queue_frames: 8,
             block_when_full: false,
             rtmp_timeout: Duration::from_secs(10),
+            frame_times: None,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::{rtmp, MediaError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 use crosscast_wire::PixelOrder;
 use ffmpeg_next as ff;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Once, PoisonError};
@@ -702,6 +703,8 @@ struct Encoding {
     files: Vec<FileOut>,
     rtmp: Vec<RtmpOut>,
     counters: Arc<Counters>,
+    /// `EncoderConfig::frame_times`, open.
+    frame_times: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -817,6 +820,15 @@ fn init(
             files,
             rtmp,
             counters,
+            frame_times: match &cfg.frame_times {
+                Some(path) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(path).map_err(|e| MediaError::FrameTimes {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?,
+                )),
+                None => None,
+            },
         },
         setup,
     ))
@@ -905,6 +917,12 @@ impl Encoding {
                         Kind::Video => self.video_tb,
                         Kind::Audio => self.audio_tb,
                     };
+                    if let (Kind::Video, Some(w)) = (kind, self.frame_times.as_mut()) {
+                        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+                        let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+                        // A diagnostic: a failed write must not stop the stream.
+                        let _ = writeln!(w, "{} {ns}", pkt.pts().unwrap_or(-1));
+                    }
                     self.distribute(EncodedPacket::new(kind, &pkt, tb));
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(()),
@@ -977,7 +995,10 @@ impl Encoding {
         self.drain(Kind::Audio)
     }
 
-    fn close(self) {
+    fn close(mut self) {
+        if let Some(w) = self.frame_times.as_mut() {
+            let _ = w.flush();
+        }
         for f in self.files {
             if let Some(m) = f.muxer {
                 match m.finish() {

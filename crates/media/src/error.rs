@@ -5,6 +5,14 @@ use std::path::PathBuf;
 /// Everything that can go wrong in crosscast-media; each variant says what happens next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
+    /// The frame-times file (`EncoderConfig::frame_times`) cannot be created.
+    #[error("cannot create the frame-times file {}: {reason}", path.display())]
+    FrameTimes {
+        /// The file.
+        path: PathBuf,
+        /// Why (the I/O error's text: this enum is `Clone` and `Eq`, `io::Error` is neither).
+        reason: String,
+    },
     /// The encoder configuration is unusable; nothing was started, fix the setting and retry.
     #[error("invalid encoder configuration: {0}")]
     InvalidConfig(String),
