@@ -96,6 +96,24 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Input {
+            runs,
+            presses,
+            size,
+            fps,
+            probe,
+            json,
+        } => {
+            let report = crate::bench_input::input(runs, presses, size, fps, probe.as_deref())?;
+            print!(
+                "{}",
+                report.figures_table(&crate::bench_input::columns(), 2)
+            );
+            if let Some(p) = json {
+                report.write_json(&p)?;
+            }
+            Ok(())
+        }
         BenchCommand::IpcPeer { args } => Ok(ipc_peer_main(&args)?),
     }
 }

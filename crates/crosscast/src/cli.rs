@@ -388,6 +388,30 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Input-to-stream latency: a key injected at the preview window (XTEST on Xvfb) to the
+    /// first encoded frame showing the game's reaction, through the demo game (crosscast's
+    /// protocol) and a Wayland client (`crosscast-input-probe`), alternating.
+    Input {
+        /// Rounds (each runs both paths once); figures are the median and range over them.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Key presses per run.
+        #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        presses: u32,
+        /// The stream's size.
+        #[arg(long, default_value = "1280x720")]
+        size: Size,
+        /// The stream's frame rate.
+        #[arg(long, default_value = "60", value_parser = parse_fps)]
+        fps: FrameRate,
+        /// The Wayland probe client (default: `crosscast-input-probe` beside this executable,
+        /// else on PATH).
+        #[arg(long)]
+        probe: Option<PathBuf>,
+        /// Write the JSON report here (one row per path, median and range per figure).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// (internal) the second process of `bench ipc`.
     #[command(hide = true)]
     IpcPeer {

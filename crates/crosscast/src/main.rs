@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_input;
 mod bench_wayland;
 mod cli;
 mod game;

@@ -141,45 +141,6 @@ fn comments_reach_the_preview_and_never_the_recording() {
     );
 }
 
-/// An Xvfb server on a free display number, stopped by pid.
-struct Xvfb(std::process::Child, String);
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn xvfb() -> Xvfb {
-    for n in 90..140 {
-        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        {
-            continue;
-        }
-        let display = format!(":{n}");
-        let x = Xvfb(
-            Command::new("Xvfb")
-            .args([display.as_str(), "-screen", "0", "800x600x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb is needed for the window test (Debian package xvfb; scripts/test.sh installs it)"),
-            display.clone(),
-        );
-        for _ in 0..100 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                return x;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        drop(x);
-        panic!("Xvfb {display} did not start");
-    }
-    panic!("no free X display number");
-}
-
 fn screenshot(display: &str, out: &Path) -> Vec<u8> {
     let status = Command::new("sh")
         .arg("-c")
@@ -196,7 +157,7 @@ fn screenshot(display: &str, out: &Path) -> Vec<u8> {
 #[test]
 fn the_preview_window_shows_the_overlay_on_screen() {
     let dir = TempDir::new("window");
-    let x = xvfb();
+    let x = Xvfb::start("800x600x24");
     let comments = comments_file(&dir);
     let mean = |s: &[u8]| s.iter().map(|&p| u64::from(p)).sum::<u64>() as f64 / s.len() as f64;
     let panel = (8, H * 2 / 3, W / 3, H - 8);

@@ -334,3 +334,45 @@ pub fn stream_command(
     args.extend_from_slice(command);
     run(&args, dir, Duration::from_secs(120))
 }
+
+/// An Xvfb server on a free display number (`.1`), stopped by pid when dropped.
+pub struct Xvfb(pub Child, pub String);
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Xvfb {
+    /// Starts Xvfb with one screen of `geometry` (e.g. `800x600x24`).
+    pub fn start(geometry: &str) -> Xvfb {
+        for n in 90..140 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            {
+                continue;
+            }
+            let display = format!(":{n}");
+            let x = Xvfb(
+                Command::new("Xvfb")
+                    .args([display.as_str(), "-screen", "0", geometry, "-nolisten", "tcp"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("Xvfb is needed for the window tests (Debian package xvfb; scripts/test.sh installs it)"),
+                display.clone(),
+            );
+            for _ in 0..100 {
+                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                    return x;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(x);
+            panic!("Xvfb {display} did not start");
+        }
+        panic!("no free X display number");
+    }
+}

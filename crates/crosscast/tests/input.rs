@@ -1,0 +1,450 @@
+//! The streamer plays (issue 13), tested for real: `crosscast live` with its preview window on
+//! Xvfb, driven by `xdotool` as a user would (focus, resize, move, click, type), with a real
+//! Wayland client that logs what it receives (`weston-eventdemo`) and with the demo game, whose
+//! reactions are decoded from the recording. Headless runs take the same input from `--input`.
+
+mod common;
+#[path = "../../media/tests/common/mod.rs"]
+mod media;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The stream's size in these tests.
+const W: usize = 640;
+const H: usize = 360;
+
+/// A running `crosscast live` whose stderr lines are collected as they come.
+struct Live {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Live {
+    fn start(args: &[&str], dir: &Path, display: Option<&str>) -> Live {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match display {
+            Some(d) => cmd.env("DISPLAY", d),
+            None => cmd.env_remove("DISPLAY"),
+        };
+        let mut child = cmd.spawn().expect("spawn crosscast");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (out, sink) = (child.stderr.take().unwrap(), Arc::clone(&lines));
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        Live {
+            child: Some(child),
+            lines,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Lines containing `needle`.
+    fn matching(&self, needle: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits up to `limit` for `count` lines containing `needle`.
+    fn wait_for(&self, needle: &str, count: usize, limit: Duration) -> Vec<String> {
+        let until = Instant::now() + limit;
+        loop {
+            let m = self.matching(needle);
+            if m.len() >= count {
+                return m;
+            }
+            assert!(
+                Instant::now() < until,
+                "no {count} lines with {needle:?} after {limit:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the host as a user does (SIGTERM) and waits for its clean exit.
+    fn stop(mut self) -> String {
+        let child = self.child.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = wait_with_watchdog(child, Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(out.status.success(), "host failed:\n{}", self.log());
+        self.log()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `xdotool ARGS` on `display`, returning its stdout.
+fn xdo(display: &str, args: &[&str]) -> String {
+    let out = Command::new(find_program("xdotool", "xdotool"))
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .expect("run xdotool");
+    assert!(
+        out.status.success(),
+        "xdotool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The preview window's id, once it exists; resized to `w` x `h` at the screen's corner and
+/// focused.
+fn preview_window(display: &str, w: u32, h: u32) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let out = Command::new(find_program("xdotool", "xdotool"))
+            .args(["search", "--name", "crosscast preview"])
+            .env("DISPLAY", display)
+            .output()
+            .expect("run xdotool");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(id) = text.lines().next() {
+            break id.trim().to_string();
+        }
+        assert!(Instant::now() < until, "no preview window appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    xdo(display, &["windowmove", "--sync", &id, "0", "0"]);
+    xdo(
+        display,
+        &["windowsize", "--sync", &id, &w.to_string(), &h.to_string()],
+    );
+    xdo(display, &["windowfocus", "--sync", &id]);
+    id
+}
+
+/// The numbers after `key` in an eventdemo line (`x: 128, y: 116` → 128 for "x: ").
+fn field(line: &str, key: &str) -> f64 {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().unwrap()
+}
+
+/// 640x360 shown in a 500x500 window: 500x281 at y 109 (bars above and below).
+const WIN: (u32, u32) = (500, 500);
+const IMG_Y: f64 = 109.0;
+const IMG_H: f64 = 281.0;
+
+/// The game pixel under window point (`x`, `y`), computed by hand for the window above.
+fn game_point(x: f64, y: f64) -> (f64, f64) {
+    (x * W as f64 / 500.0, (y - IMG_Y) * H as f64 / IMG_H)
+}
+
+fn eventdemo_host(dir: &TempDir, display: &str) -> Live {
+    let demo = find_program("weston-eventdemo", "weston");
+    let stdbuf = find_program("stdbuf", "coreutils");
+    // stdbuf: eventdemo prints with printf, which a pipe would buffer until exit.
+    Live::start(
+        &[
+            "live",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--no-encode",
+            "--preview",
+            "window",
+            "--seconds",
+            "120",
+            "--",
+            &stdbuf,
+            "-oL",
+            &demo,
+            "-b",
+            "--log-key",
+            "--log-button",
+            "--log-motion",
+        ],
+        &dir.0,
+        Some(display),
+    )
+}
+
+/// Moves the pointer to window point (`x`, `y`) until the game reports motion there (the
+/// first moves may come before the game has a surface).
+fn move_until_seen(live: &Live, display: &str, win: &str, x: u32, y: u32) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    let (gx, gy) = game_point(f64::from(x), f64::from(y));
+    loop {
+        // Wiggle so that each try is a motion.
+        xdo(display, &["mousemove", "--window", win, "0", "0"]);
+        xdo(
+            display,
+            &["mousemove", "--window", win, &x.to_string(), &y.to_string()],
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(l) = live
+            .matching("motion time")
+            .into_iter()
+            .rev()
+            .find(|l| (field(l, "x: ") - gx).abs() < 1.0 && (field(l, "y: ") - gy).abs() < 1.0)
+        {
+            return l;
+        }
+        assert!(
+            Instant::now() < until,
+            "the game never saw the pointer at game ({gx:.1}, {gy:.1}); log:\n{}",
+            live.log()
+        );
+    }
+}
+
+#[test]
+fn a_wayland_game_gets_the_keys_typed_and_the_clicks_where_they_land_in_a_letterboxed_window() {
+    let dir = TempDir::new("input-eventdemo");
+    let x = Xvfb::start("800x600x24");
+    let live = eventdemo_host(&dir, &x.1);
+    let win = preview_window(&x.1, WIN.0, WIN.1);
+    move_until_seen(&live, &x.1, &win, 250, 250);
+
+    // A click on the game: the button and where, in the game's own pixels.
+    xdo(&x.1, &["mousemove", "--window", &win, "100", "200"]);
+    xdo(&x.1, &["click", "1"]);
+    let pressed = live.wait_for("state: pressed, x:", 1, Duration::from_secs(10));
+    let (gx, gy) = game_point(100.0, 200.0);
+    assert!(pressed[0].contains("button: 272"), "{}", pressed[0]);
+    assert!(
+        (field(&pressed[0], "x: ") - gx).abs() <= 1.0
+            && (field(&pressed[0], "y: ") - gy).abs() <= 1.0,
+        "clicked at game ({gx:.1}, {gy:.1}), the game saw {}",
+        pressed[0]
+    );
+    live.wait_for("state: released, x:", 1, Duration::from_secs(10));
+
+    // A click on the black bar above the image reaches nobody.
+    xdo(&x.1, &["mousemove", "--window", &win, "250", "40"]);
+    xdo(&x.1, &["click", "1"]);
+    // Then keys: the exact evdev codes, pressed and released, in order.
+    xdo(&x.1, &["key", "a", "b", "Left"]);
+    let keys = live.wait_for("key key:", 6, Duration::from_secs(10));
+    let got: Vec<String> = keys
+        .iter()
+        .map(|l| format!("{} {}", field(l, "key key: "), l.contains("pressed")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "30 true",
+            "30 false",
+            "48 true",
+            "48 false",
+            "105 true",
+            "105 false"
+        ]
+    );
+    assert_eq!(
+        live.matching("state: pressed, x:").len(),
+        1,
+        "the click on the bar reached the game:\n{}",
+        live.log()
+    );
+    let log = live.stop();
+    assert!(
+        log.contains("crosscast: input:") && !log.contains("input: 0 events"),
+        "{log}"
+    );
+}
+
+#[test]
+fn focus_loss_releases_the_keys_held() {
+    let dir = TempDir::new("input-focus");
+    let x = Xvfb::start("800x600x24");
+    let live = eventdemo_host(&dir, &x.1);
+    let win = preview_window(&x.1, WIN.0, WIN.1);
+    move_until_seen(&live, &x.1, &win, 250, 250);
+    xdo(&x.1, &["keydown", "a"]);
+    live.wait_for(
+        "key key: 30, unicode: 97, state: pressed",
+        1,
+        Duration::from_secs(10),
+    );
+    // Another window takes the focus while `a` is still down.
+    let mut other = Command::new(find_program("xlogo", "x11-apps"))
+        .args(["-geometry", "100x100+600+400"])
+        .env("DISPLAY", &x.1)
+        .spawn()
+        .expect("start xlogo");
+    let until = Instant::now() + Duration::from_secs(20);
+    let logo = loop {
+        let out = Command::new(find_program("xdotool", "xdotool"))
+            .args(["search", "--name", "xlogo"])
+            .env("DISPLAY", &x.1)
+            .output()
+            .unwrap();
+        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            break id.trim().to_string();
+        }
+        assert!(Instant::now() < until, "xlogo did not map");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    xdo(&x.1, &["windowfocus", "--sync", &logo]);
+    live.wait_for(
+        "key key: 30, unicode: 97, state: released",
+        1,
+        Duration::from_secs(10),
+    );
+    // The real release, now elsewhere, does not reach the game a second time.
+    xdo(&x.1, &["keyup", "a"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(live.matching("key key: 30").len(), 2, "{}", live.log());
+    let _ = other.kill();
+    let _ = other.wait();
+    live.stop();
+}
+
+/// Mean luma of a rectangle of a W x H gray frame.
+fn region_mean(f: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+    let mut sum = 0u64;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            sum += u64::from(f[y * W + x]);
+        }
+    }
+    sum as f64 / ((x1 - x0) * (y1 - y0)) as f64
+}
+
+/// The demo game's key marker: its white corner square.
+const MARKER: (usize, usize, usize, usize) = (2, 2, 30, 30);
+
+/// Checks the demo game's reactions in a recording: the marker shows in some frames (a key was
+/// held) and not in others, and after the click food shows at the click point where there was
+/// none before.
+fn assert_reactions(rec: &Path, click: (f64, f64), log: &str) {
+    let frames = media::gray_frames(rec, W, H);
+    assert!(frames.len() > 60, "{} frames; log:\n{log}", frames.len());
+    let marked = frames
+        .iter()
+        .filter(|f| region_mean(f, MARKER) > 200.0)
+        .count();
+    assert!(
+        marked > 0 && marked < frames.len() - 20,
+        "the key marker shows in {marked} of {} frames; log:\n{log}",
+        frames.len()
+    );
+    let (cx, cy) = (click.0 as usize, click.1 as usize);
+    let food = (cx - 3, cy - 3, cx + 4, cy + 4);
+    let first = frames
+        .iter()
+        .position(|f| region_mean(f, food) > 170.0)
+        .unwrap_or_else(|| panic!("no food appeared at the click point {click:?}; log:\n{log}"));
+    assert!(
+        first > 10,
+        "food at the click point from frame {first}, before the click"
+    );
+}
+
+#[test]
+fn the_demo_game_reacts_to_keys_and_clicks_in_the_preview_window() {
+    let dir = TempDir::new("input-demo");
+    let x = Xvfb::start("800x600x24");
+    let live = Live::start(
+        &[
+            "live",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--preview",
+            "window",
+            "--seconds",
+            "120",
+            "--out",
+            "r.mp4",
+        ],
+        &dir.0,
+        Some(&x.1),
+    );
+    let win = preview_window(&x.1, WIN.0, WIN.1);
+    // Until the game streams: the host says how many input events reached it at the end, so
+    // wait for the first status line instead.
+    live.wait_for("fps", 1, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    xdo(&x.1, &["keydown", "Right"]);
+    std::thread::sleep(Duration::from_millis(800));
+    xdo(&x.1, &["keyup", "Right"]);
+    std::thread::sleep(Duration::from_millis(500));
+    xdo(&x.1, &["mousemove", "--window", &win, "100", "200"]);
+    xdo(&x.1, &["click", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = live.stop();
+    assert_reactions(&dir.path("r.mp4"), game_point(100.0, 200.0), &log);
+}
+
+#[test]
+fn a_headless_host_takes_input_from_a_script() {
+    let dir = TempDir::new("input-script");
+    std::fs::write(
+        dir.path("input.jsonl"),
+        concat!(
+            "{\"type\":\"key\",\"key\":\"right\",\"state\":\"down\",\"delay_ms\":2500}\n",
+            "{\"type\":\"key\",\"key\":\"right\",\"state\":\"up\",\"delay_ms\":700}\n",
+            "this line is not JSON\n",
+            "{\"type\":\"button\",\"button\":\"left\",\"state\":\"click\",\"x\":400,\"y\":100,\"delay_ms\":300}\n",
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "live",
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--preview",
+            "none",
+            "--seconds",
+            "5",
+            "--out",
+            "r.mp4",
+            "--input",
+            "input.jsonl",
+        ],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("input: line 3:") && log.contains("3 applied, 1 malformed"),
+        "{log}"
+    );
+    assert_reactions(&dir.path("r.mp4"), (400.0, 100.0), &log);
+}
