@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 # we wrote), nginx with the RTMP module (ingest), Xvfb + ImageMagick (preview window screenshot),
 # libwayland/libxkbcommon (the compositor), bubblewrap (the sandbox for any game), and real
 # Wayland clients: weston's demo clients, SDL2's test programs, glmark2, Xwayland, Mesa's
-# llvmpipe for GL without a GPU.
+# llvmpipe for GL without a GPU; xdotool plays the streamer in the preview window.
 packages=(pkg-config clang libclang-dev gcc libc6-dev
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavdevice-dev libavfilter-dev libswresample-dev
-  ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick
+  ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick xdotool
   libwayland-dev libxkbcommon-dev bubblewrap
   weston libsdl2-tests glmark2-es2-wayland xwayland x11-utils mesa-utils
   libegl-mesa0 libgl1-mesa-dri libgles2 python3)
