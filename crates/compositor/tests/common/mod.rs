@@ -54,6 +54,7 @@ pub fn start_with(max_clients: usize) -> (RuntimeDir, Compositor) {
         runtime_dir: dir.0.clone(),
         socket_name: "wayland-test".into(),
         max_clients,
+        keymap: Default::default(),
     })
     .expect("start compositor");
     (dir, comp)
