@@ -108,7 +108,13 @@ impl ClientData for ClientState {
         g.drop_client(&client_id);
         match reason {
             DisconnectReason::ConnectionClosed => {
-                g.log(format!("client pid {pid} gone: connection closed"));
+                // wayland-backend reports both the same way: the client closed its socket, or
+                // it stopped reading and the events for it overflowed its bounded output
+                // buffer (4 KiB beyond the socket's), so it was cut off.
+                g.log(format!(
+                    "client pid {pid} gone: connection closed (by the client, or cut off \
+                     because it stopped reading its events)"
+                ));
             }
             DisconnectReason::ProtocolError(e) => {
                 g.counters.protocol_errors += 1;
