@@ -203,12 +203,15 @@ fn setup_err(what: &'static str) -> impl FnOnce(std::io::Error) -> CompositorErr
     move |source| CompositorError::Setup { what, source }
 }
 
+/// The handle's ends of the command and input channels.
+pub(crate) type Channels = (SyncSender<Cmd>, SyncSender<Input>);
+
 /// Runs the compositor thread: sets up, reports readiness on `ready`, then serves clients
 /// until the handle's channel closes or an I/O error ends it (recorded in `shared.closed`).
 pub(crate) fn run(
     opts: CompositorOptions,
     shared: Arc<Shared>,
-    ready: Sender<Result<(SyncSender<Cmd>, SyncSender<Input>), CompositorError>>,
+    ready: Sender<Result<Channels, CompositorError>>,
 ) {
     // Whatever ends this thread, a panic included, the handle must learn that it did.
     let _closer = Closer(shared.clone());
