@@ -33,6 +33,13 @@ fn px(v: f64) -> Fixed {
 /// A client whose toplevel is mapped (so streamed) with its seat bound; the keyboard
 /// entered it.
 fn mapped(comp: &Compositor) -> (TestClient, Seated) {
+    let (mut c, seat) = mapped_keep(comp);
+    c.take_input();
+    (c, seat)
+}
+
+/// [`mapped`], keeping what the client got so far.
+fn mapped_keep(comp: &Compositor) -> (TestClient, Seated) {
     let mut c = TestClient::connect(comp.socket_path());
     let seat = c.seat();
     let (buf, _fd) = c.buffer(320, 240, 0);
@@ -43,7 +50,6 @@ fn mapped(comp: &Compositor) -> (TestClient, Seated) {
         c.events.seat.got,
         comp.take_log()
     );
-    c.take_input();
     (c, seat)
 }
 
@@ -487,5 +493,114 @@ fn flood_into_a_client_that_never_reads() {
             key: KEY_A,
             pressed: true,
         }],
+    );
+}
+
+/// When another toplevel is mapped it is streamed, and keyboard and pointer follow it.
+#[test]
+fn focus_follows_the_streamed_toplevel() {
+    let (_dir, comp) = start();
+    let (mut a, _seat_a) = mapped(&comp);
+    send(
+        &comp,
+        InputEvent::PointerEnter {
+            x: px(4.0),
+            y: px(4.0),
+        },
+    );
+    expect_seq(&mut a, &[Got::PtrEnter { x: 4.0, y: 4.0 }]);
+    a.take_input();
+    let (mut b, _seat_b) = mapped_keep(&comp);
+    expect_seq(&mut a, &[Got::KbLeave]);
+    expect_seq(&mut a, &[Got::PtrLeave]);
+    expect_seq(&mut b, &[Got::PtrEnter { x: 4.0, y: 4.0 }]);
+    send(
+        &comp,
+        InputEvent::Key {
+            code: KEY_A,
+            pressed: true,
+        },
+    );
+    expect_seq(
+        &mut b,
+        &[Got::Key {
+            key: KEY_A,
+            pressed: true,
+        }],
+    );
+    a.roundtrip().expect("roundtrip");
+    assert!(
+        !a.take_input().iter().any(|g| matches!(g, Got::Key { .. })),
+        "the key went to the toplevel no longer streamed"
+    );
+}
+
+/// Sequences a buggy host could send (up without down, buttons without enter, releases of
+/// keys never pressed) are ignored or passed on, never a panic; the compositor goes on.
+#[test]
+fn odd_sequences_do_not_break_the_compositor() {
+    let (_dir, comp) = start();
+    let (mut c, _seat) = mapped(&comp);
+    let odd = [
+        InputEvent::Touch {
+            id: 9,
+            phase: TouchPhase::Up,
+            x: px(0.0),
+            y: px(0.0),
+        },
+        InputEvent::Touch {
+            id: 8,
+            phase: TouchPhase::Motion,
+            x: px(1.0),
+            y: px(1.0),
+        },
+        InputEvent::Touch {
+            id: 8,
+            phase: TouchPhase::Cancel,
+            x: px(1.0),
+            y: px(1.0),
+        },
+        InputEvent::PointerButton {
+            button: BTN_LEFT,
+            pressed: false,
+        },
+        InputEvent::PointerLeave,
+        InputEvent::RelativeMotion {
+            dx: px(1.0),
+            dy: px(1.0),
+        },
+        InputEvent::Key {
+            code: 0x2ff,
+            pressed: false,
+        },
+        InputEvent::Scroll {
+            axis: ScrollAxis::Vertical,
+            value: px(0.0),
+            discrete: 0,
+        },
+        InputEvent::Focus { focused: true },
+        InputEvent::Focus { focused: true },
+    ];
+    for e in odd {
+        send(&comp, e);
+    }
+    send(
+        &comp,
+        InputEvent::Key {
+            code: KEY_A,
+            pressed: true,
+        },
+    );
+    expect_seq(
+        &mut c,
+        &[Got::Key {
+            key: KEY_A,
+            pressed: true,
+        }],
+    );
+    assert!(
+        comp.closed().is_none(),
+        "compositor stopped: {:?}",
+        comp.closed()
     );
 }
