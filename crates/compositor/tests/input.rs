@@ -604,3 +604,48 @@ fn odd_sequences_do_not_break_the_compositor() {
         comp.closed()
     );
 }
+
+/// A oneshot confinement made while the pointer is on the surface is active at once, moves
+/// still arrive, and it ends for good when the pointer leaves.
+#[test]
+fn confined_pointer_is_reported_and_oneshot_ends_on_leave() {
+    let (_dir, comp) = start();
+    let (mut c, seat) = mapped(&comp);
+    send(
+        &comp,
+        InputEvent::PointerEnter {
+            x: px(5.0),
+            y: px(6.0),
+        },
+    );
+    expect_seq(&mut c, &[Got::PtrEnter { x: 5.0, y: 6.0 }]);
+    let _confined = c.confine_pointer(&seat);
+    expect_seq(&mut c, &[Got::Confined]);
+    assert_eq!(comp.pointer_grab(), PointerGrab::Confined);
+    send(
+        &comp,
+        InputEvent::PointerMotion {
+            x: px(50.0),
+            y: px(60.0),
+        },
+    );
+    expect_seq(&mut c, &[Got::Motion { x: 50.0, y: 60.0 }]);
+    send(&comp, InputEvent::PointerLeave);
+    expect_seq(&mut c, &[Got::PtrLeave, Got::Unconfined]);
+    assert_eq!(comp.pointer_grab(), PointerGrab::None);
+    c.take_input();
+    send(
+        &comp,
+        InputEvent::PointerEnter {
+            x: px(7.0),
+            y: px(8.0),
+        },
+    );
+    expect_seq(&mut c, &[Got::PtrEnter { x: 7.0, y: 8.0 }]);
+    c.roundtrip().expect("roundtrip");
+    assert!(
+        !c.take_input().contains(&Got::Confined),
+        "a oneshot confinement came back"
+    );
+    assert_eq!(comp.pointer_grab(), PointerGrab::None);
+}

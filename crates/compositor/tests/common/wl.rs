@@ -16,7 +16,7 @@ use wayland_client::protocol::{
 use wayland_client::protocol::{wl_keyboard, wl_pointer, wl_seat, wl_touch};
 use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle, WEnum};
 use wayland_protocols::wp::pointer_constraints::zv1::client::{
-    zwp_locked_pointer_v1, zwp_pointer_constraints_v1,
+    zwp_confined_pointer_v1, zwp_locked_pointer_v1, zwp_pointer_constraints_v1,
 };
 use wayland_protocols::wp::presentation_time::client::{wp_presentation, wp_presentation_feedback};
 use wayland_protocols::wp::relative_pointer::zv1::client::{
@@ -330,6 +330,8 @@ pub enum Got {
     Relative { dx: f64, dy: f64 },
     Locked,
     Unlocked,
+    Confined,
+    Unconfined,
 }
 
 /// What the seat's devices received.
@@ -495,6 +497,22 @@ impl Dispatch<zwp_locked_pointer_v1::ZwpLockedPointerV1, ()> for Events {
     }
 }
 
+impl Dispatch<zwp_confined_pointer_v1::ZwpConfinedPointerV1, ()> for Events {
+    fn event(
+        state: &mut Self,
+        _: &zwp_confined_pointer_v1::ZwpConfinedPointerV1,
+        event: zwp_confined_pointer_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        state.seat.got.push(match event {
+            zwp_confined_pointer_v1::Event::Confined => Got::Confined,
+            _ => Got::Unconfined,
+        });
+    }
+}
+
 delegate_noop!(Events: ignore zwp_relative_pointer_manager_v1::ZwpRelativePointerManagerV1);
 delegate_noop!(Events: ignore zwp_pointer_constraints_v1::ZwpPointerConstraintsV1);
 
@@ -558,6 +576,21 @@ impl TestClient {
         );
         self.conn.flush().expect("flush");
         locked
+    }
+
+    /// Confines the pointer to the toplevel (oneshot, no region).
+    pub fn confine_pointer(&mut self, s: &Seated) -> zwp_confined_pointer_v1::ZwpConfinedPointerV1 {
+        let qh = self.queue.handle();
+        let confined = s.constraints.confine_pointer(
+            &self.surface,
+            &s.pointer,
+            None,
+            zwp_pointer_constraints_v1::Lifetime::Oneshot,
+            &qh,
+            (),
+        );
+        self.conn.flush().expect("flush");
+        confined
     }
 
     /// Round trips until `done` says the received input is complete, or `timeout`; returns
