@@ -64,7 +64,8 @@ impl State {
         let pointer = self.pointer.clone();
         let pointer_on_it = pointer.current_focus().as_ref() == Some(&surface);
         match input.event {
-            InputEvent::Focus { .. } => unreachable!("handled above"),
+            // Handled above.
+            InputEvent::Focus { .. } => true,
             InputEvent::Key { code, pressed } => {
                 if self.kb_focus.as_ref() != Some(&surface) {
                     return false;

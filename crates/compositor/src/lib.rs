@@ -81,8 +81,8 @@ pub struct CompositorOptions {
     pub keymap: Keymap,
 }
 
-/// An xkb keyboard layout by RMLVO names (rules "evdev", model "pc105"), e.g. `de` /
-/// `nodeadkeys`.
+/// An xkb keyboard layout by name, e.g. `de` / `nodeadkeys` (rules and model are
+/// xkbcommon's defaults, `evdev` and `pc105`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keymap {
     /// The xkb layout, e.g. `us`, `de`, `fr`.
