@@ -24,6 +24,13 @@
 //! surfaces is copied at commit and the frame composed from the copies, bottom to top, within
 //! memory caps; popups are not composed.
 //!
+//! Input: [`Compositor::input`] is a cheap handle the host's preview window calls directly
+//! with [`Input`] events in the game surface's pixels; they go through a bounded queue (never
+//! blocking the caller, drops counted) to the compositor thread, which delivers them with
+//! smithay's seat (keyboard with the [`Keymap`] of the options, pointer, relative pointer,
+//! touch) to the streamed toplevel only. A client that locks or confines the pointer is
+//! reported by [`Compositor::pointer_grab`] so the host can grab its own cursor.
+//!
 //! When the streamed client goes away (disconnect, protocol error, truncated pool), its
 //! pending and held frames are dropped: `with_held` returns `Ok(None)` and the host repeats
 //! the last frame it converted. Every live shm pool is a file descriptor and a mapping in the
@@ -33,6 +40,7 @@
 #![deny(unsafe_code)]
 
 mod compose;
+mod input;
 mod shared;
 #[allow(unsafe_code)]
 mod shm_view;
@@ -40,11 +48,13 @@ mod state;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crosscast_wire::FrameRate;
+use crosscast_wire::{FrameRate, Input};
+use smithay::input::keyboard::xkb;
 use smithay::reexports::calloop::channel::SyncSender;
 
 pub use crate::shared::CompositorCounters;
@@ -67,6 +77,111 @@ pub struct CompositorOptions {
     pub socket_name: String,
     /// How many clients may be connected at once; more are refused at accept.
     pub max_clients: usize,
+    /// The keyboard layout clients get (compiled once at start).
+    pub keymap: Keymap,
+}
+
+/// An xkb keyboard layout by name, e.g. `de` / `nodeadkeys` (rules and model are
+/// xkbcommon's defaults, `evdev` and `pc105`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keymap {
+    /// The xkb layout, e.g. `us`, `de`, `fr`.
+    pub layout: String,
+    /// The layout's variant, e.g. `dvorak`; empty for the default one.
+    pub variant: String,
+}
+
+impl Default for Keymap {
+    fn default() -> Keymap {
+        Keymap {
+            layout: "us".into(),
+            variant: String::new(),
+        }
+    }
+}
+
+/// Whether the streamed client holds the pointer (see [`Compositor::pointer_grab`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointerGrab {
+    /// The pointer is free.
+    None,
+    /// Locked in place (`zwp_locked_pointer_v1` active): the host should hide and hold its
+    /// cursor and send [`crosscast_wire::InputEvent::RelativeMotion`].
+    Locked,
+    /// Confined to the surface (`zwp_confined_pointer_v1` active): the host should keep its
+    /// cursor inside the game's rectangle.
+    Confined,
+}
+
+impl PointerGrab {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            PointerGrab::None => 0,
+            PointerGrab::Locked => 1,
+            PointerGrab::Confined => 2,
+        }
+    }
+
+    pub(crate) fn from_u8(v: u8) -> PointerGrab {
+        match v {
+            1 => PointerGrab::Locked,
+            2 => PointerGrab::Confined,
+            _ => PointerGrab::None,
+        }
+    }
+}
+
+/// Input events queued to the compositor thread at most; beyond, [`InputSender::send`] drops
+/// (a second of a 1000 Hz mouse: only a stalled compositor thread fills it).
+pub(crate) const INPUT_QUEUE: usize = 1024;
+
+/// Sends input to the compositor thread without ever blocking; cheap to clone and share
+/// between threads.
+#[derive(Clone)]
+pub struct InputSender {
+    tx: SyncSender<Input>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for InputSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputSender").finish_non_exhaustive()
+    }
+}
+
+impl InputSender {
+    /// Queues `input` for the streamed surface; `false` if it was dropped (queue full or the
+    /// compositor stopped), which is counted in [`CompositorCounters::input_dropped`].
+    pub fn send(&self, input: Input) -> bool {
+        // Full or disconnected alike: the event is dropped.
+        if self.tx.try_send(input).is_ok() {
+            return true;
+        }
+        // An atomic, not the shared mutex: the caller is the preview window's thread and must
+        // not wait for the compositor thread.
+        self.shared.input_dropped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+}
+
+/// Checks that `keymap` compiles with this machine's xkb data (what [`Compositor::start`]
+/// would do), so the host can refuse a bad `--keymap` before starting anything.
+pub fn keymap_check(keymap: &Keymap) -> Result<(), CompositorError> {
+    let context = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
+    xkb::Keymap::new_from_names(
+        &context,
+        "",
+        "",
+        &keymap.layout,
+        &keymap.variant,
+        None,
+        xkb::KEYMAP_COMPILE_NO_FLAGS,
+    )
+    .map(|_| ())
+    .ok_or_else(|| CompositorError::Keymap {
+        layout: keymap.layout.clone(),
+        variant: keymap.variant.clone(),
+    })
 }
 
 /// Pixel layout of an shm frame; little-endian, so bytes in memory are B,G,R,A / B,G,R,X.
@@ -141,7 +256,18 @@ pub enum CompositorError {
         #[source]
         source: std::io::Error,
     },
-    /// The keyboard's xkb keymap could not be compiled.
+    /// The keyboard layout is unknown to xkb (or the variant to the layout).
+    #[error(
+        "keyboard layout {layout:?} (variant {variant:?}) cannot be compiled by xkbcommon: \
+         unknown layout or variant, or xkb-data missing"
+    )]
+    Keymap {
+        /// The layout asked for.
+        layout: String,
+        /// The variant asked for.
+        variant: String,
+    },
+    /// The keyboard could not be set up (the keymap file for clients).
     #[error("cannot set up the keyboard")]
     Keyboard(#[source] smithay::input::keyboard::Error),
     /// The compositor thread could not be spawned.
@@ -184,6 +310,7 @@ pub(crate) enum Cmd {
 pub struct Compositor {
     shared: Arc<Shared>,
     tx: Option<SyncSender<Cmd>>,
+    input: InputSender,
     thread: Option<JoinHandle<()>>,
     socket_path: PathBuf,
 }
@@ -216,7 +343,11 @@ impl Compositor {
             .spawn(move || state::run(thread_opts, thread_shared, ready_tx))
             .map_err(CompositorError::Spawn)?;
         match ready_rx.recv() {
-            Ok(Ok(tx)) => Ok(Compositor {
+            Ok(Ok((tx, input_tx))) => Ok(Compositor {
+                input: InputSender {
+                    tx: input_tx,
+                    shared: shared.clone(),
+                },
                 shared,
                 tx: Some(tx),
                 thread: Some(thread),
@@ -371,7 +502,20 @@ impl Compositor {
 
     /// The counters so far.
     pub fn counters(&self) -> CompositorCounters {
-        self.shared.lock().counters.clone()
+        let mut c = self.shared.lock().counters.clone();
+        c.input_dropped = self.shared.input_dropped.load(Ordering::Relaxed);
+        c
+    }
+
+    /// A handle that delivers [`Input`] to the streamed surface from any thread.
+    pub fn input(&self) -> InputSender {
+        self.input.clone()
+    }
+
+    /// Whether the streamed client holds the pointer locked or confined right now (its
+    /// constraint is active: it has pointer focus); an atomic load.
+    pub fn pointer_grab(&self) -> PointerGrab {
+        PointerGrab::from_u8(self.shared.grab.load(Ordering::Relaxed))
     }
 
     /// Human-readable events since the last call (clients connected and gone, protocol
@@ -459,7 +603,25 @@ mod tests {
     #[test]
     fn handle_is_send() {
         fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync + Clone>() {}
         send::<Compositor>();
+        send_sync::<InputSender>();
+    }
+
+    #[test]
+    fn keymaps_are_checked() {
+        keymap_check(&Keymap::default()).expect("us compiles");
+        let de = Keymap {
+            layout: "de".into(),
+            variant: "nodeadkeys".into(),
+        };
+        keymap_check(&de).expect("de nodeadkeys compiles");
+        let bad = Keymap {
+            layout: "nosuchlayout".into(),
+            variant: String::new(),
+        };
+        let err = keymap_check(&bad).expect_err("unknown layout refused");
+        assert!(err.to_string().contains("nosuchlayout"), "{err}");
     }
 
     #[test]
@@ -474,6 +636,7 @@ mod tests {
             runtime_dir: dir.clone(),
             socket_name: "wayland-x".into(),
             max_clients: 1,
+            keymap: Keymap::default(),
         };
         // Open to other users: refused.
         assert!(matches!(

@@ -2,6 +2,7 @@
 //! frame, counters and the event log.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use smithay::reexports::wayland_server::backend::ClientId;
@@ -42,6 +43,14 @@ pub struct CompositorCounters {
     pub bad_buffers: u64,
     /// Log lines dropped because nobody took the log.
     pub log_dropped: u64,
+    /// Input events delivered to the streamed surface's client.
+    pub input_delivered: u64,
+    /// Input events not delivered: no streamed surface, no focus, or absolute motion while the
+    /// pointer is locked.
+    pub input_ignored: u64,
+    /// Input events dropped by [`crate::InputSender::send`] because the queue was full (or the
+    /// compositor had stopped).
+    pub input_dropped: u64,
 }
 
 /// Where a frame's pixels are.
@@ -136,6 +145,10 @@ fn push_capped(v: &mut Vec<u64>, seq: u64) {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub(crate) cond: Condvar,
+    /// Input dropped by the senders (outside the mutex: senders never wait).
+    pub(crate) input_dropped: AtomicU64,
+    /// The current [`crate::PointerGrab`], as its `to_u8`.
+    pub(crate) grab: AtomicU8,
 }
 
 impl Shared {

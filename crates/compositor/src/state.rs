@@ -40,7 +40,7 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{
     Client, Display, DisplayHandle, ListeningSocket, Resource,
 };
-use smithay::utils::{Logical, Point, Serial, Transform, SERIAL_COUNTER};
+use smithay::utils::{Logical, Point, Serial, Transform};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
     get_parent, with_surface_tree_downward, with_surface_tree_upward, BufferAssignment,
@@ -69,7 +69,12 @@ use smithay::wayland::viewporter::ViewporterState;
 use crate::compose::Image;
 use crate::shared::{Committed, Shared, Source};
 use crate::shm_view;
-use crate::{monotonic_ns, pid_str, Cmd, CompositorError, CompositorOptions, FrameInfo};
+use crate::{
+    monotonic_ns, pid_str, Cmd, CompositorError, CompositorOptions, FrameInfo, INPUT_QUEUE,
+};
+use crosscast_wire::Input;
+use smithay::input::keyboard::KeyboardHandle;
+use smithay::input::touch::TouchHandle;
 
 /// Frame callbacks waiting for the next vblank; beyond this a client that requests callbacks
 /// without waiting for them gets them answered at once rather than growing our list.
@@ -103,7 +108,13 @@ impl ClientData for ClientState {
         g.drop_client(&client_id);
         match reason {
             DisconnectReason::ConnectionClosed => {
-                g.log(format!("client pid {pid} gone: connection closed"));
+                // wayland-backend reports both the same way: the client closed its socket, or
+                // it stopped reading and the events for it overflowed its bounded output
+                // buffer (4 KiB beyond the socket's), so it was cut off.
+                g.log(format!(
+                    "client pid {pid} gone: connection closed (by the client, or cut off \
+                     because it stopped reading its events)"
+                ));
             }
             DisconnectReason::ProtocolError(e) => {
                 g.counters.protocol_errors += 1;
@@ -136,7 +147,7 @@ struct Toplevel {
 /// The compositor thread's state.
 pub(crate) struct State {
     dh: DisplayHandle,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     width: u32,
     height: u32,
     period: Duration,
@@ -144,7 +155,19 @@ pub(crate) struct State {
     shm_state: ShmState,
     xdg_shell_state: XdgShellState,
     seat_state: SeatState<State>,
-    seat: Seat<State>,
+    /// Kept: it owns the wl_seat global (the handles below are its devices).
+    _seat: Seat<State>,
+    pub(crate) keyboard: KeyboardHandle<State>,
+    pub(crate) pointer: PointerHandle<State>,
+    pub(crate) touch: TouchHandle<State>,
+    /// Whether the host's window has focus (`InputEvent::Focus`); input is delivered only then.
+    pub(crate) focused: bool,
+    /// The surface keyboard focus was last given to (the streamed one while focused).
+    pub(crate) kb_focus: Option<WlSurface>,
+    /// Touch points down on the streamed surface (for cancel on focus loss).
+    pub(crate) touching: usize,
+    /// The streamed toplevel's newest buffer size, pixels: what the host's coordinates are in.
+    pub(crate) buffer_size: Option<(u32, u32)>,
     data_device_state: DataDeviceState,
     output: Output,
     /// Toplevels in map order; the last mapped one is streamed.
@@ -180,17 +203,21 @@ fn setup_err(what: &'static str) -> impl FnOnce(std::io::Error) -> CompositorErr
     move |source| CompositorError::Setup { what, source }
 }
 
+/// The handle's ends of the command and input channels.
+pub(crate) type Channels = (SyncSender<Cmd>, SyncSender<Input>);
+
 /// Runs the compositor thread: sets up, reports readiness on `ready`, then serves clients
 /// until the handle's channel closes or an I/O error ends it (recorded in `shared.closed`).
 pub(crate) fn run(
     opts: CompositorOptions,
     shared: Arc<Shared>,
-    ready: Sender<Result<SyncSender<Cmd>, CompositorError>>,
+    ready: Sender<Result<Channels, CompositorError>>,
 ) {
     // Whatever ends this thread, a panic included, the handle must learn that it did.
     let _closer = Closer(shared.clone());
     let (tx, rx) = channel::sync_channel::<Cmd>(256);
-    let setup = setup(&opts, shared.clone(), rx);
+    let (input_tx, input_rx) = channel::sync_channel::<Input>(INPUT_QUEUE);
+    let setup = setup(&opts, shared.clone(), rx, input_rx);
     let (mut event_loop, mut display, mut state) = match setup {
         Ok(v) => v,
         Err(e) => {
@@ -198,7 +225,7 @@ pub(crate) fn run(
             return;
         }
     };
-    if ready.send(Ok(tx)).is_err() {
+    if ready.send(Ok((tx, input_tx))).is_err() {
         return;
     }
     let reason = loop {
@@ -208,6 +235,9 @@ pub(crate) fn run(
         if let Err(e) = display.dispatch_clients(&mut state) {
             break format!("dispatching clients: {e}");
         }
+        // Requests may have mapped, unmapped or destroyed the streamed toplevel, or made or
+        // destroyed a pointer constraint: focus and the grab follow.
+        state.sync_focus();
         if let Err(e) = display.flush_clients() {
             break format!("flushing clients: {e}");
         }
@@ -248,6 +278,7 @@ fn setup(
     opts: &CompositorOptions,
     shared: Arc<Shared>,
     rx: Channel<Cmd>,
+    input_rx: Channel<Input>,
 ) -> Result<Setup, CompositorError> {
     let event_loop: EventLoop<'static, State> =
         EventLoop::try_new().map_err(|e| CompositorError::Setup {
@@ -267,16 +298,29 @@ fn setup(
     let xdg_decoration_state = XdgDecorationState::new::<State>(&dh);
     let mut seat_state = SeatState::new();
     let mut seat = seat_state.new_wl_seat(&dh, "seat0");
-    seat.add_keyboard(
-        XkbConfig {
-            layout: "us",
-            ..XkbConfig::default()
-        },
-        200,
-        25,
-    )
-    .map_err(CompositorError::Keyboard)?;
-    seat.add_pointer();
+    // Key events carry no auto-repeat (a held key is one press), so clients repeat keys
+    // themselves from this: 600 ms before 25 per second is the classic X server default
+    // (660/25) rounded, long enough that a key held a little long in a game does not repeat
+    // in its text fields.
+    let keyboard = seat
+        .add_keyboard(
+            XkbConfig {
+                layout: &opts.keymap.layout,
+                variant: &opts.keymap.variant,
+                ..XkbConfig::default()
+            },
+            600,
+            25,
+        )
+        .map_err(|e| match e {
+            smithay::input::keyboard::Error::BadKeymap => CompositorError::Keymap {
+                layout: opts.keymap.layout.clone(),
+                variant: opts.keymap.variant.clone(),
+            },
+            other => CompositorError::Keyboard(other),
+        })?;
+    let pointer = seat.add_pointer();
+    let touch = seat.add_touch();
     let data_device_state = DataDeviceState::new::<State>(&dh);
     let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(&dh);
     let output = Output::new(
@@ -358,6 +402,16 @@ fn setup(
             what: "command channel",
             source: e.error.into(),
         })?;
+    handle
+        .insert_source(input_rx, |event, _, state: &mut State| {
+            if let channel::Event::Msg(input) = event {
+                state.input(input);
+            }
+        })
+        .map_err(|e| CompositorError::Setup {
+            what: "input channel",
+            source: e.error.into(),
+        })?;
 
     let state = State {
         dh,
@@ -369,7 +423,14 @@ fn setup(
         shm_state,
         xdg_shell_state,
         seat_state,
-        seat,
+        _seat: seat,
+        keyboard,
+        pointer,
+        touch,
+        focused: true,
+        kb_focus: None,
+        touching: 0,
+        buffer_size: None,
         data_device_state,
         output,
         toplevels: Vec::new(),
@@ -428,7 +489,7 @@ impl State {
     }
 
     /// The streamed surface: the most recently mapped toplevel still alive.
-    fn streamed(&self) -> Option<&WlSurface> {
+    pub(crate) fn streamed(&self) -> Option<&WlSurface> {
         self.toplevels
             .iter()
             .rev()
@@ -519,6 +580,8 @@ impl State {
             }
             return None;
         };
+        // The host's pointer and touch coordinates are in these pixels.
+        self.buffer_size = Some((width, height));
         let seq = self.next_seq;
         self.next_seq += 1;
         let pid = client
@@ -790,9 +853,6 @@ impl State {
                     "client pid {}: toplevel mapped, now streamed",
                     pid_str(pid)
                 ));
-                if let Some(kb) = self.seat.get_keyboard() {
-                    kb.set_focus(self, Some(root.clone()), SERIAL_COUNTER.next_serial());
-                }
             }
             BufferAssignment::Removed => self.toplevels[i].mapped = false,
             BufferAssignment::NewBuffer(_) => {}
@@ -926,8 +986,11 @@ impl ServerDndGrabHandler for State {}
 impl OutputHandler for State {}
 
 impl PointerConstraintsHandler for State {
-    fn new_constraint(&mut self, _surface: &WlSurface, _pointer: &PointerHandle<Self>) {
-        // No input is delivered yet, so there is nothing to constrain.
+    fn new_constraint(&mut self, surface: &WlSurface, pointer: &PointerHandle<Self>) {
+        // Active at once if the pointer is on that surface already, else when it enters.
+        if pointer.current_focus().as_ref() == Some(surface) {
+            self.activate_constraint();
+        }
     }
 
     fn cursor_position_hint(

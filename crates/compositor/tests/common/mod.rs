@@ -47,16 +47,25 @@ pub fn start() -> (RuntimeDir, Compositor) {
 
 pub fn start_with(max_clients: usize) -> (RuntimeDir, Compositor) {
     let dir = RuntimeDir::new();
-    let comp = Compositor::start(CompositorOptions {
+    let comp = try_start(&dir, max_clients, Default::default()).expect("start compositor");
+    (dir, comp)
+}
+
+/// A compositor for a 320x240 stream at 60 fps in `dir` with that keymap.
+pub fn try_start(
+    dir: &RuntimeDir,
+    max_clients: usize,
+    keymap: crosscast_compositor::Keymap,
+) -> Result<Compositor, crosscast_compositor::CompositorError> {
+    Compositor::start(CompositorOptions {
         width: 320,
         height: 240,
         fps: FrameRate::integer(FPS),
         runtime_dir: dir.0.clone(),
         socket_name: "wayland-test".into(),
         max_clients,
+        keymap,
     })
-    .expect("start compositor");
-    (dir, comp)
 }
 
 /// A client process, killed on drop.
