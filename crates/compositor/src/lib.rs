@@ -162,6 +162,11 @@ impl InputSender {
         self.shared.input_dropped.fetch_add(1, Ordering::Relaxed);
         false
     }
+
+    /// [`Compositor::pointer_grab`], for the thread that sends input (an atomic load).
+    pub fn pointer_grab(&self) -> PointerGrab {
+        PointerGrab::from_u8(self.shared.grab.load(Ordering::Relaxed))
+    }
 }
 
 /// Checks that `keymap` compiles with this machine's xkb data (what [`Compositor::start`]

@@ -174,6 +174,26 @@ pub(crate) struct StreamArgs {
     pub(crate) first_frame_timeout: f64,
 }
 
+/// `LAYOUT[,VARIANT]`, checked against this machine's xkb data so that a typo fails at once.
+fn parse_keymap(s: &str) -> Result<crosscast_compositor::Keymap, String> {
+    let (layout, variant) = s.split_once(',').unwrap_or((s, ""));
+    let ok = |v: &str| {
+        v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    };
+    if layout.is_empty() || !ok(layout) || !ok(variant) {
+        return Err(format!(
+            "{s:?} is not LAYOUT[,VARIANT] (xkb names such as us, de or fr,bepo)"
+        ));
+    }
+    let keymap = crosscast_compositor::Keymap {
+        layout: layout.into(),
+        variant: variant.into(),
+    };
+    crosscast_compositor::keymap_check(&keymap).map_err(|e| e.to_string())?;
+    Ok(keymap)
+}
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LiveArgs {
     #[command(flatten)]
@@ -196,6 +216,11 @@ pub(crate) struct LiveArgs {
     /// The game COMMAND's writable data directory (default: a fresh one, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub(crate) game_data: Option<PathBuf>,
+    /// The keyboard layout a game COMMAND gets, as xkb names it: LAYOUT[,VARIANT], e.g. `de`
+    /// or `fr,bepo` (keys go from the preview window as evdev codes; the layout gives them
+    /// their meaning).
+    #[arg(long, default_value = "us", value_parser = parse_keymap)]
+    pub(crate) keymap: crosscast_compositor::Keymap,
     /// Start Xwayland (the game's X server) before the game COMMAND, instead of when its first
     /// X client connects.
     #[arg(long)]

@@ -242,6 +242,7 @@ pub(crate) fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
                 size: (s.size.width, s.size.height),
                 fps: s.fps,
                 x11: args.x11,
+                keymap: args.keymap.clone(),
             }),
             host_options(s),
         )?;

@@ -53,6 +53,8 @@ pub struct CommandLaunch {
     pub fps: FrameRate,
     /// Start Xwayland before the game rather than when it first connects to its X display.
     pub x11: bool,
+    /// The keyboard layout Wayland clients get (`--keymap`).
+    pub keymap: crosscast_compositor::Keymap,
 }
 
 /// The environment that makes engines pick the host's Wayland socket (still preferred:
@@ -135,6 +137,7 @@ impl CommandRun {
             runtime_dir: runtime.path().to_path_buf(),
             socket_name: WAYLAND_SOCKET.into(),
             max_clients: 16,
+            keymap: launch.keymap.clone(),
         })?;
         let x11 = X11Display::open(runtime.path(), launch.sandbox)?;
         let xwayland = XwaylandServer::serve(

@@ -9,12 +9,14 @@
 //! socket, and its frames continue on the same timeline (commit times are host clock times).
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crosscast_compositor::{Compositor, CompositorCounters, FrameInfo};
+use crosscast_compositor::{Compositor, CompositorCounters, FrameInfo, InputSender};
+use crosscast_input::{Delivery, InputSink, PointerGrab};
 use crosscast_ipc::os::process::monotonic_ns;
 use crosscast_ipc::{DelayHistogram, FrameView, HostCounters};
-use crosscast_wire::{AudioBlock, PixelOrder};
+use crosscast_wire::{AudioBlock, Input, PixelOrder};
 
 use crate::feed::{FrameStamp, GameFeed, ShowResult};
 use crate::HostError;
@@ -22,6 +24,8 @@ use crate::HostError;
 /// A Wayland compositor session: the frames its clients commit, as the output clock sees them.
 pub struct WaylandFeed {
     compositor: Compositor,
+    /// Where the streamer's input goes: the compositor's thread, through a bounded channel.
+    input: Arc<WaylandInput>,
     id: u64,
     held: Option<FrameInfo>,
     /// Frames whose pool could not be read (a client that truncated it): that client was
@@ -36,6 +40,7 @@ impl WaylandFeed {
     /// Wraps a running compositor; `id` names it in log lines.
     pub fn new(compositor: Compositor, id: u64) -> WaylandFeed {
         WaylandFeed {
+            input: Arc::new(WaylandInput(compositor.input())),
             compositor,
             id,
             held: None,
@@ -51,9 +56,34 @@ impl WaylandFeed {
     }
 }
 
+/// The compositor as an input sink: events for the streamed toplevel, and its pointer lock.
+struct WaylandInput(InputSender);
+
+impl InputSink for WaylandInput {
+    fn send(&self, input: &Input) -> Delivery {
+        if self.0.send(*input) {
+            Delivery::Sent
+        } else {
+            Delivery::Dropped
+        }
+    }
+
+    fn pointer_grab(&self) -> PointerGrab {
+        match self.0.pointer_grab() {
+            crosscast_compositor::PointerGrab::None => PointerGrab::None,
+            crosscast_compositor::PointerGrab::Locked => PointerGrab::Locked,
+            crosscast_compositor::PointerGrab::Confined => PointerGrab::Confined,
+        }
+    }
+}
+
 impl GameFeed for WaylandFeed {
     fn id(&self) -> u64 {
         self.id
+    }
+
+    fn input_sink(&self) -> Option<Arc<dyn InputSink>> {
+        Some(Arc::clone(&self.input) as Arc<dyn InputSink>)
     }
 
     fn wait_frame(&mut self, timeout: Duration) -> bool {
