@@ -61,9 +61,12 @@ fn marker_pixel(held: bool) -> [u8; 4] {
 /// Draws a whole frame into `buf` (at least `size.frame_bytes()` long): background, and the
 /// marker white if `held`.
 pub fn draw_frame(buf: &mut [u8], size: Size, held: bool) {
-    let frame = &mut buf[..size.frame_bytes()];
-    for px in frame.chunks_exact_mut(BYTES_PER_PIXEL) {
-        px.copy_from_slice(&BACKGROUND);
+    // Row by row with one prepared row: memcpy speed even in a debug build.
+    let row = BACKGROUND.repeat(size.width as usize);
+    if !row.is_empty() {
+        for line in buf[..size.frame_bytes()].chunks_exact_mut(row.len()) {
+            line.copy_from_slice(&row);
+        }
     }
     draw_marker(buf, size, held);
 }

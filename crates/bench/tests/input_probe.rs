@@ -1,9 +1,8 @@
 //! `crosscast-input-probe`: its pixels (on plain bytes and on a real memfd) and the client
-//! itself against weston's headless backend (Debian package `weston`).
-//!
-//! Weston headless cannot inject keys, so the end-to-end input path (a key at the preview
-//! window, the probe's square in the stream) is tested through crosscast's compositor instead;
-//! here the probe must come up at the compositor's size and leave cleanly when it goes.
+//! itself against weston: headless (Debian package `weston`), where it must come up at the
+//! compositor's size and leave cleanly when it goes; and weston's X11 backend inside Xvfb
+//! (packages `weston`, `xvfb`, `xdotool`, `x11-apps`), where xdotool's key and button presses
+//! reach it through weston and xwd reads its square back from the X screen.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -132,15 +131,20 @@ impl Drop for Reaped {
     }
 }
 
-fn weston() -> &'static str {
+/// `tool`, which must be on PATH (else the test fails naming the Debian package).
+fn tool(tool: &'static str, package: &str) -> &'static str {
     let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("weston").is_file()))
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
     assert!(
         found,
-        "weston not found on PATH: install the Debian package `weston`"
+        "{tool} not found on PATH: install the Debian package `{package}`"
     );
-    "weston"
+    tool
+}
+
+fn weston() -> &'static str {
+    tool("weston", "weston")
 }
 
 /// Starts weston headless (kiosk shell: the toplevel is made fullscreen at the output's
@@ -167,16 +171,21 @@ fn start_weston(runtime: &Path, name: &str, width: u32, height: u32) -> Reaped {
             .spawn()
             .expect("cannot start weston (Debian package `weston`)"),
     );
+    wait_socket(&mut weston, runtime, name);
+    weston
+}
+
+/// Waits for weston's socket `name` in `runtime`.
+fn wait_socket(weston: &mut Reaped, runtime: &Path, name: &str) {
     let until = Instant::now() + Duration::from_secs(20);
     while !runtime.join(name).exists() {
         if let Some(status) = weston.0.try_wait().unwrap() {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let log = std::fs::read_to_string(runtime.join("weston.log")).unwrap_or_default();
             panic!("weston exited at start ({status}):\n{log}");
         }
         assert!(Instant::now() < until, "weston's socket did not appear");
         std::thread::sleep(Duration::from_millis(20));
     }
-    weston
 }
 
 fn runtime_dir() -> tempfile::TempDir {
@@ -186,15 +195,11 @@ fn runtime_dir() -> tempfile::TempDir {
     dir
 }
 
-#[test]
-fn probe_comes_up_at_the_compositors_size_and_exits_0_when_it_goes() {
-    let runtime = runtime_dir();
-    let name = "probe-0";
-    let mut weston = start_weston(runtime.path(), name, 640, 400);
-
+/// Starts the probe on weston's socket `name`; its stdout lines arrive on the channel.
+fn start_probe(runtime: &Path, name: &str) -> (Reaped, mpsc::Receiver<String>) {
     let mut probe = Reaped(
         Command::new(PROBE)
-            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("XDG_RUNTIME_DIR", runtime)
             .env("WAYLAND_DISPLAY", name)
             .env_remove("WAYLAND_SOCKET")
             .stdin(Stdio::null())
@@ -213,6 +218,16 @@ fn probe_comes_up_at_the_compositors_size_and_exits_0_when_it_goes() {
             }
         }
     });
+    (probe, lines)
+}
+
+#[test]
+fn probe_comes_up_at_the_compositors_size_and_exits_0_when_it_goes() {
+    let runtime = runtime_dir();
+    let name = "probe-0";
+    let mut weston = start_weston(runtime.path(), name, 640, 400);
+
+    let (mut probe, lines) = start_probe(runtime.path(), name);
     let first = lines.recv_timeout(Duration::from_secs(20));
     let mut stderr = String::new();
     if first.is_err() {
@@ -291,4 +306,177 @@ fn probe_help_names_its_output() {
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("probe ready WxH"), "{help}");
+}
+
+/// A free X display number (no lock file, no socket).
+fn free_display() -> u32 {
+    (60..200)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .expect("no free X display number")
+}
+
+/// The X screen's pixel at (x, y) as (r, g, b), read with `xwd -root` (an XWD dump: a header
+/// of big-endian 32-bit fields, a colormap, then the pixel rows).
+fn screen_pixel(display: &str, x: usize, y: usize) -> (u8, u8, u8) {
+    let out = Command::new(tool("xwd", "x11-apps"))
+        .args(["-root", "-silent", "-display", display])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xwd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = out.stdout;
+    let field = |i: usize| u32::from_be_bytes(d[i * 4..i * 4 + 4].try_into().unwrap()) as usize;
+    let (header, format, width, height) = (field(0), field(2), field(4), field(5));
+    let (byte_order, bits_per_pixel, bytes_per_line) = (field(7), field(11), field(12));
+    let (red_mask, green_mask, blue_mask, ncolors) = (field(14), field(15), field(16), field(19));
+    assert_eq!(
+        (format, bits_per_pixel),
+        (2, 32),
+        "xwd: want a 32-bit ZPixmap"
+    );
+    assert!(x < width && y < height);
+    let at = header + ncolors * 12 + y * bytes_per_line + x * 4;
+    let bytes: [u8; 4] = d[at..at + 4].try_into().unwrap();
+    let px = if byte_order == 0 {
+        u32::from_le_bytes(bytes)
+    } else {
+        u32::from_be_bytes(bytes)
+    } as usize;
+    let channel = |mask: usize| ((px & mask) >> mask.trailing_zeros()) as u8;
+    (channel(red_mask), channel(green_mask), channel(blue_mask))
+}
+
+/// Waits up to 10 s for the X screen's pixel at (x, y) to be `want`.
+fn wait_pixel(display: &str, x: usize, y: usize, want: (u8, u8, u8)) {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = screen_pixel(display, x, y);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "pixel ({x}, {y}) is {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn xdotool(display: &str, args: &[&str]) {
+    let out = Command::new(tool("xdotool", "xdotool"))
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xdotool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn expect_line(lines: &mpsc::Receiver<String>, want: &str) {
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(10)).as_deref(),
+        Ok(want)
+    );
+}
+
+#[test]
+fn keys_and_buttons_held_through_weston_show_the_white_square() {
+    let runtime = runtime_dir();
+    let n = free_display();
+    let display = format!(":{n}");
+    let _xvfb = Reaped(
+        Command::new(tool("Xvfb", "xvfb"))
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "640x480x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+        assert!(Instant::now() < until, "Xvfb {display} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Weston's X11 backend: one X window at the screen's top-left, whose keyboard and pointer
+    // are weston's seat; kiosk shell makes the probe fullscreen in it and gives it the focus.
+    let name = "probe-x11";
+    let mut weston = Reaped(
+        Command::new(weston())
+            .arg("--backend=x11-backend.so")
+            .arg("--use-pixman")
+            .arg("--shell=kiosk-shell.so")
+            .arg("--no-config")
+            .arg("--width=320")
+            .arg("--height=240")
+            .arg(format!("--socket={name}"))
+            .arg(format!(
+                "--log={}",
+                runtime.path().join("weston.log").display()
+            ))
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("DISPLAY", &display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("WAYLAND_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start weston (Debian package `weston`)"),
+    );
+    wait_socket(&mut weston, runtime.path(), name);
+    let (_probe, lines) = start_probe(runtime.path(), name);
+    expect_line(&lines, "probe ready 320x240");
+
+    const DARK: (u8, u8, u8) = (40, 40, 40);
+    const LIGHT: (u8, u8, u8) = (255, 255, 255);
+    wait_pixel(&display, 0, 0, DARK);
+    xdotool(&display, &["mousemove", "100", "100"]);
+
+    // KEY_A is evdev 30.
+    xdotool(&display, &["keydown", "a"]);
+    expect_line(&lines, "probe key 30 pressed");
+    wait_pixel(&display, 0, 0, LIGHT);
+    wait_pixel(&display, 31, 31, LIGHT);
+    assert_eq!(screen_pixel(&display, 32, 0), DARK, "the square is 32 wide");
+    assert_eq!(screen_pixel(&display, 0, 32), DARK, "the square is 32 high");
+    xdotool(&display, &["keyup", "a"]);
+    expect_line(&lines, "probe key 30 released");
+    wait_pixel(&display, 0, 0, DARK);
+
+    // BTN_LEFT is 272 (0x110).
+    xdotool(&display, &["mousedown", "1"]);
+    expect_line(&lines, "probe button 272 pressed");
+    wait_pixel(&display, 10, 10, LIGHT);
+    xdotool(&display, &["mouseup", "1"]);
+    expect_line(&lines, "probe button 272 released");
+    wait_pixel(&display, 10, 10, DARK);
+
+    // Two keys: the square stays until the last one is up.
+    xdotool(&display, &["keydown", "a"]);
+    xdotool(&display, &["keydown", "b"]);
+    xdotool(&display, &["keyup", "a"]);
+    expect_line(&lines, "probe key 30 pressed");
+    expect_line(&lines, "probe key 48 pressed");
+    expect_line(&lines, "probe key 30 released");
+    wait_pixel(&display, 0, 0, LIGHT);
+    xdotool(&display, &["keyup", "b"]);
+    expect_line(&lines, "probe key 48 released");
+    wait_pixel(&display, 0, 0, DARK);
 }

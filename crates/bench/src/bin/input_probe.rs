@@ -39,6 +39,8 @@ const FALLBACK: Size = Size {
 /// Buffers in the pool: one the compositor shows, one it may still hold until its next
 /// repaint or output tick, and one to draw the next change into without waiting.
 const BUFFERS: usize = 3;
+/// wl_seat versions bound: version 10 adds repeated key events, which a held key does not need.
+const SEAT_VERSIONS: std::ops::RangeInclusive<u32> = 1..=7;
 
 /// A Wayland client that shows a white square at the top-left while a key or button is held.
 ///
@@ -91,8 +93,8 @@ struct Buffer {
     wl: wl_buffer::WlBuffer,
     /// Attached and not yet released: the compositor may read it, so it is not written.
     busy: bool,
-    /// `None` until a whole frame was written; then the marker state it holds.
-    drawn: Option<bool>,
+    /// The marker state it holds (its background is always drawn).
+    drawn: bool,
 }
 
 /// The pool of one frame size; a resize makes a new one.
@@ -149,6 +151,7 @@ struct Probe {
     conn: Connection,
     shm: wl_shm::WlShm,
     surface: wl_surface::WlSurface,
+    seat: Option<wl_seat::WlSeat>,
     keyboard: Option<wl_keyboard::WlKeyboard>,
     pointer: Option<wl_pointer::WlPointer>,
     /// Size from the latest xdg_toplevel.configure, applied at the xdg_surface.configure.
@@ -157,7 +160,8 @@ struct Probe {
     generation: u64,
     keys: BTreeSet<u32>,
     buttons: BTreeSet<u32>,
-    /// Marker state of the last committed buffer (`None` before the first, or after a resize).
+    /// Marker state of the last committed buffer (`None` before the first, or after a resize:
+    /// then the whole buffer is damaged and the size announced).
     shown: Option<bool>,
     frame_pending: bool,
     ready: bool,
@@ -184,14 +188,20 @@ impl Probe {
         }
     }
 
-    /// A new pool for `size`; the old one (if any) is dropped.
+    /// A new pool for `size` with a whole frame in every buffer, so that every later change
+    /// writes only the marker; the old pool (if any) is dropped.
     fn resize(&mut self, size: Size, qh: &QueueHandle<Self>) -> Result<(), ProbeError> {
         self.pool = None;
         self.generation += 1;
+        let held = self.held();
         let file = ShmFile::new(size, BUFFERS)?;
         let wl = self.shm.create_pool(file.fd(), file.len() as i32, qh, ());
-        let buffers = (0..BUFFERS)
-            .map(|i| Buffer {
+        let mut buffers = Vec::with_capacity(BUFFERS);
+        for i in 0..BUFFERS {
+            let started = Instant::now();
+            file.write_frame(i, held)?;
+            self.frame_cost.add(started.elapsed());
+            buffers.push(Buffer {
                 wl: wl.create_buffer(
                     file.offset(i) as i32,
                     size.width as i32,
@@ -202,9 +212,9 @@ impl Probe {
                     (self.generation, i),
                 ),
                 busy: false,
-                drawn: None,
-            })
-            .collect();
+                drawn: held,
+            });
+        }
         self.pool = Some(Pool {
             file,
             wl,
@@ -215,8 +225,8 @@ impl Probe {
         Ok(())
     }
 
-    /// Shows the current input state if it is not what the surface shows: writes a free
-    /// buffer (only the marker if its background is drawn), attaches, damages, commits and
+    /// Shows the current input state if it is not what the surface shows: writes the marker
+    /// of a free buffer (if it holds the other state), attaches, damages, commits and
     /// flushes right away. Returns whether it committed. With no free buffer it does nothing;
     /// the next release or frame callback calls it again.
     fn update(&mut self, qh: &QueueHandle<Self>) -> Result<bool, ProbeError> {
@@ -231,27 +241,19 @@ impl Probe {
             return Ok(false);
         };
         let size = pool.file.size();
-        let started = Instant::now();
-        let whole = match pool.buffers[index].drawn {
-            Some(held) if held == want => false,
-            Some(_) => {
-                pool.file.write_marker(index, want)?;
-                self.marker_cost.add(started.elapsed());
-                false
-            }
-            None => {
-                pool.file.write_frame(index, want)?;
-                self.frame_cost.add(started.elapsed());
-                true
-            }
-        };
+        if pool.buffers[index].drawn != want {
+            let started = Instant::now();
+            pool.file.write_marker(index, want)?;
+            self.marker_cost.add(started.elapsed());
+        }
         let buffer = &mut pool.buffers[index];
-        buffer.drawn = Some(want);
+        buffer.drawn = want;
         buffer.busy = true;
         self.surface.attach(Some(&buffer.wl), 0, 0);
         // Every buffer with a drawn background differs from the shown one only in the marker,
         // so the compositor need only recompose (and a streamer re-encode) that region.
-        let (w, h) = if whole || self.shown.is_none() {
+        let first = self.shown.is_none();
+        let (w, h) = if first {
             (size.width, size.height)
         } else {
             size.marker()
@@ -267,7 +269,7 @@ impl Probe {
         if !self.ready {
             self.ready = true;
             self.say(format_args!("probe ready {}x{}\n", size.width, size.height));
-        } else if whole {
+        } else if first {
             self.say(format_args!("probe size {}x{}\n", size.width, size.height));
         }
         Ok(true)
@@ -330,8 +332,16 @@ fn run(cli: &Cli) -> Result<(), ProbeError> {
     let wm_base: xdg_wm_base::XdgWmBase = globals
         .bind(&qh, 1..=6, ())
         .map_err(bind_err("xdg_wm_base"))?;
-    // Up to 7: version 10 adds repeated key events, which a held key does not need.
-    let _seat: wl_seat::WlSeat = globals.bind(&qh, 1..=7, ()).map_err(bind_err("wl_seat"))?;
+    // A compositor with no seat yet (weston headless has none) still gets a probe: it shows
+    // the idle frame, and binds a seat that appears later (see the registry handler).
+    let seat = match globals.bind(&qh, SEAT_VERSIONS, ()) {
+        Ok(seat) => Some(seat),
+        Err(BindError::NotPresent) => {
+            eprintln!("crosscast-input-probe: the compositor has no wl_seat yet: no input until one appears");
+            None
+        }
+        Err(e) => return Err(bind_err("wl_seat")(e)),
+    };
 
     let surface = compositor.create_surface(&qh, ());
     let xdg = wm_base.get_xdg_surface(&surface, &qh, ());
@@ -342,6 +352,7 @@ fn run(cli: &Cli) -> Result<(), ProbeError> {
 
     let mut probe = Probe {
         conn: conn.clone(),
+        seat,
         shm,
         surface,
         keyboard: None,
@@ -383,14 +394,26 @@ fn run(cli: &Cli) -> Result<(), ProbeError> {
 
 impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Probe {
     fn event(
-        _: &mut Self,
-        _: &wl_registry::WlRegistry,
-        _: wl_registry::Event,
+        probe: &mut Self,
+        registry: &wl_registry::WlRegistry,
+        event: wl_registry::Event,
         _: &GlobalListContents,
         _: &Connection,
-        _: &QueueHandle<Self>,
+        qh: &QueueHandle<Self>,
     ) {
-        // Globals that come or go later (outputs, other seats) do not matter to the probe.
+        // A seat that comes after startup is the probe's input; other late globals (outputs,
+        // more seats) do not matter to it.
+        if let wl_registry::Event::Global {
+            name,
+            interface,
+            version,
+        } = event
+        {
+            if probe.seat.is_none() && interface == wl_seat::WlSeat::interface().name {
+                let version = version.min(*SEAT_VERSIONS.end());
+                probe.seat = Some(registry.bind(name, version, qh, ()));
+            }
+        }
     }
 }
 
