@@ -126,6 +126,17 @@ struct Reaped(Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
+        // SIGTERM first, so that Xvfb removes its lock file and socket and weston its socket.
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -308,16 +319,6 @@ fn probe_help_names_its_output() {
     assert!(help.contains("probe ready WxH"), "{help}");
 }
 
-/// A free X display number (no lock file, no socket).
-fn free_display() -> u32 {
-    (60..200)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-        })
-        .expect("no free X display number")
-}
-
 /// The X screen's pixel at (x, y) as (r, g, b), read with `xwd -root` (an XWD dump: a header
 /// of big-endian 32-bit fields, a colormap, then the pixel rows).
 fn screen_pixel(display: &str, x: usize, y: usize) -> (u8, u8, u8) {
@@ -391,12 +392,13 @@ fn expect_line(lines: &mpsc::Receiver<String>, want: &str) {
 #[test]
 fn keys_and_buttons_held_through_weston_show_the_white_square() {
     let runtime = runtime_dir();
-    let n = free_display();
-    let display = format!(":{n}");
-    let _xvfb = Reaped(
+    // Xvfb picks a free display itself and writes its number on stdout (`-displayfd 1`):
+    // other X servers may run on the machine.
+    let mut xvfb = Reaped(
         Command::new(tool("Xvfb", "xvfb"))
             .args([
-                display.as_str(),
+                "-displayfd",
+                "1",
                 "-screen",
                 "0",
                 "640x480x24",
@@ -404,16 +406,17 @@ fn keys_and_buttons_held_through_weston_show_the_white_square() {
                 "tcp",
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let until = Instant::now() + Duration::from_secs(20);
-    while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-        assert!(Instant::now() < until, "Xvfb {display} did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut number = String::new();
+    BufReader::new(xvfb.0.stdout.take().unwrap())
+        .read_line(&mut number)
+        .unwrap();
+    let number: u32 = number.trim().parse().expect("Xvfb did not say its display");
+    let display = format!(":{number}");
     // Weston's X11 backend: one X window at the screen's top-left, whose keyboard and pointer
     // are weston's seat; kiosk shell makes the probe fullscreen in it and gives it the focus.
     let name = "probe-x11";
