@@ -52,4 +52,14 @@ pub enum BenchError {
         /// What the drawing backend said.
         reason: String,
     },
+    /// The input probe's shared-memory file could not be made or written (memfd limits, no
+    /// memory); `what` names the step.
+    #[error("input probe: cannot {what}: {source}")]
+    ProbeShm {
+        /// The step that failed.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -4,6 +4,8 @@
 //!   docs/design.md, used by every `crosscast bench` subcommand.
 //! - [`ipc`]: `crosscast bench ipc`, the article's transport comparison reproduced on Linux with
 //!   two real processes, crosscast's own surface in the same table.
+//! - [`probe`]: the pixels of `crosscast-input-probe`, the Wayland client of the input-latency
+//!   bench (a white square while a key or button is held).
 //! - `plot` (feature `plot`): the delay-distribution chart of a transport comparison.
 //!
 //! The library never prints: it returns reports and tables, and status lines go through a
@@ -13,6 +15,7 @@
 pub mod ipc;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod probe;
 pub mod stats;
 
 mod error;
