@@ -184,6 +184,9 @@ fn eventdemo_host(dir: &TempDir, display: &str) -> Live {
             &stdbuf,
             "-oL",
             &demo,
+            // Its own size: the stream's (it keeps its height when configured fullscreen).
+            "--width=640",
+            "--height=360",
             "-b",
             "--log-key",
             "--log-button",
@@ -200,8 +203,12 @@ fn move_until_seen(live: &Live, display: &str, win: &str, x: u32, y: u32) -> Str
     let until = Instant::now() + Duration::from_secs(60);
     let (gx, gy) = game_point(f64::from(x), f64::from(y));
     loop {
-        // Wiggle so that each try is a motion.
-        xdo(display, &["mousemove", "--window", win, "0", "0"]);
+        // Wiggle inside the image so that each try is a motion (eventdemo logs motion events,
+        // not the enter that carries the first position).
+        xdo(
+            display,
+            &["mousemove", "--window", win, &(x - 10).to_string(), &y.to_string()],
+        );
         xdo(
             display,
             &["mousemove", "--window", win, &x.to_string(), &y.to_string()],
