@@ -22,6 +22,7 @@
 
 mod aquarium;
 mod bars;
+mod controls;
 mod mixer;
 mod raster;
 mod scene;
@@ -31,6 +32,10 @@ mod text;
 use std::fmt;
 use std::str::FromStr;
 
+pub use controls::{
+    KEY_DOWN, KEY_LEFT, KEY_MARKER_SIZE, KEY_RIGHT, KEY_UP, MAX_PELLETS, PELLET_LIFE_NS, PELLET_SINK,
+    PLAYER_SPEED,
+};
 pub use mixer::{Gains, Mixer};
 pub use scene::Scene;
 
