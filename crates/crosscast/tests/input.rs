@@ -62,7 +62,10 @@ fn first_frame<R>(
 ) -> R {
     let until = Instant::now() + T;
     loop {
-        assert!(Instant::now() < until, "no frame showed {what} within {T:?}");
+        assert!(
+            Instant::now() < until,
+            "no frame showed {what} within {T:?}"
+        );
         if !consumer.wait_frame(Duration::from_millis(200)) {
             assert!(consumer.closed().is_none(), "{:?}", consumer.closed());
             continue;

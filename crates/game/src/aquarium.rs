@@ -394,7 +394,16 @@ impl Aquarium {
         // Swimming fish beat their tails faster.
         let rate = if controls.swimming() { 16.0 } else { 6.0 };
         let wag = 20.0 * (rate * t).sin() as f32;
-        self.draw_one_fish(pm, &self.player, x, y, controls.facing() * size, size, 0.0, wag);
+        self.draw_one_fish(
+            pm,
+            &self.player,
+            x,
+            y,
+            controls.facing() * size,
+            size,
+            0.0,
+            wag,
+        );
     }
 
     /// Food pellets: solid bright squares, centred on where they were dropped when new, then

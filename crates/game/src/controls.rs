@@ -147,7 +147,8 @@ impl Controls {
     /// arrow keys give now.
     fn steer(&mut self, t_ns: u64) {
         let axis = |neg: u32, pos: u32| {
-            f32::from(u8::from(self.held.contains(&pos))) - f32::from(u8::from(self.held.contains(&neg)))
+            f32::from(u8::from(self.held.contains(&pos)))
+                - f32::from(u8::from(self.held.contains(&neg)))
         };
         let velocity = (
             PLAYER_SPEED * axis(KEY_LEFT, KEY_RIGHT),
@@ -213,7 +214,10 @@ pub(crate) fn draw_key_marker(dst: &mut [u8], stride: usize, width: u32, height:
         [0, 0, 0, 255]
     };
     let w = KEY_MARKER_SIZE.min(width) as usize;
-    for line in dst.chunks_mut(stride).take(KEY_MARKER_SIZE.min(height) as usize) {
+    for line in dst
+        .chunks_mut(stride)
+        .take(KEY_MARKER_SIZE.min(height) as usize)
+    {
         for p in line[..w * 4].chunks_exact_mut(4) {
             p.copy_from_slice(&px);
         }
@@ -253,7 +257,10 @@ mod tests {
         assert_eq!(c.player_at(5 * S), (0.5, 0.5), "still without input");
         c.apply(&key(KEY_RIGHT, true), S, 640, 360);
         let (x, y) = c.player_at(S + S / 2);
-        assert!((x - (0.5 + PLAYER_SPEED / 2.0)).abs() < 1e-4 && y == 0.5, "{x} {y}");
+        assert!(
+            (x - (0.5 + PLAYER_SPEED / 2.0)).abs() < 1e-4 && y == 0.5,
+            "{x} {y}"
+        );
         c.apply(&key(KEY_RIGHT, false), S + S / 2, 640, 360);
         assert_eq!(c.player_at(10 * S), (x, y), "stops when released");
         c.apply(&key(KEY_UP, true), 2 * S, 640, 360);
@@ -285,7 +292,11 @@ mod tests {
         let p = *c.pellets(S).next().unwrap();
         assert_eq!((p.x, p.y_at(S)), (0.5, 0.25));
         assert!(p.y_at(2 * S) > 0.25);
-        assert_eq!(c.pellets(S + PELLET_LIFE_NS).count(), 0, "gone after its life");
+        assert_eq!(
+            c.pellets(S + PELLET_LIFE_NS).count(),
+            0,
+            "gone after its life"
+        );
         // A right click or a release drops nothing.
         for e in [
             InputEvent::PointerButton {

@@ -33,8 +33,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use controls::{
-    KEY_DOWN, KEY_LEFT, KEY_MARKER_SIZE, KEY_RIGHT, KEY_UP, MAX_PELLETS, PELLET_LIFE_NS, PELLET_SINK,
-    PLAYER_SPEED,
+    KEY_DOWN, KEY_LEFT, KEY_MARKER_SIZE, KEY_RIGHT, KEY_UP, MAX_PELLETS, PELLET_LIFE_NS,
+    PELLET_SINK, PLAYER_SPEED,
 };
 pub use mixer::{Gains, Mixer};
 pub use scene::Scene;

@@ -434,7 +434,10 @@ mod tests {
             assert_eq!(lo, 255.0, "{p}: another key is still held");
             s.input(&key(KEY_LEFT_TEST, false), 3 * NS_PER_MS);
             let (_, hi) = marker_range(&frame(&mut s, 4, 3 * NS_PER_MS), w);
-            assert!(hi <= 100.0, "{p}: the marker goes when the last key is released");
+            assert!(
+                hi <= 100.0,
+                "{p}: the marker goes when the last key is released"
+            );
             s.input(&key(30, true), 4 * NS_PER_MS);
             s.input(&InputEvent::Focus { focused: false }, 4 * NS_PER_MS);
             let (_, hi) = marker_range(&frame(&mut s, 5, 4 * NS_PER_MS), w);
@@ -488,13 +491,19 @@ mod tests {
         s.input(&key(crate::KEY_RIGHT, false), 2 * sec);
         s.input(&key(crate::KEY_DOWN, true), 2 * sec);
         let (x2, y2) = player_centre(&frame(&mut s, 90, 2 * sec + sec / 2), w);
-        assert!(y2 > y1 + 20.0 && (x2 - x1).abs() < 3.0, "({x1}, {y1}) -> ({x2}, {y2})");
+        assert!(
+            y2 > y1 + 20.0 && (x2 - x1).abs() < 3.0,
+            "({x1}, {y1}) -> ({x2}, {y2})"
+        );
         s.input(&key(crate::KEY_DOWN, false), 3 * sec);
         let still = frame(&mut s, 120, 4 * sec);
         let (x3, y3) = player_centre(&still, w);
         // At rest it only wags its tail.
         let (x4, y4) = player_centre(&frame(&mut s, 180, 5 * sec), w);
-        assert!((x4 - x3).abs() < 3.0 && (y4 - y3).abs() < 3.0, "drifted at rest");
+        assert!(
+            (x4 - x3).abs() < 3.0 && (y4 - y3).abs() < 3.0,
+            "drifted at rest"
+        );
         assert!(x3 > x0, "it stays where it was taken");
         // The other fish: no key changes them; a scene without input has no player fish.
         let mut plain = Scene::new(Pattern::Aquarium, w, h).expect("scene");
@@ -532,9 +541,15 @@ mod tests {
         }
         // Then it sinks.
         let later = frame(&mut s, 300, 5 * sec);
-        assert!(luma(&later, w, cx, cy - 5) < 200.0, "still at the click point after 4 s");
+        assert!(
+            luma(&later, w, cx, cy - 5) < 200.0,
+            "still at the click point after 4 s"
+        );
         let drop = (4.0 * crate::PELLET_SINK * h as f32) as u32;
-        assert!(luma(&later, w, cx, cy + drop) > 200.0, "not {drop} px lower after 4 s");
+        assert!(
+            luma(&later, w, cx, cy + drop) > 200.0,
+            "not {drop} px lower after 4 s"
+        );
     }
 
     #[test]
@@ -547,7 +562,10 @@ mod tests {
         let mut b = Scene::new(Pattern::Aquarium, 320, 180).expect("scene");
         script(&mut a);
         script(&mut b);
-        assert_eq!(frame(&mut a, 70, 1_000 * NS_PER_MS), frame(&mut b, 70, 1_000 * NS_PER_MS));
+        assert_eq!(
+            frame(&mut a, 70, 1_000 * NS_PER_MS),
+            frame(&mut b, 70, 1_000 * NS_PER_MS)
+        );
     }
 
     #[test]

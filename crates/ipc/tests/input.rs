@@ -11,7 +11,7 @@ use crosscast_ipc::{
 };
 use crosscast_wire::input::{BTN_LEFT, BTN_RIGHT};
 use crosscast_wire::{
-    DecodeError, FrameQueued, Fixed, Input, InputEvent, Message, QueuePolicy, UidPolicy,
+    DecodeError, Fixed, FrameQueued, Input, InputEvent, Message, QueuePolicy, UidPolicy,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -120,7 +120,10 @@ fn keys_and_clicks_arrive_in_order_once_the_game_asks() {
     assert_eq!(got, script, "every event, in order, unchanged");
     assert_eq!(game.input_dropped(), 0);
     let c = host.input_counters();
-    assert_eq!((c.sent, c.dropped, c.not_wanted), (script.len() as u64, 0, 1));
+    assert_eq!(
+        (c.sent, c.dropped, c.not_wanted),
+        (script.len() as u64, 0, 1)
+    );
 
     // An invalid event is refused before it reaches the socket.
     let bad = key(0x300, true);

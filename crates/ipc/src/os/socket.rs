@@ -625,7 +625,10 @@ mod tests {
         a.send(&[1u8; 100], &[]).unwrap();
         assert_eq!(a.unread_sent_bytes().unwrap(), 2 * one);
         let mut buf = [0u8; 256];
-        assert!(matches!(b.recv(&mut buf, &mut Vec::new()).unwrap(), Recv::Message { len: 100, .. }));
+        assert!(matches!(
+            b.recv(&mut buf, &mut Vec::new()).unwrap(),
+            Recv::Message { len: 100, .. }
+        ));
         assert_eq!(a.unread_sent_bytes().unwrap(), one);
         // A full buffer is what makes a non-blocking send fail.
         while a.try_send(&[1u8; 100], &[]).is_ok() {}
