@@ -1,5 +1,5 @@
 //! The streamer's input on crosscast's own protocol: the host's [`InputSender`] and the game's
-//! bounded [`InputQueue`].
+//! bounded queue (read with [`crate::GameSession::take_input`]).
 //!
 //! Input is optional traffic on the session's socket, so it must never cost the session
 //! anything it needs:
@@ -13,8 +13,10 @@
 //!   ([`INPUT_SHARE_DIVISOR`]): a game that stops reading fills the buffer with input only up
 //!   to there, and the `SlotReleased` messages the session needs still fit in the other half;
 //! - **bounded in the game**: the game's I/O thread queues what arrives (at most
-//!   [`INPUT_QUEUE_LEN`] events) until the game takes it; when full, motion is dropped first so
-//!   that presses and releases survive (see [`InputQueue::push`]).
+//!   [`INPUT_QUEUE_LEN`] events) until the game takes it. When full, a new motion or scroll
+//!   event is dropped; any other event (keys, buttons, focus, enter/leave, touch down/up) takes
+//!   the place of the oldest queued motion or scroll event, and is dropped only when the queue
+//!   holds nothing else. Every drop is counted ([`crate::GameSession::input_dropped`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -293,6 +295,12 @@ mod tests {
         q.push(key(2, true));
         q.take(&mut out);
         assert_eq!(out.len(), INPUT_QUEUE_LEN + 1, "taking empties the queue");
+    }
+
+    #[test]
+    fn the_sender_is_a_cheap_handle_for_any_thread() {
+        fn handle<T: Clone + Send + Sync + 'static>() {}
+        handle::<InputSender>();
     }
 
     #[test]
