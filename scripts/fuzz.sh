@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Time-boxed fuzzing of the wire decoder and both handshake state machines with cargo-fuzz
+# Time-boxed fuzzing of the wire decoder (and of input bodies) and both handshake state machines with cargo-fuzz
 # (libFuzzer, nightly). Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (long runs: 3600 or more)
 # Crashes land in fuzz/artifacts/<target>/; turn each into a regression test in crates/wire.
 #
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-40}"
-targets=(decode handshake_host handshake_game)
+targets=(decode handshake_host handshake_game input)
 
 in_ci=0
 case "${CI:-}" in true | TRUE | True | 1 | yes) in_ci=1 ;; esac

@@ -14,6 +14,7 @@ use tiny_skia::{
     Point, Rect, SpreadMode, Stroke, Transform,
 };
 
+use crate::controls::{Controls, KEY_MARKER_SIZE};
 use crate::raster::{Canvas, Sprite, SpriteCache};
 use crate::synth::BLIP_PERIOD_MS;
 use crate::text::TextPainter;
@@ -41,6 +42,21 @@ const BUBBLES: usize = 26;
 const WEED_WAVE: f64 = 5.4;
 /// Sideways sway of a strand's tip at the design size, in pixels.
 const WEED_SWAY: f32 = 38.0;
+
+/// Side of a food pellet at the design size and its minimum, in pixels.
+const PELLET_SIDE: f32 = 16.0;
+/// A pellet's inside: bright yellow (luma about 225), unlike anything else in the tank.
+const PELLET_FILL: [u8; 4] = [255, 230, 90, 255];
+/// A pellet's one-pixel rim, so it reads as an object against bright sand.
+const PELLET_RIM: [u8; 4] = [200, 110, 20, 255];
+/// The player's fish: larger than any other, white with black stripes and magenta fins.
+const PLAYER_LIVERY: Livery = Livery {
+    body: [245, 245, 255],
+    fin: [255, 40, 170],
+    stripes: Some([20, 20, 30]),
+};
+/// Half body length of the player's fish at the design size.
+const PLAYER_SIZE: f32 = 64.0;
 
 /// A fish's colours.
 #[derive(Clone, Copy)]
@@ -159,6 +175,8 @@ pub(crate) struct Aquarium {
     scale: f32,
     background: Pixmap,
     fish: Vec<Fish>,
+    /// The fish the arrow keys move (drawn only once the game takes input).
+    player: Fish,
     weeds: Vec<Weed>,
     bubbles: Vec<Bubble>,
     shapes: FishShapes,
@@ -166,6 +184,8 @@ pub(crate) struct Aquarium {
     sprites: SpriteCache,
     text: TextPainter,
     line: String,
+    /// How far right the panel moves to clear the key marker (0 without input).
+    panel_inset: f32,
 }
 
 impl Aquarium {
@@ -177,12 +197,14 @@ impl Aquarium {
             scale,
             background: background(width, height, scale)?,
             fish: make_fish(),
+            player: player_fish(),
             weeds: make_weeds(),
             bubbles: make_bubbles(),
             shapes: fish_shapes().ok_or(GameError::Drawing("fish outline"))?,
             sprites: SpriteCache::new(),
             text: TextPainter::new(text_px(height)).map_err(GameError::Font)?,
             line: String::with_capacity(32),
+            panel_inset: 0.0,
         })
     }
 
@@ -201,8 +223,21 @@ impl Aquarium {
         Ok(())
     }
 
-    /// Draws a frame into `buf`, exactly `width * height * 4` packed RGBA bytes.
-    pub(crate) fn render(&mut self, buf: &mut [u8], frame_no: u64, t_ns: u64) {
+    /// Draws a frame into `buf`, exactly `width * height * 4` packed RGBA bytes; with
+    /// `controls` (the game takes input) also the player's fish and the food pellets, and the
+    /// panel moves right of the key marker.
+    pub(crate) fn render(
+        &mut self,
+        buf: &mut [u8],
+        frame_no: u64,
+        t_ns: u64,
+        controls: Option<&Controls>,
+    ) {
+        self.panel_inset = if controls.is_some() {
+            KEY_MARKER_SIZE as f32
+        } else {
+            0.0
+        };
         buf.copy_from_slice(self.background.data());
         let t = t_ns as f64 / NS_PER_SEC as f64;
         {
@@ -214,6 +249,14 @@ impl Aquarium {
         let first_line = self.format_lines(frame_no, t_ns);
         if let Some(mut pm) = PixmapMut::from_bytes(buf, self.width, self.height) {
             self.draw_fish(&mut pm, t);
+            if let Some(c) = controls {
+                self.draw_player(&mut pm, c, t_ns, t);
+            }
+        }
+        if let Some(c) = controls {
+            self.draw_pellets(buf, c, t_ns);
+        }
+        if let Some(mut pm) = PixmapMut::from_bytes(buf, self.width, self.height) {
             self.draw_panel(&mut pm, first_line);
         }
         self.draw_text(buf, first_line);
@@ -310,7 +353,6 @@ impl Aquarium {
 
     fn draw_fish(&self, pm: &mut PixmapMut<'_>, t: f64) {
         let s = self.scale;
-        let sh = &self.shapes;
         for fish in &self.fish {
             let size = fish.size * s;
             let half_span = (0.5 * self.w() - 1.6 * size).max(0.0);
@@ -339,39 +381,97 @@ impl Aquarium {
             let tilt = (vy.atan2(vx.abs() + 1.0) as f32).clamp(-0.45, 0.45) * facing.abs();
             let tilt_deg = tilt * facing.signum() * 180.0 / PI;
 
-            let tf = Transform::from_translate(x, y)
-                .pre_rotate(tilt_deg)
-                .pre_scale(flip * size, size);
             let wag = 20.0 * (fish.wag_rate * t + fish.wag_phase).sin() as f32;
-            // Fins, tail and the outline share a colour, so they go out as one path: the
-            // rasteriser's cost is mostly per call, not per pixel, at these sizes.
-            let mut fins = PathBuilder::with_capacity(40, 120);
-            fins.push_path(&sh.outline);
-            fins.push_path(&sh.dorsal);
-            for (part, pivot, angle) in [
-                (&sh.tail, (-0.72, 0.0), wag),
-                (&sh.pelvic, (0.0, 0.4), 0.5 * wag),
-            ] {
-                let turn = Transform::from_rotate_at(angle, pivot.0, pivot.1);
-                if let Some(p) = part.clone().transform(turn) {
-                    fins.push_path(&p);
+            self.draw_one_fish(pm, fish, x, y, flip * size, size, tilt_deg, wag);
+        }
+    }
+
+    /// The player's fish, where the arrow keys have taken it, facing the way it last swam.
+    fn draw_player(&self, pm: &mut PixmapMut<'_>, controls: &Controls, t_ns: u64, t: f64) {
+        let (fx, fy) = controls.player_at(t_ns);
+        let size = self.player.size * self.scale;
+        let (x, y) = (fx * self.w(), fy * self.h());
+        // Swimming fish beat their tails faster.
+        let rate = if controls.swimming() { 16.0 } else { 6.0 };
+        let wag = 20.0 * (rate * t).sin() as f32;
+        self.draw_one_fish(
+            pm,
+            &self.player,
+            x,
+            y,
+            controls.facing() * size,
+            size,
+            0.0,
+            wag,
+        );
+    }
+
+    /// Food pellets: solid bright squares, centred on where they were dropped when new, then
+    /// sinking; drawn whole-pixel so that the click point is exactly covered.
+    fn draw_pellets(&self, buf: &mut [u8], controls: &Controls, t_ns: u64) {
+        let side = ((PELLET_SIDE * self.scale).round() as i64).max(PELLET_SIDE as i64);
+        let (w, h) = (i64::from(self.width), i64::from(self.height));
+        for p in controls.pellets(t_ns) {
+            let cx = (p.x * self.w()).floor() as i64;
+            let cy = (p.y_at(t_ns) * self.h()).floor() as i64;
+            let (x0, y0) = (cx - side / 2, cy - side / 2);
+            for y in y0.max(0)..(y0 + side).min(h) {
+                for x in x0.max(0)..(x0 + side).min(w) {
+                    let edge = x == x0 || y == y0 || x == x0 + side - 1 || y == y0 + side - 1;
+                    let px = if edge { PELLET_RIM } else { PELLET_FILL };
+                    let at = ((y * w + x) * 4) as usize;
+                    buf[at..at + 4].copy_from_slice(&px);
                 }
             }
-            if let Some(fins) = fins.finish() {
-                pm.fill_path(&fins, &solid(fish.fin), FillRule::Winding, tf, None);
+        }
+    }
+
+    /// Draws one fish centred on (`x`, `y`): `sx` is its horizontal scale (negative faces
+    /// left), `sy` its vertical one, `tilt_deg` its rotation and `wag` its tail angle.
+    #[allow(clippy::too_many_arguments)]
+    fn draw_one_fish(
+        &self,
+        pm: &mut PixmapMut<'_>,
+        fish: &Fish,
+        x: f32,
+        y: f32,
+        sx: f32,
+        sy: f32,
+        tilt_deg: f32,
+        wag: f32,
+    ) {
+        let sh = &self.shapes;
+        let tf = Transform::from_translate(x, y)
+            .pre_rotate(tilt_deg)
+            .pre_scale(sx, sy);
+        // Fins, tail and the outline share a colour, so they go out as one path: the
+        // rasteriser's cost is mostly per call, not per pixel, at these sizes.
+        let mut fins = PathBuilder::with_capacity(40, 120);
+        fins.push_path(&sh.outline);
+        fins.push_path(&sh.dorsal);
+        for (part, pivot, angle) in [
+            (&sh.tail, (-0.72, 0.0), wag),
+            (&sh.pelvic, (0.0, 0.4), 0.5 * wag),
+        ] {
+            let turn = Transform::from_rotate_at(angle, pivot.0, pivot.1);
+            if let Some(p) = part.clone().transform(turn) {
+                fins.push_path(&p);
             }
-            pm.fill_path(&sh.body, &solid(fish.body), FillRule::Winding, tf, None);
-            pm.fill_path(&sh.belly, &solid(fish.belly), FillRule::Winding, tf, None);
-            if let Some(stripe) = fish.stripe {
-                pm.fill_path(&sh.stripes, &solid(stripe), FillRule::Winding, tf, None);
-            }
-            for (part, c) in [
-                (&sh.eye, rgb(250, 250, 250)),
-                (&sh.pupil, rgb(10, 10, 20)),
-                (&sh.glint, rgb(255, 255, 255)),
-            ] {
-                pm.fill_path(part, &solid(c), FillRule::Winding, tf, None);
-            }
+        }
+        if let Some(fins) = fins.finish() {
+            pm.fill_path(&fins, &solid(fish.fin), FillRule::Winding, tf, None);
+        }
+        pm.fill_path(&sh.body, &solid(fish.body), FillRule::Winding, tf, None);
+        pm.fill_path(&sh.belly, &solid(fish.belly), FillRule::Winding, tf, None);
+        if let Some(stripe) = fish.stripe {
+            pm.fill_path(&sh.stripes, &solid(stripe), FillRule::Winding, tf, None);
+        }
+        for (part, c) in [
+            (&sh.eye, rgb(250, 250, 250)),
+            (&sh.pupil, rgb(10, 10, 20)),
+            (&sh.glint, rgb(255, 255, 255)),
+        ] {
+            pm.fill_path(part, &solid(c), FillRule::Winding, tf, None);
         }
     }
 
@@ -381,7 +481,7 @@ impl Aquarium {
         let margin = (14.0 * self.scale).max(1.0);
         let w = self.text.width(chars) as f32 + 2.0 * pad;
         let h = 2.0 * self.text.line_height() as f32 + 2.0 * pad;
-        (margin, margin, w, h, pad)
+        (self.panel_inset + margin, margin, w, h, pad)
     }
 
     /// Writes the panel's two lines into `self.line`; returns the length of the first.
@@ -606,6 +706,26 @@ fn make_fish() -> Vec<Fish> {
     // Small fish first: they read as farther away.
     fish.sort_by(|a, b| a.size.total_cmp(&b.size));
     fish
+}
+
+fn player_fish() -> Fish {
+    let Livery { body, fin, stripes } = PLAYER_LIVERY;
+    Fish {
+        size: PLAYER_SIZE,
+        body: colour(body),
+        fin: colour(fin),
+        belly: lighten(body, 0.35),
+        stripe: stripes.map(colour),
+        // Its motion comes from the controls, not from these.
+        x_rate: 0.0,
+        x_phase: 0.0,
+        y_base: 0.5,
+        y_amp: 0.0,
+        y_rate: 0.0,
+        y_phase: 0.0,
+        wag_rate: 0.0,
+        wag_phase: 0.0,
+    }
 }
 
 fn make_weeds() -> Vec<Weed> {

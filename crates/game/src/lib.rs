@@ -4,7 +4,10 @@
 //! Nothing here reads a clock, touches a file or talks to the host: the caller passes the game
 //! time (`t_ns` for video, a sample index for audio), so every frame and every sample is a pure
 //! function of its timestamp. That is what lets the `sync` pattern put its flash and its beep on
-//! exactly the same instant, and what makes the output reproducible in tests.
+//! exactly the same instant, and what makes the output reproducible in tests. The streamer's
+//! input ([`Scene::input`]) is state of its own, applied at a given game time: a frame is a
+//! function of its timestamp and the input applied before it, and a scene that gets none draws
+//! what it always drew.
 //!
 //! ```
 //! use crosscast_game::{Mixer, Pattern, Scene};
@@ -22,6 +25,7 @@
 
 mod aquarium;
 mod bars;
+mod controls;
 mod mixer;
 mod raster;
 mod scene;
@@ -31,6 +35,10 @@ mod text;
 use std::fmt;
 use std::str::FromStr;
 
+pub use controls::{
+    KEY_DOWN, KEY_LEFT, KEY_MARKER_SIZE, KEY_RIGHT, KEY_UP, MAX_PELLETS, PELLET_LIFE_NS,
+    PELLET_SINK, PLAYER_SPEED,
+};
 pub use mixer::{Gains, Mixer};
 pub use scene::Scene;
 

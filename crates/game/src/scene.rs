@@ -1,8 +1,11 @@
 //! The scene front end: size and buffer validation, stride handling, and dispatch to the
 //! pattern that does the drawing.
 
+use crosscast_wire::InputEvent;
+
 use crate::aquarium::Aquarium;
 use crate::bars::Bars;
+use crate::controls::{draw_key_marker, Controls};
 use crate::{check_size, sync_flash_for_frame, GameError, Pattern};
 
 /// Opaque black, the sync pattern's resting frame.
@@ -12,9 +15,15 @@ const WHITE: [u8; 4] = [255, 255, 255, 255];
 
 /// One pattern's visual state at a given frame size; renders RGBA8 frames on demand.
 ///
-/// Every frame is a pure function of `(frame_no, t_ns)` and the size: the scene keeps only
-/// caches (a pre-drawn background, rasterised glyphs), never animation state, so frames can be
-/// rendered out of order or skipped without changing any other frame.
+/// Every frame is a pure function of `(frame_no, t_ns)`, the size and the input applied so
+/// far: the scene keeps caches (a pre-drawn background, rasterised glyphs) and the input's
+/// effects (held keys, the player fish's glide, pellets), never per-frame animation state, so
+/// frames can be rendered out of order or skipped without changing any other frame, and a
+/// scene that gets no input draws exactly what it always drew.
+///
+/// Once input is enabled ([`Scene::enable_input`], or the first [`Scene::input`]) every
+/// pattern draws the key marker: the top-left [`crate::KEY_MARKER_SIZE`]-pixel square is
+/// white while any key is held and black otherwise.
 pub struct Scene {
     pattern: Pattern,
     width: u32,
@@ -26,6 +35,8 @@ pub struct Scene {
     /// How long each frame shows (ns), 0 when unknown: the sync pattern flashes on the frame
     /// nearest each beep (see [`sync_flash_for_frame`]).
     frame_period_ns: u64,
+    /// The streamer's input, once the game takes it.
+    controls: Option<Controls>,
 }
 
 /// Per-pattern state.
@@ -56,6 +67,7 @@ impl Scene {
             kind: Kind::build(pattern, width, height)?,
             scratch: Vec::new(),
             frame_period_ns: 0,
+            controls: None,
         })
     }
 
@@ -63,6 +75,28 @@ impl Scene {
     /// on the frame nearest its beep even when frames do not fall on whole seconds (59.94 fps).
     pub fn set_frame_period(&mut self, period_ns: u64) {
         self.frame_period_ns = period_ns;
+    }
+
+    /// From now on, draw the key marker (and, in the aquarium, the player's fish): the game
+    /// takes input.
+    pub fn enable_input(&mut self) {
+        self.controls.get_or_insert_with(Controls::default);
+    }
+
+    /// Applies one input event (coordinates in this scene's pixels) at game time `t_ns`: the
+    /// time of the next frame to be drawn, so that its effect shows in that frame. Enables
+    /// input. The arrow keys move the aquarium's player fish, a left click (or a touch) drops a
+    /// food pellet at the pointer, and any key held lights the key marker.
+    pub fn input(&mut self, event: &InputEvent, t_ns: u64) {
+        let (w, h) = (self.width, self.height);
+        self.controls
+            .get_or_insert_with(Controls::default)
+            .apply(event, t_ns, w, h);
+    }
+
+    /// Whether a key is held now (what the key marker shows).
+    pub fn key_held(&self) -> bool {
+        self.controls.as_ref().is_some_and(Controls::any_key_held)
     }
 
     /// Changes the frame size; on error the scene keeps its previous size.
@@ -143,16 +177,20 @@ impl Scene {
             }
             Kind::Bars(bars) => bars.render(dst, stride),
             Kind::Aquarium(aq) => {
+                let controls = self.controls.as_ref();
                 if stride == row {
-                    aq.render(&mut dst[..row * rows], frame_no, t_ns);
+                    aq.render(&mut dst[..row * rows], frame_no, t_ns, controls);
                 } else {
                     self.scratch.resize(row * rows, 0);
-                    aq.render(&mut self.scratch, frame_no, t_ns);
+                    aq.render(&mut self.scratch, frame_no, t_ns, controls);
                     for (d, s) in dst.chunks_mut(stride).zip(self.scratch.chunks_exact(row)) {
                         d[..row].copy_from_slice(s);
                     }
                 }
             }
+        }
+        if let Some(c) = &self.controls {
+            draw_key_marker(dst, stride, self.width, self.height, c.any_key_held());
         }
         Ok(())
     }
@@ -344,6 +382,190 @@ mod tests {
             s.render(&mut buf, usize::MAX, 0, 0),
             Err(GameError::BufferTooSmall { .. })
         ));
+    }
+
+    fn key(code: u32, pressed: bool) -> InputEvent {
+        InputEvent::Key { code, pressed }
+    }
+
+    /// Luma (BT.709) of the pixel at (x, y) of a packed frame `width` wide.
+    fn luma(buf: &[u8], width: u32, x: u32, y: u32) -> f32 {
+        let at = ((y * width + x) * 4) as usize;
+        let p = &buf[at..at + 3];
+        0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2])
+    }
+
+    /// The brightest and darkest pixels of the key marker's square.
+    fn marker_range(buf: &[u8], width: u32) -> (f32, f32) {
+        let m = crate::KEY_MARKER_SIZE;
+        let mut lo = f32::MAX;
+        let mut hi = f32::MIN;
+        for y in 0..m {
+            for x in 0..m {
+                let l = luma(buf, width, x, y);
+                lo = lo.min(l);
+                hi = hi.max(l);
+            }
+        }
+        (lo, hi)
+    }
+
+    #[test]
+    fn the_key_marker_shows_while_a_key_is_held_in_every_pattern() {
+        let (w, h) = (320u32, 180u32);
+        for p in Pattern::ALL {
+            let mut s = Scene::new(p, w, h).expect("scene");
+            s.enable_input();
+            // Sync flashes white at t = 0: the corner stays dark without a key all the same.
+            for t in [0, 50 * NS_PER_MS, 500 * NS_PER_MS] {
+                let (_, hi) = marker_range(&frame(&mut s, 1, t), w);
+                assert!(hi <= 100.0, "{p}: corner luma {hi} at {t} with no key held");
+            }
+            s.input(&key(30, true), NS_PER_MS);
+            assert!(s.key_held());
+            let f = frame(&mut s, 2, NS_PER_MS);
+            let (lo, _) = marker_range(&f, w);
+            assert_eq!(lo, 255.0, "{p}: a solid white marker while a key is held");
+            // Just the square: the pixels beside it are the scene's.
+            assert!(luma(&f, w, 32, 40) < 255.0 || p == Pattern::Sync, "{p}");
+            s.input(&key(KEY_LEFT_TEST, true), 2 * NS_PER_MS);
+            s.input(&key(30, false), 2 * NS_PER_MS);
+            let (lo, _) = marker_range(&frame(&mut s, 3, 2 * NS_PER_MS), w);
+            assert_eq!(lo, 255.0, "{p}: another key is still held");
+            s.input(&key(KEY_LEFT_TEST, false), 3 * NS_PER_MS);
+            let (_, hi) = marker_range(&frame(&mut s, 4, 3 * NS_PER_MS), w);
+            assert!(
+                hi <= 100.0,
+                "{p}: the marker goes when the last key is released"
+            );
+            s.input(&key(30, true), 4 * NS_PER_MS);
+            s.input(&InputEvent::Focus { focused: false }, 4 * NS_PER_MS);
+            let (_, hi) = marker_range(&frame(&mut s, 5, 4 * NS_PER_MS), w);
+            assert!(hi <= 100.0, "{p}: and when focus goes");
+        }
+    }
+
+    const KEY_LEFT_TEST: u32 = crate::KEY_LEFT;
+
+    #[test]
+    fn the_aquarium_corner_stays_dark_over_time_with_input_enabled() {
+        let (w, h) = (1280u32, 720u32);
+        let mut s = Scene::new(Pattern::Aquarium, w, h).expect("scene");
+        s.enable_input();
+        for k in 0..40u64 {
+            let t = k * 250 * NS_PER_MS;
+            let (_, hi) = marker_range(&frame(&mut s, k, t), w);
+            assert!(hi <= 100.0, "corner luma {hi} at {t} ns");
+        }
+    }
+
+    /// The centre of the player fish's fins (the only magenta in the tank), in pixels.
+    fn player_centre(buf: &[u8], width: u32) -> (f32, f32) {
+        let (mut sx, mut sy, mut n) = (0f32, 0f32, 0f32);
+        for (i, p) in buf.chunks_exact(4).enumerate() {
+            if p[..3] == [255, 40, 170] {
+                sx += (i as u32 % width) as f32;
+                sy += (i as u32 / width) as f32;
+                n += 1.0;
+            }
+        }
+        assert!(n > 20.0, "the player fish is drawn ({n} fin pixels)");
+        (sx / n, sy / n)
+    }
+
+    #[test]
+    fn the_arrow_keys_move_the_player_fish() {
+        let (w, h) = (640u32, 360u32);
+        let sec = 1_000 * NS_PER_MS;
+        let mut s = Scene::new(Pattern::Aquarium, w, h).expect("scene");
+        s.enable_input();
+        let (x0, y0) = player_centre(&frame(&mut s, 0, sec), w);
+        s.input(&key(crate::KEY_RIGHT, true), sec);
+        let (x1, y1) = player_centre(&frame(&mut s, 60, 2 * sec), w);
+        // Held for a second: about PLAYER_SPEED of the width further right.
+        let want = crate::PLAYER_SPEED * w as f32;
+        assert!(
+            (x1 - x0 - want).abs() < 0.2 * want && (y1 - y0).abs() < 3.0,
+            "moved from ({x0}, {y0}) to ({x1}, {y1}), want +{want} px"
+        );
+        s.input(&key(crate::KEY_RIGHT, false), 2 * sec);
+        s.input(&key(crate::KEY_DOWN, true), 2 * sec);
+        let (x2, y2) = player_centre(&frame(&mut s, 90, 2 * sec + sec / 2), w);
+        assert!(
+            y2 > y1 + 20.0 && (x2 - x1).abs() < 3.0,
+            "({x1}, {y1}) -> ({x2}, {y2})"
+        );
+        s.input(&key(crate::KEY_DOWN, false), 3 * sec);
+        let still = frame(&mut s, 120, 4 * sec);
+        let (x3, y3) = player_centre(&still, w);
+        // At rest it only wags its tail.
+        let (x4, y4) = player_centre(&frame(&mut s, 180, 5 * sec), w);
+        assert!(
+            (x4 - x3).abs() < 3.0 && (y4 - y3).abs() < 3.0,
+            "drifted at rest"
+        );
+        assert!(x3 > x0, "it stays where it was taken");
+        // The other fish: no key changes them; a scene without input has no player fish.
+        let mut plain = Scene::new(Pattern::Aquarium, w, h).expect("scene");
+        assert!(!frame(&mut plain, 0, sec)
+            .chunks_exact(4)
+            .any(|p| p[..3] == [255, 40, 170]));
+    }
+
+    #[test]
+    fn a_left_click_drops_food_at_the_click_point() {
+        let (w, h) = (640u32, 360u32);
+        let sec = 1_000 * NS_PER_MS;
+        let mut s = Scene::new(Pattern::Aquarium, w, h).expect("scene");
+        let (cx, cy) = (200u32, 100u32);
+        s.input(
+            &InputEvent::PointerMotion {
+                x: crosscast_wire::Fixed::from_f64(f64::from(cx) + 0.5),
+                y: crosscast_wire::Fixed::from_f64(f64::from(cy) + 0.5),
+            },
+            sec,
+        );
+        s.input(
+            &InputEvent::PointerButton {
+                button: crosscast_wire::input::BTN_LEFT,
+                pressed: true,
+            },
+            sec,
+        );
+        let f = frame(&mut s, 60, sec);
+        // A bright square of at least 12x12 around the click point, in the very next frame.
+        for y in cy - 6..cy + 6 {
+            for x in cx - 6..cx + 6 {
+                assert!(luma(&f, w, x, y) > 200.0, "({x}, {y}) is not bright");
+            }
+        }
+        // Then it sinks.
+        let later = frame(&mut s, 300, 5 * sec);
+        assert!(
+            luma(&later, w, cx, cy - 5) < 200.0,
+            "still at the click point after 4 s"
+        );
+        let drop = (4.0 * crate::PELLET_SINK * h as f32) as u32;
+        assert!(
+            luma(&later, w, cx, cy + drop) > 200.0,
+            "not {drop} px lower after 4 s"
+        );
+    }
+
+    #[test]
+    fn input_is_deterministic() {
+        let script = |s: &mut Scene| {
+            s.input(&key(crate::KEY_UP, true), 100 * NS_PER_MS);
+            s.input(&key(crate::KEY_UP, false), 700 * NS_PER_MS);
+        };
+        let mut a = Scene::new(Pattern::Aquarium, 320, 180).expect("scene");
+        let mut b = Scene::new(Pattern::Aquarium, 320, 180).expect("scene");
+        script(&mut a);
+        script(&mut b);
+        assert_eq!(
+            frame(&mut a, 70, 1_000 * NS_PER_MS),
+            frame(&mut b, 70, 1_000 * NS_PER_MS)
+        );
     }
 
     #[test]

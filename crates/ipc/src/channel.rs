@@ -1,7 +1,7 @@
 //! A socket that speaks [`Message`]s: one SEQPACKET datagram per message, fds beside it.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crosscast_wire::{limits::MAX_MESSAGE_LEN, Message};
@@ -35,6 +35,12 @@ impl Channel {
     /// The underlying socket.
     pub fn socket(&self) -> &SeqPacket {
         &self.sock
+    }
+
+    /// A handle on the socket that does not keep it open: an [`crate::host::InputSender`]
+    /// held by another thread must not keep a finished session's fd alive.
+    pub(crate) fn downgrade(&self) -> Weak<SeqPacket> {
+        Arc::downgrade(&self.sock)
     }
 
     /// Sends one message.

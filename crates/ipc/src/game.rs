@@ -14,9 +14,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crosscast_wire::{AudioBlock, AudioConfig, FrameQueued, Message, SlotTable, SurfaceConfig};
+use crosscast_wire::{
+    AudioBlock, AudioConfig, FrameQueued, Input, Message, SlotTable, SurfaceConfig,
+};
 
 use crate::channel::{Channel, Incoming};
+use crate::input::InputQueue;
 use crate::os::memfd::SealedMemfd;
 use crate::{monotonic_ns, IpcError};
 
@@ -31,6 +34,7 @@ struct State {
     surface: Option<Surface>,
     closed: Option<IpcError>,
     released: u64,
+    input: InputQueue,
 }
 
 type Shared = crate::shared::Shared<State>;
@@ -75,6 +79,7 @@ impl GameSession {
             surface: None,
             closed: None,
             released: 0,
+            input: InputQueue::default(),
         }));
         let io = {
             let shared = shared.clone();
@@ -207,6 +212,24 @@ impl GameSession {
         self.channel.send(&Message::Resize { width, height })
     }
 
+    /// Asks the host to start (`true`) or stop sending the streamer's input. Until a game asks,
+    /// the host sends none; asking again is harmless.
+    pub fn want_input(&self, enabled: bool) -> Result<(), IpcError> {
+        self.channel.send(&Message::WantInput { enabled })
+    }
+
+    /// Moves every input event received since the last call into `out`, oldest first. The
+    /// queue holds at most [`crate::INPUT_QUEUE_LEN`] events; take them every frame.
+    pub fn take_input(&self, out: &mut Vec<Input>) {
+        self.shared.lock().input.take(out);
+    }
+
+    /// Input events dropped because the queue was full (motion first, see
+    /// [`crate::input`]).
+    pub fn input_dropped(&self) -> u64 {
+        self.shared.lock().input.dropped()
+    }
+
     /// Slots the host has released so far.
     pub fn released(&self) -> u64 {
         self.shared.lock().released
@@ -284,6 +307,13 @@ fn handle(shared: &Shared, msg: Incoming) -> Result<(), IpcError> {
             }
             st.released += 1;
             shared.cond.notify_all();
+            Ok(())
+        }
+        Message::Input(input) => {
+            // Decoding validated every field; the host is trusted for the rest (it sends input
+            // only when asked, but input arriving just after a `WantInput { enabled: false }`
+            // crossed it on the wire, so it is queued, not refused).
+            shared.lock().input.push(input);
             Ok(())
         }
         Message::Goodbye { code } => Err(IpcError::PeerClosed(format!("goodbye ({code:?})"))),

@@ -29,6 +29,7 @@ use crosscast_wire::{
 
 use crate::arrival::ArrivalPredictor;
 use crate::channel::{Channel, Incoming};
+use crate::input::{InputCounters, InputSender, InputShared};
 use crate::os::memfd::SealedMemfd;
 use crate::os::process::{resource_usage, UsageOf};
 use crate::stats::HostCounters;
@@ -127,6 +128,9 @@ type Shared = crate::shared::Shared<State>;
 /// One authenticated game connection, from the host's side.
 pub struct HostSession {
     shared: Arc<Shared>,
+    input: Arc<InputShared>,
+    /// The socket's send buffer size, read once for every [`InputSender`].
+    sndbuf: usize,
     channel: Channel,
     io: Option<JoinHandle<()>>,
     session_id: u64,
@@ -191,6 +195,8 @@ impl HostSession {
     ) -> Result<HostSession, IpcError> {
         let surface = allocate(&opts, 1, opts.width, opts.height)?;
         send_config(&channel, &surface)?;
+        let sndbuf = channel.socket().send_buffer_size()?;
+        let input = Arc::new(InputShared::default());
         let shared = Arc::new(Shared::new(State {
             surface,
             pending: VecDeque::new(),
@@ -213,6 +219,7 @@ impl HostSession {
         let io = {
             let shared = shared.clone();
             let channel = channel.clone();
+            let input = input.clone();
             std::thread::Builder::new()
                 .name(format!("cc-host-io-{session_id}"))
                 .spawn(move || {
@@ -226,7 +233,7 @@ impl HostSession {
                         // earlier and poll longer. Best effort, like the nice value.
                         let _ = crate::os::process::set_timer_slack(Duration::from_micros(1));
                     }
-                    io_loop(&shared, &channel, &opts)
+                    io_loop(&shared, &channel, &opts, &input)
                 })
                 .map_err(|e| {
                     crate::os::OsError::thread_spawn("spawn the session's I/O thread", &e)
@@ -234,6 +241,8 @@ impl HostSession {
         };
         Ok(HostSession {
             shared,
+            input,
+            sndbuf,
             channel,
             io: Some(io),
             session_id,
@@ -263,6 +272,22 @@ impl HostSession {
             channel: self.channel.clone(),
             held: None,
         })
+    }
+
+    /// A handle that delivers the streamer's input to this game from any thread, without
+    /// ever blocking (see [`InputSender`]); as many as wanted, all sharing one set of counters.
+    pub fn input_sender(&self) -> InputSender {
+        InputSender::new(self.input.clone(), self.channel.downgrade(), self.sndbuf)
+    }
+
+    /// Whether the game currently asks for input ([`crosscast_wire::Message::WantInput`]).
+    pub fn wants_input(&self) -> bool {
+        self.input.wanted()
+    }
+
+    /// What this session's input senders have done so far.
+    pub fn input_counters(&self) -> InputCounters {
+        self.input.counters()
     }
 
     /// A snapshot of the counters.
@@ -327,12 +352,14 @@ impl Drop for HostSession {
     }
 }
 
-fn io_loop(shared: &Shared, channel: &Channel, opts: &HostOptions) {
+fn io_loop(shared: &Shared, channel: &Channel, opts: &HostOptions, input: &InputShared) {
     let arrivals = std::cell::RefCell::new(ArrivalPredictor::new(opts.busy_poll));
     let err = channel.serve(
         || arrivals.borrow_mut().wait(monotonic_ns()),
-        |msg| handle(shared, channel, opts, &arrivals, msg),
+        |msg| handle(shared, channel, opts, &arrivals, input, msg),
     );
+    // Senders on other threads see the end at once and stop quietly.
+    input.set_wanted(false);
     let cpu = resource_usage(UsageOf::Thread).unwrap_or_default();
     let mut st = shared.lock();
     st.counters.io_cpu_ns = cpu.user_ns + cpu.system_ns;
@@ -349,6 +376,7 @@ fn handle(
     channel: &Channel,
     opts: &HostOptions,
     arrivals: &std::cell::RefCell<ArrivalPredictor>,
+    input: &InputShared,
     msg: Incoming,
 ) -> Result<(), IpcError> {
     if !msg.fds.is_empty() {
@@ -488,6 +516,11 @@ fn handle(
             st.pending.clear();
             st.surface = surface;
             st.counters.configs_sent += 1;
+            Ok(())
+        }
+        Message::WantInput { enabled } => {
+            // Any time after the handshake, as often as the game likes: it only flips a flag.
+            input.set_wanted(enabled);
             Ok(())
         }
         Message::Goodbye { code } => Err(IpcError::PeerClosed(format!("goodbye ({code:?})"))),

@@ -5,6 +5,8 @@
 //! - [`auth`]: the session key, socket-name derivation and the handshake drivers.
 //! - [`host`] / [`game`]: the two ends of a session: the BufferQueue over shared slots and the
 //!   audio channel, with every game message validated before use.
+//! - [`input`]: the streamer's input: the host's never-blocking [`InputSender`] and the
+//!   game's bounded queue.
 //! - [`connect`]: spawn mode (socketpair + inherited key pipe) and named mode (abstract
 //!   socket, bounded pending connections, handshake timeout).
 //!
@@ -18,6 +20,7 @@ pub mod connect;
 mod error;
 pub mod game;
 pub mod host;
+pub mod input;
 #[cfg(target_os = "linux")]
 pub mod os;
 mod shared;
@@ -29,6 +32,7 @@ pub use channel::Channel;
 pub use error::IpcError;
 pub use game::{GameSession, SlotWriter};
 pub use host::{FrameConsumer, FrameView, HostOptions, HostSession};
+pub use input::{InputCounters, InputDelivery, InputSender, INPUT_QUEUE_LEN};
 pub use stats::{DelayHistogram, HostCounters};
 
 pub use os::process::monotonic_ns;

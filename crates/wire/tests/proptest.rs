@@ -30,8 +30,59 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
     ]
 }
 
+fn position() -> impl Strategy<Value = Fixed> {
+    (0..=(limits::MAX_DIMENSION as i32) << 8).prop_map(Fixed)
+}
+
+fn delta() -> impl Strategy<Value = Fixed> {
+    (-(input::MAX_DELTA << 8)..=(input::MAX_DELTA << 8)).prop_map(Fixed)
+}
+
+/// Every kind of input event, each field anywhere in its valid range.
+fn input_event() -> impl Strategy<Value = InputEvent> {
+    prop_oneof![
+        any::<bool>().prop_map(|focused| InputEvent::Focus { focused }),
+        (0..=input::KEY_MAX, any::<bool>())
+            .prop_map(|(code, pressed)| InputEvent::Key { code, pressed }),
+        (position(), position()).prop_map(|(x, y)| InputEvent::PointerEnter { x, y }),
+        Just(InputEvent::PointerLeave),
+        (position(), position()).prop_map(|(x, y)| InputEvent::PointerMotion { x, y }),
+        (input::BTN_LEFT..=input::BTN_LAST, any::<bool>())
+            .prop_map(|(button, pressed)| InputEvent::PointerButton { button, pressed }),
+        (
+            prop_oneof![Just(ScrollAxis::Vertical), Just(ScrollAxis::Horizontal)],
+            delta(),
+            -input::MAX_DISCRETE..=input::MAX_DISCRETE
+        )
+            .prop_map(|(axis, value, discrete)| InputEvent::Scroll {
+                axis,
+                value,
+                discrete
+            }),
+        (delta(), delta()).prop_map(|(dx, dy)| InputEvent::RelativeMotion { dx, dy }),
+        (
+            0..=limits::MAX_TOUCH_ID,
+            prop_oneof![
+                Just(TouchPhase::Down),
+                Just(TouchPhase::Motion),
+                Just(TouchPhase::Up),
+                Just(TouchPhase::Cancel)
+            ],
+            position(),
+            position()
+        )
+            .prop_map(|(id, phase, x, y)| InputEvent::Touch { id, phase, x, y }),
+    ]
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    (any::<u64>(), input_event()).prop_map(|(time_ns, event)| Input { time_ns, event })
+}
+
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
+        input().prop_map(Message::Input),
+        any::<bool>().prop_map(|enabled| Message::WantInput { enabled }),
         any::<[u8; 16]>().prop_map(|n| Message::Hello(Hello {
             role: Role::Game,
             client_nonce: n
@@ -119,6 +170,40 @@ proptest! {
         let bytes = msg.encode_to_vec();
         prop_assert!(bytes.len() <= limits::MAX_MESSAGE_LEN);
         prop_assert_eq!(Message::decode(&bytes), Ok(msg));
+    }
+
+    #[test]
+    fn every_valid_input_round_trips_and_validates(input in input()) {
+        prop_assert_eq!(input.validate(), Ok(()));
+        let bytes = Message::Input(input).encode_to_vec();
+        prop_assert_eq!(Message::decode(&bytes), Ok(Message::Input(input)));
+    }
+
+    #[test]
+    fn every_decoded_input_validates(input in input(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        // Mutate only the body (after the 6-byte header), so most mutants still reach the
+        // input decoder instead of failing on the length or type.
+        let mut bytes = Message::Input(input).encode_to_vec();
+        let body = bytes.len() - 6;
+        for (at, v) in flips {
+            bytes[6 + at % body] ^= v;
+        }
+        if let Ok(msg) = Message::decode(&bytes) {
+            match msg {
+                Message::Input(got) => {
+                    prop_assert_eq!(got.validate(), Ok(()));
+                    prop_assert_eq!(Message::decode(&Message::Input(got).encode_to_vec()), Ok(Message::Input(got)));
+                }
+                other => prop_assert!(false, "an input message decoded as {:?}", other),
+            }
+        }
+    }
+
+    #[test]
+    fn want_input_takes_only_zero_or_one(v in 2u8..=255) {
+        let mut bytes = Message::WantInput { enabled: true }.encode_to_vec();
+        *bytes.last_mut().unwrap() = v;
+        prop_assert!(Message::decode(&bytes).is_err());
     }
 
     #[test]

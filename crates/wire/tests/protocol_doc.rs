@@ -116,6 +116,27 @@ fn the_documented_data_messages_encode_and_decode_as_shown() {
             },
             "0b000000010c050005006e6f706521",
         ),
+        (
+            Message::Input(Input {
+                time_ns: 1_000_000_000,
+                event: InputEvent::Key {
+                    code: 106,
+                    pressed: true,
+                },
+            }),
+            "10000000010d00ca9a3b00000000026a00000001",
+        ),
+        (
+            Message::Input(Input {
+                time_ns: 1_000_000_000,
+                event: InputEvent::PointerMotion {
+                    x: Fixed::from_f64(400.5),
+                    y: Fixed::from_f64(220.25),
+                },
+            }),
+            "13000000010d00ca9a3b00000000058090010040dc0000",
+        ),
+        (Message::WantInput { enabled: true }, "03000000010e01"),
     ];
     for (msg, documented) in cases {
         let bytes = msg.encode_to_vec();
@@ -138,5 +159,52 @@ fn the_documented_limits_are_the_code_limits() {
     assert_eq!(limits::block_frames_range(48_000), 240..=1920);
     assert_eq!(limits::block_frames_range(44_100), 220..=1764);
     assert_eq!(PROTOCOL_VERSION, 1);
+    assert_eq!(input::KEY_MAX, 0x2ff);
+    assert_eq!((input::BTN_LEFT, input::BTN_LAST), (0x110, 0x117));
+    assert_eq!(input::MAX_DELTA, 65_536);
+    assert_eq!(input::MAX_DISCRETE, 120);
+    assert_eq!(limits::MAX_TOUCH_ID, 15);
     assert_eq!((KEY_LEN, NONCE_LEN), (32, 32));
+}
+
+#[test]
+fn the_documented_input_examples_are_in_the_document() {
+    // The input examples are written in the document as spaced bytes, wrapped over lines.
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/protocol.md"
+    ))
+    .expect("docs/protocol.md");
+    let squashed: String = doc
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("` `", "");
+    let spaced = |hex: &str| {
+        hex.as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for msg in [
+        Message::Input(Input {
+            time_ns: 1_000_000_000,
+            event: InputEvent::Key {
+                code: 106,
+                pressed: true,
+            },
+        }),
+        Message::Input(Input {
+            time_ns: 1_000_000_000,
+            event: InputEvent::PointerMotion {
+                x: Fixed::from_f64(400.5),
+                y: Fixed::from_f64(220.25),
+            },
+        }),
+        Message::WantInput { enabled: true },
+    ] {
+        let shown = format!("`{}`", spaced(&hex(&msg.encode_to_vec())));
+        assert!(squashed.contains(&shown), "docs/protocol.md lacks {shown}");
+    }
 }

@@ -346,6 +346,42 @@ impl SeqPacket {
         })
     }
 
+    /// Bytes this end has sent that the peer has not read yet: `SIOCOUTQ`, which on a Unix
+    /// socket is the kernel's charge for the messages still queued at the peer (payload plus
+    /// per-message overhead, the unit of [`send_buffer_size`](Self::send_buffer_size)). A send
+    /// blocks, or fails with [`OsError::WouldBlock`], once this reaches the send buffer size; the
+    /// host keeps optional traffic (input) below a share of it so that the messages a session
+    /// needs (slot releases) always fit.
+    /// See [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html).
+    #[doc(alias = "SIOCOUTQ")]
+    #[doc(alias = "ioctl")]
+    pub fn unread_sent_bytes(&self) -> Result<usize> {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ (defined as TIOCOUTQ in linux/sockios.h, the number libc exports)
+        // takes a pointer to one `int` and writes exactly that `int`; `queued` is a live,
+        // writable local of that type for the whole call. The fd is open for the duration of
+        // the call because `self` borrows it. The call changes no state of the socket.
+        let rc = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if rc != 0 {
+            let errno = Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO);
+            return Err(OsError::Sys {
+                op: "ioctl(SIOCOUTQ)",
+                errno,
+            });
+        }
+        // The kernel never reports a negative charge; treat one as empty rather than wrap.
+        Ok(usize::try_from(queued).unwrap_or(0))
+    }
+
+    /// The socket's send buffer size (`SO_SNDBUF`, as the kernel holds it, i.e. doubled from
+    /// what was set): how many bytes of unread messages ([`unread_sent_bytes`](Self::unread_sent_bytes))
+    /// the peer may have before sends block.
+    #[doc(alias = "SO_SNDBUF")]
+    pub fn send_buffer_size(&self) -> Result<usize> {
+        rustix::net::sockopt::socket_send_buffer_size(&self.fd)
+            .map_err(OsError::sys("getsockopt(SO_SNDBUF)"))
+    }
+
     /// Shuts both directions down: the peer reads end-of-file even while other duplicates of
     /// this socket stay open (for example in a reader thread).
     /// See [shutdown(2)](https://man7.org/linux/man-pages/man2/shutdown.2.html).
@@ -575,6 +611,28 @@ mod tests {
             d.try_recv(&mut buf, &mut Vec::new()).unwrap(),
             Recv::WouldBlock
         );
+    }
+
+    #[test]
+    fn unread_sent_bytes_grow_until_the_peer_reads() {
+        let (a, b) = SeqPacket::pair().unwrap();
+        let sndbuf = a.send_buffer_size().unwrap();
+        assert!(sndbuf > 4096, "SO_SNDBUF {sndbuf}");
+        assert_eq!(a.unread_sent_bytes().unwrap(), 0);
+        a.send(&[1u8; 100], &[]).unwrap();
+        let one = a.unread_sent_bytes().unwrap();
+        assert!(one >= 100, "one unread message charges {one} bytes");
+        a.send(&[1u8; 100], &[]).unwrap();
+        assert_eq!(a.unread_sent_bytes().unwrap(), 2 * one);
+        let mut buf = [0u8; 256];
+        assert!(matches!(
+            b.recv(&mut buf, &mut Vec::new()).unwrap(),
+            Recv::Message { len: 100, .. }
+        ));
+        assert_eq!(a.unread_sent_bytes().unwrap(), one);
+        // A full buffer is what makes a non-blocking send fail.
+        while a.try_send(&[1u8; 100], &[]).is_ok() {}
+        assert!(a.unread_sent_bytes().unwrap() + one >= sndbuf);
     }
 
     #[test]
