@@ -93,6 +93,8 @@ pub trait GameFeed {
 /// A game on crosscast's own protocol: the session (validated messages, audio, counters) and
 /// the consumer end of its frame queue.
 pub struct IpcFeed {
+    /// Where the streamer's input goes (sent only once the game asked for it).
+    input: std::sync::Arc<IpcInput>,
     session: Option<HostSession>,
     consumer: FrameConsumer,
     id: u64,
@@ -105,6 +107,7 @@ impl IpcFeed {
     pub fn new(mut session: HostSession) -> Option<IpcFeed> {
         let consumer = session.consumer()?;
         Some(IpcFeed {
+            input: std::sync::Arc::new(IpcInput(session.input_sender())),
             id: session.session_id(),
             session: Some(session),
             consumer,
@@ -113,9 +116,26 @@ impl IpcFeed {
     }
 }
 
+/// A session as an input sink: non-blocking sends on its socket (see `InputSender`).
+struct IpcInput(crosscast_ipc::InputSender);
+
+impl crosscast_input::InputSink for IpcInput {
+    fn send(&self, input: &crosscast_wire::Input) -> crosscast_input::Delivery {
+        match self.0.send(input) {
+            crosscast_ipc::InputDelivery::Sent => crosscast_input::Delivery::Sent,
+            crosscast_ipc::InputDelivery::Dropped => crosscast_input::Delivery::Dropped,
+            crosscast_ipc::InputDelivery::NotWanted => crosscast_input::Delivery::NotWanted,
+        }
+    }
+}
+
 impl GameFeed for IpcFeed {
     fn id(&self) -> u64 {
         self.id
+    }
+
+    fn input_sink(&self) -> Option<std::sync::Arc<dyn crosscast_input::InputSink>> {
+        Some(std::sync::Arc::clone(&self.input) as std::sync::Arc<dyn crosscast_input::InputSink>)
     }
 
     fn wait_frame(&mut self, timeout: Duration) -> bool {
