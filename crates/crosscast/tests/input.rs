@@ -207,7 +207,13 @@ fn move_until_seen(live: &Live, display: &str, win: &str, x: u32, y: u32) -> Str
         // not the enter that carries the first position).
         xdo(
             display,
-            &["mousemove", "--window", win, &(x - 10).to_string(), &y.to_string()],
+            &[
+                "mousemove",
+                "--window",
+                win,
+                &(x - 10).to_string(),
+                &y.to_string(),
+            ],
         );
         xdo(
             display,
