@@ -9,7 +9,8 @@
 //! (`native`), or `crosscast-input-probe`, a minimal `wl_shm` client, through the compositor
 //! (`wayland`). The recording is decoded afterwards: for each press, the first frame with the
 //! square whose packet left the encoder after the press gives the latency (and for each
-//! release, the first frame without it). Figures are per run (p50, p99, max over the presses),
+//! release, the first frame without it); beside it, the time until the output clock handed
+//! that frame to the encoder (the latency without the encode). Figures are per run (p50, p99, max over the presses),
 //! then the median and range over the runs, which alternate native, wayland, native, …
 
 use std::io::{BufRead, BufReader, Read};
@@ -36,6 +37,8 @@ const COLUMNS: &[&str] = &[
     "press_p99_frames",
     "release_p50_ms",
     "release_p99_ms",
+    "to_clock_p50_ms",
+    "to_clock_p99_ms",
     "presses",
     "missed",
 ];
@@ -137,11 +140,20 @@ fn xvfb() -> anyhow::Result<(Reaped, String)> {
     bail!("no free X display number in :150..:250")
 }
 
-/// The window titled `title` on `display`, waiting up to `limit`.
-fn find_window(display: &str, title: &str, limit: Duration) -> anyhow::Result<String> {
+/// The window titled `title` on `display`, waiting up to `limit` (and failing at once if
+/// `host` exits first).
+fn find_window(
+    display: &str,
+    title: &str,
+    limit: Duration,
+    host: &mut Reaped,
+) -> anyhow::Result<String> {
     let xdotool = tool("xdotool", "xdotool")?;
     let until = Instant::now() + limit;
     loop {
+        if let Some(status) = host.0.try_wait()? {
+            bail!("crosscast live exited ({status}) before its window appeared");
+        }
         let out = Command::new(&xdotool)
             .args(["search", "--name", title])
             .env("DISPLAY", display)
@@ -243,16 +255,23 @@ fn corner_levels(recording: &Path) -> anyhow::Result<Vec<f64>> {
         .collect())
 }
 
-/// `<frame index> <ns>` lines of `--frame-times`, in encode order.
-fn frame_times(path: &Path) -> anyhow::Result<Vec<u64>> {
+/// `--frame-times` lines, in encode order: when each frame left the encoder, and when the
+/// output clock handed it over (0 for a repeat).
+fn frame_times(path: &Path) -> anyhow::Result<Vec<(u64, u64)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading frame times {}", path.display()))?;
     text.lines()
         .map(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("bad frame-times line {l:?}"))
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("bad frame-times line {l:?}"))?;
+            match v[..] {
+                [encoded, handed, _taken] => Ok((encoded, handed)),
+                _ => bail!("bad frame-times line {l:?}"),
+            }
         })
         .collect()
 }
@@ -313,7 +332,19 @@ fn run_once(
             .map_while(Result::ok)
             .collect::<Vec<_>>()
     });
-    let win = find_window(&display, "crosscast preview", Duration::from_secs(30))?;
+    let win = match find_window(
+        &display,
+        "crosscast preview",
+        Duration::from_secs(30),
+        &mut host,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            drop(host);
+            let log = log.join().unwrap_or_default().join("\n");
+            return Err(e.context(format!("host log:\n{log}")));
+        }
+    };
     xdotool(&display, &["windowfocus", "--sync", &win])?;
     // The game streams within a few seconds of the window; presses before that would find no
     // game (the summary counts them as unrouted).
@@ -334,11 +365,20 @@ fn run_once(
         );
     }
     let on: Vec<bool> = levels.iter().map(|&l| l > MARKER_ON).collect();
+    let (times, handed): (Vec<u64>, Vec<u64>) = times.into_iter().unzip();
     let limit = 500_000_000;
-    let (mut down, mut up, mut missed) = (Vec::new(), Vec::new(), 0u64);
+    let (mut down, mut up, mut clock, mut missed) = (Vec::new(), Vec::new(), Vec::new(), 0u64);
     for &(d, u) in &stamps {
         match reaction(&times, &on, d, true, limit) {
-            Some(l) => down.push(l),
+            Some(l) => {
+                down.push(l);
+                // The same frame, when the output clock handed it to the encoder: the latency
+                // without the encode (what a local recording's viewer would not see sooner).
+                let i = times.iter().position(|&t| t == d + l).unwrap_or(0);
+                if handed[i] >= d {
+                    clock.push(handed[i] - d);
+                }
+            }
             None => missed += 1,
         }
         if let Some(l) = reaction(&times, &on, u, false, limit) {
@@ -350,6 +390,7 @@ fn run_once(
     }
     down.sort_unstable();
     up.sort_unstable();
+    clock.sort_unstable();
     let period_ms = 1000.0 / fps.as_f64();
     let ms = |v: u64| v as f64 / 1e6;
     let mut f = Figures::new();
@@ -367,6 +408,8 @@ fn run_once(
     );
     f.insert("release_p50_ms", ms(percentile_sorted(&up, 50.0)));
     f.insert("release_p99_ms", ms(percentile_sorted(&up, 99.0)));
+    f.insert("to_clock_p50_ms", ms(percentile_sorted(&clock, 50.0)));
+    f.insert("to_clock_p99_ms", ms(percentile_sorted(&clock, 99.0)));
     f.insert("presses", stamps.len() as f64);
     f.insert("missed", missed as f64);
     Ok(f)

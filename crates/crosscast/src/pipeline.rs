@@ -281,6 +281,10 @@ fn ffmpeg_run(c: &Case, dir: &Path, writer: RawWriter) -> anyhow::Result<Figures
             c.preset,
             "-tune",
             "zerolatency",
+            // Slice threads, as crosscast's encoder uses (FFmpeg's default frame threads would
+            // hold frames inside x264, which zerolatency means to avoid).
+            "-thread_type",
+            "slice",
         ])
         .args([
             "-b:v", &b, "-maxrate", &b, "-bufsize", &b, "-g", &gop, "-bf", "0",

@@ -48,8 +48,10 @@ pub struct EncoderConfig {
     pub block_when_full: bool,
     /// An RTMP connect or write making no progress for this long counts as a lost connection.
     pub rtmp_timeout: Duration,
-    /// Write one line per encoded video frame here, `<frame index> <CLOCK_MONOTONIC ns when
-    /// its packet left the encoder>`: what `bench input` joins with its injection times.
+    /// Write one line per encoded video frame here: `<frame index> <encoded> <handed> <taken>`,
+    /// CLOCK_MONOTONIC ns when its packet left the encoder, when the output clock handed it
+    /// over (before conversion) and when the encoder thread took it (0 for repeats): what
+    /// `bench input` joins with its injection times.
     pub frame_times: Option<std::path::PathBuf>,
 }
 

@@ -34,10 +34,17 @@ const RTMP_FINISH_WAIT: Duration = Duration::from_secs(5);
 const RTMP_ABORT_WAIT: Duration = Duration::from_secs(3);
 
 enum Msg {
-    Video(I420Image, i64),
+    /// A frame, its pts and when it was handed to `push_pixels` (CLOCK_MONOTONIC ns).
+    Video(I420Image, i64, u64),
     /// Encode the last video frame again at this pts.
     Repeat(i64),
     Audio(Vec<f32>, u64),
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock every process of a run stamps with.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Sets FFmpeg's global state once: quiet logging (errors come back as values).
@@ -377,6 +384,7 @@ impl LiveEncoder {
         (width, height): (u32, u32),
         frame_index: u64,
     ) -> Result<(), MediaError> {
+        let handed_ns = monotonic_ns();
         self.check_running()?;
         if let Some(last) = self.last_frame_index {
             if frame_index <= last {
@@ -412,14 +420,14 @@ impl LiveEncoder {
         }
         self.last_frame_index = Some(frame_index);
         let tx = self.check_running()?;
-        let msg = Msg::Video(img, pts);
+        let msg = Msg::Video(img, pts, handed_ns);
         if self.cfg.block_when_full {
             tx.send(msg)
                 .map_err(|_| MediaError::EncoderStopped(self.stop_reason()))
         } else {
             match tx.try_send(msg) {
                 Ok(()) => Ok(()),
-                Err(TrySendError::Full(Msg::Video(img, _))) => {
+                Err(TrySendError::Full(Msg::Video(img, _, _))) => {
                     self.spare.push(img);
                     self.counters.video_dropped.fetch_add(1, Ordering::Relaxed);
                     Ok(())
@@ -614,9 +622,12 @@ fn open_video(cfg: &EncoderConfig) -> Result<ff::encoder::Video, MediaError> {
     enc.set_color_range(ff::color::Range::MPEG);
     enc.set_color_primaries(ff::color::Primaries::BT709);
     enc.set_color_transfer_characteristic(ff::color::TransferCharacteristic::BT709);
-    // Same threading as the ffmpeg CLI baseline: x264 picks the thread count.
+    // Slice threads, x264 picking the count: what `tune zerolatency` asks for, which FFmpeg's
+    // wrapper overrides with frame threads unless told (frame threads hold `threads` frames,
+    // 37 ms at 720p60 on 2 cores, measured with --frame-times). The pipeline bench's ffmpeg
+    // baseline gets `-thread_type slice` to match.
     enc.set_threading(ff::threading::Config {
-        kind: ff::threading::Type::Frame,
+        kind: ff::threading::Type::Slice,
         count: 0,
         ..Default::default()
     });
@@ -705,6 +716,9 @@ struct Encoding {
     counters: Arc<Counters>,
     /// `EncoderConfig::frame_times`, open.
     frame_times: Option<std::io::BufWriter<std::fs::File>>,
+    /// Frames in the encoder: pts, when each was handed over and when this thread took it,
+    /// until its packet comes out (a few at most; bounded in case the encoder holds more).
+    handed: std::collections::VecDeque<(i64, u64, u64)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -734,7 +748,13 @@ fn encoder_main(
     let mut last: Option<I420Image> = None;
     while let Ok(msg) = rx.recv() {
         result = match msg {
-            Msg::Video(img, pts) => {
+            Msg::Video(img, pts, handed_ns) => {
+                if enc.frame_times.is_some() {
+                    if enc.handed.len() >= 64 {
+                        enc.handed.pop_front();
+                    }
+                    enc.handed.push_back((pts, handed_ns, monotonic_ns()));
+                }
                 let r = enc.encode_video(&img, pts);
                 // Kept for repeats; the one it replaces goes back to the pool.
                 if let Some(old) = last.replace(img) {
@@ -829,6 +849,7 @@ fn init(
                 )),
                 None => None,
             },
+            handed: std::collections::VecDeque::new(),
         },
         setup,
     ))
@@ -918,10 +939,17 @@ impl Encoding {
                         Kind::Audio => self.audio_tb,
                     };
                     if let (Kind::Video, Some(w)) = (kind, self.frame_times.as_mut()) {
-                        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-                        let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+                        let pts = pkt.pts().unwrap_or(-1);
+                        // Repeats were never handed over: 0 for those columns.
+                        while self.handed.front().is_some_and(|&(p, _, _)| p < pts) {
+                            self.handed.pop_front();
+                        }
+                        let (handed, taken) = match self.handed.front() {
+                            Some(&(p, h, t)) if p == pts => (h, t),
+                            _ => (0, 0),
+                        };
                         // A diagnostic: a failed write must not stop the stream.
-                        let _ = writeln!(w, "{} {ns}", pkt.pts().unwrap_or(-1));
+                        let _ = writeln!(w, "{pts} {} {handed} {taken}", monotonic_ns());
                     }
                     self.distribute(EncodedPacket::new(kind, &pkt, tb));
                 }
