@@ -1,4 +1,4 @@
-//! `bench pipeline` and `bench preview` run briefly and write reports of the promised shape:
+//! `bench pipeline`, `bench preview`, `bench wayland` and `bench input` run briefly and write reports of the promised shape:
 //! every variant's row present, `null` (never 0) for figures a row did not measure, each
 //! median within its range, and the comment flood accepted at no more than the rate limit.
 
@@ -282,4 +282,63 @@ fn bench_wayland_without_glmark2_fails_naming_the_debian_package() {
         err.contains("apt-get install glmark2-es2-wayland"),
         "the error should name the package:\n{err}"
     );
+}
+
+/// The input figures `bench input` reports for each path.
+const INPUT: &[&str] = &[
+    "press_p50_ms",
+    "press_p99_ms",
+    "press_max_ms",
+    "press_p50_frames",
+    "press_p99_frames",
+    "release_p50_ms",
+    "release_p99_ms",
+    "to_clock_p50_ms",
+    "to_clock_p99_ms",
+    "presses",
+    "missed",
+];
+
+#[test]
+fn bench_input_measures_key_to_encoded_frame_on_both_paths() {
+    let dir = TempDir::new("bench-input");
+    // `cargo test --workspace` builds the probe beside the binary under test.
+    let probe = std::path::Path::new(bin()).with_file_name("crosscast-input-probe");
+    assert!(
+        probe.exists(),
+        "{} is missing: cargo build -p crosscast-bench",
+        probe.display()
+    );
+    let rows = rows(
+        &[
+            "bench",
+            "input",
+            "--runs",
+            "1",
+            "--presses",
+            "4",
+            "--size",
+            "320x240",
+            "--fps",
+            "30",
+            "--probe",
+            probe.to_str().unwrap(),
+        ],
+        &dir,
+        Duration::from_secs(180),
+    );
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for case in ["native", "wayland"] {
+        let r = row(&rows, case, "320x240@30");
+        check_shape(r, INPUT);
+        assert_eq!(measured(r, "presses"), 4.0, "{r:#}");
+        assert!(measured(r, "missed") < 4.0, "{r:#}");
+        let (p50, p99) = (measured(r, "press_p50_ms"), measured(r, "press_p99_ms"));
+        assert!(0.0 < p50 && p50 <= p99 && p99 < 500.0, "{r:#}");
+        // Frames at 30 fps: 33.3 ms each.
+        let frames = measured(r, "press_p50_frames");
+        assert!((frames - p50 / (1000.0 / 30.0)).abs() < 1e-6, "{r:#}");
+        // The output clock has the frame before the encoder is done with it.
+        assert!(measured(r, "to_clock_p50_ms") <= p50, "{r:#}");
+    }
 }

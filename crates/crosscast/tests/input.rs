@@ -356,7 +356,7 @@ const MARKER: (usize, usize, usize, usize) = (2, 2, 30, 30);
 /// Checks the demo game's reactions in a recording: the marker shows in some frames (a key was
 /// held) and not in others, and after the click food shows at the click point where there was
 /// none before.
-fn assert_reactions(rec: &Path, click: (f64, f64), log: &str) {
+fn assert_reactions(rec: &Path, clicks: &[(f64, f64)], log: &str) {
     let frames = media::gray_frames(rec, W, H);
     assert!(frames.len() > 60, "{} frames; log:\n{log}", frames.len());
     let marked = frames
@@ -368,16 +368,20 @@ fn assert_reactions(rec: &Path, click: (f64, f64), log: &str) {
         "the key marker shows in {marked} of {} frames; log:\n{log}",
         frames.len()
     );
-    let (cx, cy) = (click.0 as usize, click.1 as usize);
-    let food = (cx - 3, cy - 3, cx + 4, cy + 4);
-    let first = frames
-        .iter()
-        .position(|f| region_mean(f, food) > 170.0)
-        .unwrap_or_else(|| panic!("no food appeared at the click point {click:?}; log:\n{log}"));
-    assert!(
-        first > 10,
-        "food at the click point from frame {first}, before the click"
-    );
+    for &click in clicks {
+        let (cx, cy) = (click.0 as usize, click.1 as usize);
+        let food = (cx - 3, cy - 3, cx + 4, cy + 4);
+        let first = frames
+            .iter()
+            .position(|f| region_mean(f, food) > 170.0)
+            .unwrap_or_else(|| {
+                panic!("no food appeared at the click point {click:?}; log:\n{log}")
+            });
+        assert!(
+            first > 10,
+            "food at the click point {click:?} from frame {first}, before the click"
+        );
+    }
 }
 
 #[test]
@@ -416,7 +420,7 @@ fn the_demo_game_reacts_to_keys_and_clicks_in_the_preview_window() {
     xdo(&x.1, &["click", "1"]);
     std::thread::sleep(Duration::from_millis(300));
     let log = live.stop();
-    assert_reactions(&dir.path("r.mp4"), game_point(100.0, 200.0), &log);
+    assert_reactions(&dir.path("r.mp4"), &[game_point(100.0, 200.0)], &log);
 }
 
 #[test]
@@ -429,6 +433,8 @@ fn a_headless_host_takes_input_from_a_script() {
             "{\"type\":\"key\",\"key\":\"right\",\"state\":\"up\",\"delay_ms\":700}\n",
             "this line is not JSON\n",
             "{\"type\":\"button\",\"button\":\"left\",\"state\":\"click\",\"x\":400,\"y\":100,\"delay_ms\":300}\n",
+            "{\"type\":\"touch\",\"id\":3,\"phase\":\"down\",\"x\":200,\"y\":250,\"delay_ms\":200}\n",
+            "{\"type\":\"touch\",\"id\":3,\"phase\":\"up\"}\n",
         ),
     )
     .unwrap();
@@ -456,8 +462,108 @@ fn a_headless_host_takes_input_from_a_script() {
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     assert!(
-        log.contains("input: line 3:") && log.contains("3 applied, 1 malformed"),
+        log.contains("input: line 3:") && log.contains("5 applied, 1 malformed"),
         "{log}"
     );
-    assert_reactions(&dir.path("r.mp4"), (400.0, 100.0), &log);
+    // The click and the touch both drop food where they land.
+    assert_reactions(&dir.path("r.mp4"), &[(400.0, 100.0), (200.0, 250.0)], &log);
+}
+
+/// The centre of testrelative's red square in `rgb` (`w` wide, RGB24) and its size in pixels.
+fn red_square(rgb: &[u8], w: usize) -> Option<(f64, f64, usize)> {
+    let (mut sx, mut sy, mut n) = (0.0, 0.0, 0usize);
+    for (i, p) in rgb.chunks_exact(3).enumerate() {
+        if p[0] > 150 && p[1] < 80 && p[2] < 80 {
+            sx += (i % w) as f64;
+            sy += (i / w) as f64;
+            n += 1;
+        }
+    }
+    (n > 20).then(|| (sx / n as f64, sy / n as f64, n))
+}
+
+#[test]
+fn a_game_that_locks_the_pointer_gets_relative_motion_and_the_window_holds_the_cursor() {
+    let dir = TempDir::new("input-relative");
+    let x = Xvfb::start("800x600x24");
+    let game = find_program(
+        "/usr/libexec/installed-tests/SDL2/testrelative",
+        "libsdl2-tests",
+    );
+    let live = Live::start(
+        &[
+            "live",
+            "--size",
+            "640x480",
+            "--fps",
+            "30",
+            "--preset",
+            "ultrafast",
+            "--preview",
+            "window",
+            "--seconds",
+            "120",
+            "--out",
+            "r.mp4",
+            "--",
+            &game,
+        ],
+        &dir.0,
+        Some(&x.1),
+    );
+    let win = preview_window(&x.1, 640, 480);
+    // SDL locks the pointer when it is over its surface: the host says the window holds it.
+    let until = Instant::now() + Duration::from_secs(60);
+    while live.matching("the game locked the pointer").is_empty() {
+        assert!(Instant::now() < until, "no lock; log:\n{}", live.log());
+        xdo(&x.1, &["mousemove", "--window", &win, "300", "200"]);
+        xdo(&x.1, &["mousemove", "--window", &win, "320", "240"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // Relative motion only: the square moves right by what the mouse moved.
+    for _ in 0..10 {
+        xdo(&x.1, &["mousemove_relative", "--", "15", "0"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // The chord gives the cursor back: motion no longer reaches the game.
+    xdo(&x.1, &["key", "ctrl+shift+Escape"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let log = live.stop();
+    let rgb = media_rgb(&dir.path("r.mp4"), 640, 480);
+    let frame = 640 * 480 * 3;
+    let frames: Vec<&[u8]> = rgb.chunks_exact(frame).collect();
+    let positions: Vec<(f64, f64, usize)> =
+        frames.iter().filter_map(|f| red_square(f, 640)).collect();
+    assert!(positions.len() > 10, "no square in the stream; log:\n{log}");
+    let (first, last) = (positions[0], positions[positions.len() - 1]);
+    assert!(
+        last.0 - first.0 > 60.0 && (last.1 - first.1).abs() < 20.0,
+        "the square went from {first:?} to {last:?} for 150 px of relative motion right; log:\n{log}"
+    );
+}
+
+/// Decodes a recording to packed RGB24 frames of `w` x `h`.
+fn media_rgb(path: &Path, w: usize, h: usize) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            &format!("{w}x{h}"),
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

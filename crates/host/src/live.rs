@@ -253,6 +253,9 @@ pub fn run_live(
             if hub.target_id() != clock.streaming_id() {
                 hub.set_target(clock.input_target(), monotonic_ns());
             }
+            for n in hub.take_notes() {
+                note(n);
+            }
         }
         if let Some(s) = &script {
             for w in s.drain_warnings() {

@@ -54,6 +54,8 @@ struct Inner {
     grab: PointerGrab,
     /// A script feeds this hub: its game has focus without a window.
     scripted: bool,
+    /// What the streamer should hear about (the game took or gave back the pointer).
+    notes: Vec<String>,
     out: Vec<Input>,
     sent: u64,
     dropped: u64,
@@ -77,6 +79,15 @@ impl Inner {
             .as_ref()
             .map_or(PointerGrab::None, |(_, s)| s.pointer_grab());
         if wanted != self.grab {
+            // Bounded: the host drains these every tick, and a game flapping its lock only
+            // repeats the same two lines.
+            if self.notes.len() < 16 {
+                self.notes.push(match wanted {
+                    PointerGrab::None => "the game released the pointer".to_string(),
+                    PointerGrab::Locked => "the game locked the pointer: the preview window holds the cursor (Ctrl+Shift+Escape or leaving the window gives it back)".to_string(),
+                    PointerGrab::Confined => "the game confined the pointer: the preview window keeps the cursor (Ctrl+Shift+Escape or leaving the window gives it back)".to_string(),
+                });
+            }
             self.grab = wanted;
             self.script.set_wanted_grab(wanted);
             self.window.set_wanted_grab(wanted)
@@ -102,6 +113,7 @@ impl InputHub {
                 target: None,
                 grab: PointerGrab::None,
                 scripted: false,
+                notes: Vec::new(),
                 out: Vec::new(),
                 sent: 0,
                 dropped: 0,
@@ -173,6 +185,11 @@ impl InputHub {
             inner.window.greet(now_ns, &mut inner.out);
         }
         inner.flush();
+    }
+
+    /// Lines for the host's log since the last call.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().notes)
     }
 
     /// The id of the game that has focus.
