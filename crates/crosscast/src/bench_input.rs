@@ -111,33 +111,33 @@ fn probe_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     tool("crosscast-input-probe", "(cargo build -p crosscast-bench)")
 }
 
-/// Starts Xvfb on a free display.
+/// Starts Xvfb on a display it picks itself (`-displayfd`: it writes the number once it
+/// accepts connections, so there is no race with other servers or with its own start-up).
 fn xvfb() -> anyhow::Result<(Reaped, String)> {
     let xvfb = tool("Xvfb", "xvfb")?;
-    for n in 150..250 {
-        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        {
-            continue;
-        }
-        let display = format!(":{n}");
-        let child = Reaped(
-            Command::new(&xvfb)
-                .args([&display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting Xvfb")?,
-        );
-        for _ in 0..200 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                return Ok((child, display));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        bail!("Xvfb {display} did not start");
-    }
-    bail!("no free X display number in :150..:250")
+    let mut child = Reaped(
+        Command::new(&xvfb)
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1920x1080x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting Xvfb")?,
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().context("Xvfb stdout")?).read_line(&mut line)?;
+    let n: u32 = line
+        .trim()
+        .parse()
+        .with_context(|| format!("Xvfb did not say its display (it wrote {line:?})"))?;
+    Ok((child, format!(":{n}")))
 }
 
 /// The window titled `title` on `display`, waiting up to `limit` (and failing at once if

@@ -25,17 +25,14 @@ struct Live {
 }
 
 impl Live {
-    fn start(args: &[&str], dir: &Path, display: Option<&str>) -> Live {
+    fn start(args: &[&str], dir: &Path, display: &str) -> Live {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        match display {
-            Some(d) => cmd.env("DISPLAY", d),
-            None => cmd.env_remove("DISPLAY"),
-        };
+            .stderr(Stdio::piped())
+            .env("DISPLAY", display);
         let mut child = cmd.spawn().expect("spawn crosscast");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (out, sink) = (child.stderr.take().unwrap(), Arc::clone(&lines));
@@ -104,6 +101,41 @@ impl Drop for Live {
     }
 }
 
+/// `crosscast live` at `size`, 30 fps, for up to two minutes, with its preview window on
+/// `display`, then `extra` (outputs, `-- COMMAND`).
+fn live_in_window(dir: &TempDir, display: &str, size: &str, extra: &[&str]) -> Live {
+    let mut args = vec![
+        "live",
+        "--size",
+        size,
+        "--fps",
+        "30",
+        "--preview",
+        "window",
+        "--seconds",
+        "120",
+    ];
+    args.extend_from_slice(extra);
+    Live::start(&args, &dir.0, display)
+}
+
+/// The id of the first window named `name` on `display`, waiting for it to exist.
+fn find_window(display: &str, name: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new(find_program("xdotool", "xdotool"))
+            .args(["search", "--name", name])
+            .env("DISPLAY", display)
+            .output()
+            .expect("run xdotool");
+        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            return id.trim().to_string();
+        }
+        assert!(Instant::now() < until, "no window named {name:?} appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `xdotool ARGS` on `display`, returning its stdout.
 fn xdo(display: &str, args: &[&str]) -> String {
     let out = Command::new(find_program("xdotool", "xdotool"))
@@ -122,20 +154,7 @@ fn xdo(display: &str, args: &[&str]) -> String {
 /// The preview window's id, once it exists; resized to `w` x `h` at the screen's corner and
 /// focused.
 fn preview_window(display: &str, w: u32, h: u32) -> String {
-    let until = Instant::now() + Duration::from_secs(60);
-    let id = loop {
-        let out = Command::new(find_program("xdotool", "xdotool"))
-            .args(["search", "--name", "crosscast preview"])
-            .env("DISPLAY", display)
-            .output()
-            .expect("run xdotool");
-        let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(id) = text.lines().next() {
-            break id.trim().to_string();
-        }
-        assert!(Instant::now() < until, "no preview window appeared");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let id = find_window(display, "crosscast preview");
     xdo(display, &["windowmove", "--sync", &id, "0", "0"]);
     xdo(
         display,
@@ -168,18 +187,12 @@ fn eventdemo_host(dir: &TempDir, display: &str) -> Live {
     let demo = find_program("weston-eventdemo", "weston");
     let stdbuf = find_program("stdbuf", "coreutils");
     // stdbuf: eventdemo prints with printf, which a pipe would buffer until exit.
-    Live::start(
+    live_in_window(
+        dir,
+        display,
+        "640x360",
         &[
-            "live",
-            "--size",
-            "640x360",
-            "--fps",
-            "30",
             "--no-encode",
-            "--preview",
-            "window",
-            "--seconds",
-            "120",
             "--",
             &stdbuf,
             "-oL",
@@ -192,8 +205,6 @@ fn eventdemo_host(dir: &TempDir, display: &str) -> Live {
             "--log-button",
             "--log-motion",
         ],
-        &dir.0,
-        Some(display),
     )
 }
 
@@ -311,19 +322,7 @@ fn focus_loss_releases_the_keys_held() {
         .env("DISPLAY", &x.1)
         .spawn()
         .expect("start xlogo");
-    let until = Instant::now() + Duration::from_secs(20);
-    let logo = loop {
-        let out = Command::new(find_program("xdotool", "xdotool"))
-            .args(["search", "--name", "xlogo"])
-            .env("DISPLAY", &x.1)
-            .output()
-            .unwrap();
-        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
-            break id.trim().to_string();
-        }
-        assert!(Instant::now() < until, "xlogo did not map");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let logo = find_window(&x.1, "xlogo");
     xdo(&x.1, &["windowfocus", "--sync", &logo]);
     live.wait_for(
         "key key: 30, unicode: 97, state: released",
@@ -388,24 +387,11 @@ fn assert_reactions(rec: &Path, clicks: &[(f64, f64)], log: &str) {
 fn the_demo_game_reacts_to_keys_and_clicks_in_the_preview_window() {
     let dir = TempDir::new("input-demo");
     let x = Xvfb::start("800x600x24");
-    let live = Live::start(
-        &[
-            "live",
-            "--size",
-            "640x360",
-            "--fps",
-            "30",
-            "--preset",
-            "ultrafast",
-            "--preview",
-            "window",
-            "--seconds",
-            "120",
-            "--out",
-            "r.mp4",
-        ],
-        &dir.0,
-        Some(&x.1),
+    let live = live_in_window(
+        &dir,
+        &x.1,
+        "640x360",
+        &["--preset", "ultrafast", "--out", "r.mp4"],
     );
     let win = preview_window(&x.1, WIN.0, WIN.1);
     // Until the game streams: the host says how many input events reached it at the end, so
@@ -490,26 +476,11 @@ fn a_game_that_locks_the_pointer_gets_relative_motion_and_the_window_holds_the_c
         "/usr/libexec/installed-tests/SDL2/testrelative",
         "libsdl2-tests",
     );
-    let live = Live::start(
-        &[
-            "live",
-            "--size",
-            "640x480",
-            "--fps",
-            "30",
-            "--preset",
-            "ultrafast",
-            "--preview",
-            "window",
-            "--seconds",
-            "120",
-            "--out",
-            "r.mp4",
-            "--",
-            &game,
-        ],
-        &dir.0,
-        Some(&x.1),
+    let live = live_in_window(
+        &dir,
+        &x.1,
+        "640x480",
+        &["--preset", "ultrafast", "--out", "r.mp4", "--", &game],
     );
     let win = preview_window(&x.1, 640, 480);
     // SDL locks the pointer when it is over its surface: the host says the window holds it.

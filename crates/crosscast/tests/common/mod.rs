@@ -346,33 +346,24 @@ impl Drop for Xvfb {
 }
 
 impl Xvfb {
-    /// Starts Xvfb with one screen of `geometry` (e.g. `800x600x24`).
+    /// Starts Xvfb with one screen of `geometry` (e.g. `800x600x24`) on a display it picks
+    /// itself (`-displayfd`: written once it accepts connections).
     pub fn start(geometry: &str) -> Xvfb {
-        for n in 90..140 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            {
-                continue;
-            }
-            let display = format!(":{n}");
-            let x = Xvfb(
-                Command::new("Xvfb")
-                    .args([display.as_str(), "-screen", "0", geometry, "-nolisten", "tcp"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("Xvfb is needed for the window tests (Debian package xvfb; scripts/test.sh installs it)"),
-                display.clone(),
-            );
-            for _ in 0..100 {
-                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                    return x;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            drop(x);
-            panic!("Xvfb {display} did not start");
-        }
-        panic!("no free X display number");
+        use std::io::BufRead;
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", geometry, "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is needed for the window tests (Debian package xvfb; scripts/test.sh installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb did not say its display: {line:?}"));
+        Xvfb(child, format!(":{n}"))
     }
 }
