@@ -183,7 +183,7 @@ fn game_point(x: f64, y: f64) -> (f64, f64) {
     (x * W as f64 / 500.0, (y - IMG_Y) * H as f64 / IMG_H)
 }
 
-fn eventdemo_host(dir: &TempDir, display: &str) -> Live {
+fn eventdemo_host(dir: &TempDir, display: &str, keymap: &str) -> Live {
     let demo = find_program("weston-eventdemo", "weston");
     let stdbuf = find_program("stdbuf", "coreutils");
     // stdbuf: eventdemo prints with printf, which a pipe would buffer until exit.
@@ -193,6 +193,8 @@ fn eventdemo_host(dir: &TempDir, display: &str) -> Live {
         "640x360",
         &[
             "--no-encode",
+            "--keymap",
+            keymap,
             "--",
             &stdbuf,
             "-oL",
@@ -251,7 +253,7 @@ fn move_until_seen(live: &Live, display: &str, win: &str, x: u32, y: u32) -> Str
 fn a_wayland_game_gets_the_keys_typed_and_the_clicks_where_they_land_in_a_letterboxed_window() {
     let dir = TempDir::new("input-eventdemo");
     let x = Xvfb::start("800x600x24");
-    let live = eventdemo_host(&dir, &x.1);
+    let live = eventdemo_host(&dir, &x.1, "us");
     let win = preview_window(&x.1, WIN.0, WIN.1);
     move_until_seen(&live, &x.1, &win, 250, 250);
 
@@ -307,7 +309,7 @@ fn a_wayland_game_gets_the_keys_typed_and_the_clicks_where_they_land_in_a_letter
 fn focus_loss_releases_the_keys_held() {
     let dir = TempDir::new("input-focus");
     let x = Xvfb::start("800x600x24");
-    let live = eventdemo_host(&dir, &x.1);
+    let live = eventdemo_host(&dir, &x.1, "us");
     let win = preview_window(&x.1, WIN.0, WIN.1);
     move_until_seen(&live, &x.1, &win, 250, 250);
     xdo(&x.1, &["keydown", "a"]);
@@ -537,4 +539,30 @@ fn media_rgb(path: &Path, w: usize, h: usize) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+#[test]
+fn keymap_gives_the_keys_their_layout_and_a_wrong_one_is_refused_at_once() {
+    let dir = TempDir::new("input-keymap");
+    let x = Xvfb::start("800x600x24");
+    let live = eventdemo_host(&dir, &x.1, "de");
+    let win = preview_window(&x.1, WIN.0, WIN.1);
+    move_until_seen(&live, &x.1, &win, 250, 250);
+    // The key labelled Y on a US keyboard (evdev 21) is Z on a German one.
+    xdo(&x.1, &["key", "y"]);
+    let keys = live.wait_for("key key: 21,", 2, Duration::from_secs(10));
+    assert!(keys[0].contains("unicode: 122"), "{}", keys[0]);
+    live.stop();
+
+    let out = run(
+        &["live", "--keymap", "nosuchlayout", "--", "true"],
+        &dir.0,
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("nosuchlayout") && err.contains("--keymap"),
+        "{err}"
+    );
 }
