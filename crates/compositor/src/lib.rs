@@ -172,7 +172,10 @@ impl InputSender {
 /// Checks that `keymap` compiles with this machine's xkb data (what [`Compositor::start`]
 /// would do), so the host can refuse a bad `--keymap` before starting anything.
 pub fn keymap_check(keymap: &Keymap) -> Result<(), CompositorError> {
-    let context = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
+    let mut context = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
+    // The error below says what went wrong; xkbcommon's own lines on stderr would only
+    // repeat it at length before it.
+    context.set_log_level(xkb::LogLevel::Critical);
     xkb::Keymap::new_from_names(
         &context,
         "",

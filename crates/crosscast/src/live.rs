@@ -53,6 +53,12 @@ fn host_options(s: &StreamArgs) -> HostOptions {
 }
 
 fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOptions> {
+    // A script that is not there is said before anything starts (it may grow later, but it
+    // must exist: `touch` it first to feed it as you go).
+    if let Some(p) = s.input.as_ref().filter(|p| p.as_os_str() != "-") {
+        std::fs::metadata(p)
+            .with_context(|| format!("cannot read the input script {}", p.display()))?;
+    }
     let encoder = if s.no_encode {
         None
     } else {

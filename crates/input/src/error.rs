@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// The `--input` file could not be opened.
-    #[error("cannot open the input script {}: {source}", path.display())]
+    #[error("cannot open the input script {}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -15,6 +15,6 @@ pub enum InputError {
         source: std::io::Error,
     },
     /// The reader thread could not start.
-    #[error("cannot start the input script reader: {0}")]
+    #[error("cannot start the input script reader")]
     Spawn(#[source] std::io::Error),
 }
