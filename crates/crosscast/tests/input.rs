@@ -493,6 +493,9 @@ fn a_game_that_locks_the_pointer_gets_relative_motion_and_the_window_holds_the_c
         xdo(&x.1, &["mousemove", "--window", &win, "320", "240"]);
         std::thread::sleep(Duration::from_millis(300));
     }
+    // The window says how to get the cursor back.
+    let title = xdo(&x.1, &["getwindowname", &win]);
+    assert!(title.contains("Ctrl+Shift+Escape"), "{title}");
     std::thread::sleep(Duration::from_secs(1));
     // Relative motion only: the square moves right by what the mouse moved.
     for _ in 0..10 {
@@ -503,6 +506,8 @@ fn a_game_that_locks_the_pointer_gets_relative_motion_and_the_window_holds_the_c
     // The chord gives the cursor back: motion no longer reaches the game.
     xdo(&x.1, &["key", "ctrl+shift+Escape"]);
     std::thread::sleep(Duration::from_millis(500));
+    let title = xdo(&x.1, &["getwindowname", &win]);
+    assert_eq!(title, "crosscast preview");
     let log = live.stop();
     let rgb = media_rgb(&dir.path("r.mp4"), 640, 480);
     let frame = 640 * 480 * 3;

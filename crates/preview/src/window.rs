@@ -237,6 +237,14 @@ impl App {
                 .or_else(|_| w.set_cursor_grab(CursorGrabMode::Confined)),
         };
         w.set_cursor_visible(grab != CursorGrab::Lock);
+        // The streamer must be able to find the way out of a grab without reading the docs.
+        match grab {
+            CursorGrab::None => w.set_title(&self.title),
+            CursorGrab::Confine | CursorGrab::Lock => w.set_title(&format!(
+                "{} (the game holds the cursor: Ctrl+Shift+Escape)",
+                self.title
+            )),
+        }
     }
 
     fn fail(&mut self, el: &ActiveEventLoop, e: PreviewError) {
