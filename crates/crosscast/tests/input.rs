@@ -414,19 +414,11 @@ fn the_demo_game_reacts_to_keys_and_clicks_in_the_preview_window() {
 #[test]
 fn a_headless_host_takes_input_from_a_script() {
     let dir = TempDir::new("input-script");
-    std::fs::write(
-        dir.path("input.jsonl"),
-        concat!(
-            "{\"type\":\"key\",\"key\":\"right\",\"state\":\"down\",\"delay_ms\":2500}\n",
-            "{\"type\":\"key\",\"key\":\"right\",\"state\":\"up\",\"delay_ms\":700}\n",
-            "this line is not JSON\n",
-            "{\"type\":\"button\",\"button\":\"left\",\"state\":\"click\",\"x\":400,\"y\":100,\"delay_ms\":300}\n",
-            "{\"type\":\"touch\",\"id\":3,\"phase\":\"down\",\"x\":200,\"y\":250,\"delay_ms\":200}\n",
-            "{\"type\":\"touch\",\"id\":3,\"phase\":\"up\"}\n",
-        ),
-    )
-    .unwrap();
-    let out = run(
+    // The script exists (empty) when the host starts and grows once the game streams: a
+    // followed file, as a bot or a test harness would feed it.
+    let script = dir.path("input.jsonl");
+    std::fs::write(&script, "").unwrap();
+    let live = Live::start(
         &[
             "live",
             "--size",
@@ -438,17 +430,31 @@ fn a_headless_host_takes_input_from_a_script() {
             "--preview",
             "none",
             "--seconds",
-            "5",
+            "6",
             "--out",
             "r.mp4",
             "--input",
             "input.jsonl",
         ],
         &dir.0,
-        Duration::from_secs(120),
+        "",
     );
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
+    live.wait_for("fps |", 1, Duration::from_secs(60));
+    std::fs::write(
+        &script,
+        concat!(
+            "{\"type\":\"key\",\"key\":\"right\",\"state\":\"down\",\"delay_ms\":300}\n",
+            "{\"type\":\"key\",\"key\":\"right\",\"state\":\"up\",\"delay_ms\":700}\n",
+            "this line is not JSON\n",
+            "{\"type\":\"button\",\"button\":\"left\",\"state\":\"click\",\"x\":400,\"y\":100,\"delay_ms\":300}\n",
+            "{\"type\":\"touch\",\"id\":3,\"phase\":\"down\",\"x\":200,\"y\":250,\"delay_ms\":200}\n",
+            "{\"type\":\"touch\",\"id\":3,\"phase\":\"up\"}\n",
+        ),
+    )
+    .unwrap();
+    // The run ends by itself (--seconds); stop() would too, but waiting shows the whole run.
+    live.wait_for("crosscast: done:", 1, Duration::from_secs(60));
+    let log = live.stop();
     assert!(
         log.contains("input: line 3:") && log.contains("5 applied, 1 malformed"),
         "{log}"
