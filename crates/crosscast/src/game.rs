@@ -242,6 +242,10 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
     scene.set_frame_period(rate.period_ns());
     let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
     let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
+    // Frames drawn early, on the streamer's input, between the frames of the grid: each shifts
+    // the sequence numbers by one, so the host still sees the grid's skips as gaps.
+    let mut early_frames = 0u64;
+    let mut early_done = false;
     let mut lost = false;
     let result = loop {
         // Frame n's time computed from n itself, exactly: adding a rounded period instead
@@ -251,20 +255,37 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         if end.is_some_and(|e| target >= e) {
             break Ok(());
         }
-        sleep_until_ns(target);
-        // Fell more than a frame behind (descheduled): skip ahead instead of bursting.
+        // Input that arrives while the game waits for its next frame is drawn at once, in one
+        // extra frame stamped now (at most one per period): waiting for the grid would add up
+        // to a period to the streamer's key-to-stream latency (`crosscast bench input`).
         let now = monotonic_ns();
-        let current = rate.frame_at(now - t0);
-        if current > n {
-            skipped += current - n;
-            n = current;
-            continue;
+        let early = !early_done
+            && now < target
+            && session.wait_input(Duration::from_nanos(target - now))
+            && monotonic_ns() + 1_000_000 < target;
+        let pts = if early {
+            monotonic_ns()
+        } else {
+            sleep_until_ns(target);
+            target
+        };
+        if !early {
+            // Fell more than a frame behind (descheduled): skip ahead instead of bursting.
+            let now = monotonic_ns();
+            let current = rate.frame_at(now - t0);
+            if current > n {
+                skipped += current - n;
+                n = current;
+                early_done = false;
+                continue;
+            }
         }
         let mut writer = match session.dequeue(Duration::from_secs(2)) {
             Ok(Some(w)) => w,
             Ok(None) => {
                 skipped += 1;
                 n += 1;
+                early_done = false;
                 continue;
             }
             Err(IpcError::PeerClosed(_)) => break Ok(()),
@@ -282,18 +303,18 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         if (scene.width(), scene.height()) != (w, h) {
             scene.resize(w, h)?;
         }
-        // Everything that arrived up to now shows in this frame: the latency from the
-        // streamer's key to the stream is the host's handoff plus at most one frame period.
+        // Everything that arrived up to now shows in this frame.
         session.take_input(&mut events);
         input_events += events.len() as u64;
         for input in events.drain(..) {
-            scene.input(&input.event, target - t0);
+            scene.input(&input.event, pts - t0);
         }
-        scene.render(writer.pixels(), stride, n, target - t0)?;
+        scene.render(writer.pixels(), stride, n, pts - t0)?;
+        let seq = n + 1 + early_frames;
         if args.stamp {
-            stamp::write(writer.pixels(), n + 1);
+            stamp::write(writer.pixels(), seq);
         }
-        match session.queue(writer, n + 1, target) {
+        match session.queue(writer, seq, pts) {
             Ok(_) => rendered += 1,
             Err(IpcError::PeerClosed(_)) => break Ok(()),
             Err(e) if host_lost(&e) => {
@@ -307,7 +328,14 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
                 session.request_resize(size.width, size.height)?;
             }
         }
-        n += 1;
+        if early {
+            // The grid's frame n still comes at its time.
+            early_frames += 1;
+            early_done = true;
+        } else {
+            n += 1;
+            early_done = false;
+        }
     };
     stop.store(true, Ordering::Relaxed);
     if let Some(a) = audio {

@@ -521,10 +521,28 @@ fn a_game_that_locks_the_pointer_gets_relative_motion_and_the_window_holds_the_c
     let positions: Vec<(f64, f64, usize)> =
         frames.iter().filter_map(|f| red_square(f, 640)).collect();
     assert!(positions.len() > 10, "no square in the stream; log:\n{log}");
-    let (first, last) = (positions[0], positions[positions.len() - 1]);
+    // testrelative wraps the square around at the edges, and how far it goes per pixel of
+    // mouse motion is SDL's business: what must hold is that it moved right, step by step, in
+    // several frames, and never up or down.
+    let mut right_steps = 0;
+    for pair in positions.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert!(
+            (b.1 - a.1).abs() < 2.0,
+            "the square moved vertically: {a:?} -> {b:?}"
+        );
+        let dx = b.0 - a.0;
+        if dx > 0.5 || dx < -320.0 {
+            right_steps += 1;
+        }
+        assert!(
+            dx > -0.5 || dx < -320.0,
+            "the square moved left: {a:?} -> {b:?}"
+        );
+    }
     assert!(
-        last.0 - first.0 > 60.0 && (last.1 - first.1).abs() < 20.0,
-        "the square went from {first:?} to {last:?} for 150 px of relative motion right; log:\n{log}"
+        right_steps >= 3,
+        "the square moved right in {right_steps} frames for ten relative moves; log:\n{log}"
     );
 }
 

@@ -218,6 +218,17 @@ impl GameSession {
         self.channel.send(&Message::WantInput { enabled })
     }
 
+    /// Waits up to `timeout` for input to arrive; true when some is queued (or the session
+    /// ended, which the next call that talks to the host reports). A game that draws on input,
+    /// not only on its own clock, reacts a frame sooner.
+    pub fn wait_input(&self, timeout: Duration) -> bool {
+        let st = self.shared.lock();
+        let st = self
+            .shared
+            .wait_while(st, timeout, |s| s.input.is_empty() && s.closed.is_none());
+        !st.input.is_empty() || st.closed.is_some()
+    }
+
     /// Moves every input event received since the last call into `out`, oldest first. The
     /// queue holds at most [`crate::INPUT_QUEUE_LEN`] events; take them every frame.
     pub fn take_input(&self, out: &mut Vec<Input>) {
@@ -314,6 +325,8 @@ fn handle(shared: &Shared, msg: Incoming) -> Result<(), IpcError> {
             // only when asked, but input arriving just after a `WantInput { enabled: false }`
             // crossed it on the wire, so it is queued, not refused).
             shared.lock().input.push(input);
+            // A game waiting in `wait_input` draws now.
+            shared.cond.notify_all();
             Ok(())
         }
         Message::Goodbye { code } => Err(IpcError::PeerClosed(format!("goodbye ({code:?})"))),

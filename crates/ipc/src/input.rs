@@ -232,6 +232,11 @@ impl InputQueue {
         out.extend(self.events.drain(..));
     }
 
+    /// Whether no event waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
     /// Events dropped because the queue was full.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped
