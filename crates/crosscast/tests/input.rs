@@ -532,11 +532,11 @@ fn a_game_that_locks_the_pointer_gets_relative_motion_and_the_window_holds_the_c
             "the square moved vertically: {a:?} -> {b:?}"
         );
         let dx = b.0 - a.0;
-        if dx > 0.5 || dx < -320.0 {
+        if !(-320.0..=0.5).contains(&dx) {
             right_steps += 1;
         }
         assert!(
-            dx > -0.5 || dx < -320.0,
+            !(-320.0..=-0.5).contains(&dx),
             "the square moved left: {a:?} -> {b:?}"
         );
     }
