@@ -101,17 +101,7 @@ impl State {
                         _ => {}
                     }
                 }
-                pointer.motion(
-                    self,
-                    Some((surface, ORIGIN)),
-                    &MotionEvent {
-                        location,
-                        serial: SERIAL_COUNTER.next_serial(),
-                        time,
-                    },
-                );
-                pointer.frame(self);
-                self.activate_constraint();
+                self.move_pointer(Some(surface), location, time);
                 true
             }
             InputEvent::PointerLeave => {
@@ -247,6 +237,28 @@ impl State {
         }
     }
 
+    /// Moves the pointer to `location` on `surface` (entering it if needed; `None` leaves),
+    /// ends the pointer frame and activates a constraint the surface asked for.
+    fn move_pointer(
+        &mut self,
+        surface: Option<WlSurface>,
+        location: Point<f64, Logical>,
+        time: u32,
+    ) {
+        let pointer = self.pointer.clone();
+        pointer.motion(
+            self,
+            surface.map(|s| (s, ORIGIN)),
+            &MotionEvent {
+                location,
+                serial: SERIAL_COUNTER.next_serial(),
+                time,
+            },
+        );
+        pointer.frame(self);
+        self.activate_constraint();
+    }
+
     /// Focus lost: keyboard and pointer leave, touches are cancelled.
     fn unfocus(&mut self, time: u32) {
         if self.pointer.current_focus().is_some() {
@@ -290,17 +302,7 @@ impl State {
             if Some(&on) != streamed.as_ref() {
                 let location = pointer.current_location();
                 let time = (crate::monotonic_ns() / 1_000_000) as u32;
-                pointer.motion(
-                    self,
-                    streamed.map(|s| (s, ORIGIN)),
-                    &MotionEvent {
-                        location,
-                        serial: SERIAL_COUNTER.next_serial(),
-                        time,
-                    },
-                );
-                pointer.frame(self);
-                self.activate_constraint();
+                self.move_pointer(streamed, location, time);
             }
         }
         self.update_grab();
