@@ -88,13 +88,7 @@ impl Drop for Reaped {
 }
 
 fn tool(program: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!("bench input needs {program}: apt-get install {package} (Debian package)")
-        })
+    crate::pipeline::find_tool("bench input", program, package)
 }
 
 /// The probe client: beside this executable (a cargo build puts both in one directory), else

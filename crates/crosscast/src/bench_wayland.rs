@@ -57,13 +57,7 @@ pub(crate) fn columns() -> Vec<&'static str> {
 
 /// `program` on `PATH`, or an error naming the Debian package to install.
 fn find_tool((program, package): (&str, &str)) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!("bench wayland needs {program}: apt-get install {package} (Debian package)")
-        })
+    crate::pipeline::find_tool("bench wayland", program, package)
 }
 
 /// glmark2's arguments, the same under both compositors.

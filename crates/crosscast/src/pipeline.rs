@@ -44,6 +44,18 @@ pub(crate) fn number_after(line: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
+/// `program` on `PATH`, or an error saying that `bench` needs it and which Debian package has
+/// it.
+pub(crate) fn find_tool(bench: &str, program: &str, package: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!("{bench} needs {program}: apt-get install {package} (Debian package)")
+        })
+}
+
 /// The last line of `stderr` starting with `prefix`.
 pub(crate) fn line_with<'a>(stderr: &'a str, prefix: &str) -> anyhow::Result<&'a str> {
     stderr
