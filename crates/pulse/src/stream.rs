@@ -1,0 +1,376 @@
+//! One playback stream: client PCM in, 48 kHz stereo f32 out, with the byte counters that
+//! drive the client's flow control (`Request`) and its latency queries.
+
+use std::collections::VecDeque;
+
+/// The one rate the mix runs at.
+pub(crate) const OUT_RATE: u32 = 48_000;
+
+/// Client sample formats we convert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    U8,
+    S16Le,
+    S32Le,
+    F32Le,
+}
+
+impl Format {
+    /// Bytes per sample.
+    pub(crate) fn bytes(self) -> usize {
+        match self {
+            Format::U8 => 1,
+            Format::S16Le => 2,
+            Format::S32Le | Format::F32Le => 4,
+        }
+    }
+
+    /// Decodes one sample (exactly `self.bytes()` long) to [-1, 1].
+    fn decode(self, b: &[u8]) -> f32 {
+        match self {
+            Format::U8 => (f32::from(b[0]) - 128.0) / 128.0,
+            Format::S16Le => f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0,
+            Format::S32Le => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0,
+            // Clamp: a hostile client's NaN/inf must not poison the whole mix.
+            Format::F32Le => {
+                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                if v.is_finite() {
+                    v.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+/// Decodes, up-mixes and linearly resamples client bytes to 48 kHz stereo.
+///
+/// Linear interpolation, not a band-limited resampler: fine for game audio at common
+/// rates, aliasing is audible on bright content when downsampling (see the crate docs).
+#[derive(Debug)]
+pub(crate) struct Converter {
+    format: Format,
+    channels: usize,
+    rate: u32,
+    /// Bytes of an incomplete frame carried to the next write.
+    leftover: Vec<u8>,
+    /// Decoded input frames not yet fully consumed by the interpolator.
+    pending: Vec<[f32; 2]>,
+    /// Position of the next output frame in `pending`, in input frames.
+    pos: f64,
+}
+
+impl Converter {
+    /// A converter for `channels` (1 or 2) of `format` at `rate` Hz.
+    pub(crate) fn new(format: Format, channels: usize, rate: u32) -> Self {
+        Self {
+            format,
+            channels,
+            rate,
+            leftover: Vec::new(),
+            pending: Vec::new(),
+            pos: 0.0,
+        }
+    }
+
+    /// Bytes per client frame.
+    pub(crate) fn frame_bytes(&self) -> usize {
+        self.format.bytes() * self.channels
+    }
+
+    /// Converts `data` and appends the 48 kHz frames it completes to `out`.
+    pub(crate) fn push(&mut self, data: &[u8], out: &mut VecDeque<[f32; 2]>) {
+        let fb = self.frame_bytes();
+        let sb = self.format.bytes();
+        let mut data = data;
+        if !self.leftover.is_empty() {
+            let need = fb - self.leftover.len();
+            let n = need.min(data.len());
+            self.leftover.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.leftover.len() < fb {
+                return;
+            }
+            let frame = std::mem::take(&mut self.leftover);
+            self.pending.push(self.decode_frame(&frame, sb));
+        }
+        let mut chunks = data.chunks_exact(fb);
+        for f in &mut chunks {
+            let fr = self.decode_frame(f, sb);
+            self.pending.push(fr);
+        }
+        self.leftover.extend_from_slice(chunks.remainder());
+        self.resample(out);
+    }
+
+    fn decode_frame(&self, f: &[u8], sb: usize) -> [f32; 2] {
+        let l = self.format.decode(&f[..sb]);
+        if self.channels == 1 {
+            [l, l]
+        } else {
+            [l, self.format.decode(&f[sb..2 * sb])]
+        }
+    }
+
+    fn resample(&mut self, out: &mut VecDeque<[f32; 2]>) {
+        let step = f64::from(self.rate) / f64::from(OUT_RATE);
+        loop {
+            let i = self.pos as usize;
+            if i + 1 >= self.pending.len() {
+                break;
+            }
+            let t = (self.pos - i as f64) as f32;
+            let (a, b) = (self.pending[i], self.pending[i + 1]);
+            out.push_back([a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t]);
+            self.pos += step;
+        }
+        let drop = (self.pos as usize).min(self.pending.len());
+        self.pending.drain(..drop);
+        self.pos -= drop as f64;
+    }
+
+    /// Forgets all partial state (flush).
+    pub(crate) fn reset(&mut self) {
+        self.leftover.clear();
+        self.pending.clear();
+        self.pos = 0.0;
+    }
+}
+
+/// Buffer attributes in client bytes, with the client's -1s already filled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Attr {
+    pub(crate) max_length: u32,
+    pub(crate) target_length: u32,
+    pub(crate) prebuf: u32,
+    pub(crate) min_request: u32,
+}
+
+/// What a stream has to tell its client after a write or a mix.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// First start of playback.
+    Started,
+    /// The client may write this many more bytes.
+    Request(u32),
+    /// This many bytes did not fit and were dropped.
+    Overflow(u32),
+    /// The buffer ran dry at this read offset.
+    Underflow(i64),
+    /// The pending drain (with this sequence number) finished.
+    Drained(u32),
+}
+
+/// One playback stream's buffer and flow-control state.
+#[derive(Debug)]
+pub(crate) struct Playback {
+    conv: Converter,
+    buf: VecDeque<[f32; 2]>,
+    /// Bound on `buf`, derived from `max_length`.
+    cap_frames: usize,
+    pub(crate) attr: Attr,
+    pub(crate) corked: bool,
+    /// False while prebuffering.
+    playing: bool,
+    started: bool,
+    underrun_sent: bool,
+    /// Bytes received from the client (PulseAudio's write index).
+    pub(crate) write_index: u64,
+    /// Read index at the last flush, in client bytes.
+    read_base: u64,
+    /// 48 kHz frames consumed since the last flush.
+    consumed_out: u64,
+    /// Bytes requested from the client and not yet received.
+    requested: u64,
+    drain: Option<u32>,
+}
+
+impl Playback {
+    /// A new stream; `attr` must already be validated.
+    pub(crate) fn new(conv: Converter, attr: Attr, corked: bool) -> Self {
+        let fb = conv.frame_bytes() as u64;
+        let in_frames = u64::from(attr.max_length) / fb;
+        let cap = in_frames * u64::from(OUT_RATE) / u64::from(conv.rate) + 2;
+        Self {
+            conv,
+            buf: VecDeque::new(),
+            cap_frames: cap as usize,
+            attr,
+            corked,
+            playing: false,
+            started: false,
+            underrun_sent: false,
+            write_index: 0,
+            read_base: 0,
+            consumed_out: 0,
+            requested: u64::from(attr.target_length),
+            drain: None,
+        }
+    }
+
+    /// Bytes the client has to be asked for when the stream is created.
+    pub(crate) fn initial_request(&self) -> u32 {
+        self.attr.target_length
+    }
+
+    /// Bytes consumed by the mix (PulseAudio's read index).
+    pub(crate) fn read_index(&self) -> u64 {
+        let fb = self.conv.frame_bytes() as u64;
+        let in_frames = self.consumed_out * u64::from(self.conv.rate) / u64::from(OUT_RATE);
+        (self.read_base + in_frames * fb).min(self.write_index)
+    }
+
+    /// Whether the mix takes audio from this stream now.
+    pub(crate) fn is_running(&self) -> bool {
+        self.playing && !self.corked
+    }
+
+    /// Takes client audio; returns what to tell the client.
+    pub(crate) fn write(&mut self, data: &[u8], events: &mut Vec<Event>) {
+        self.write_index += data.len() as u64;
+        self.requested = self.requested.saturating_sub(data.len() as u64);
+        self.conv.push(data, &mut self.buf);
+        if self.buf.len() > self.cap_frames {
+            let over = self.buf.len() - self.cap_frames;
+            self.buf.truncate(self.cap_frames);
+            let bytes = over as u64 * u64::from(self.conv.rate) / u64::from(OUT_RATE)
+                * self.conv.frame_bytes() as u64;
+            // The dropped audio counts as read so the indices stay consistent.
+            self.read_base += bytes;
+            events.push(Event::Overflow(bytes.min(u64::from(u32::MAX)) as u32));
+        }
+        let buffered = self.write_index - self.read_index();
+        if !self.playing && buffered >= u64::from(self.attr.prebuf.max(1)) {
+            self.start(events);
+        }
+    }
+
+    fn start(&mut self, events: &mut Vec<Event>) {
+        self.playing = true;
+        self.underrun_sent = false;
+        if !self.started {
+            self.started = true;
+            events.push(Event::Started);
+        }
+    }
+
+    /// Adds up to `out.len() / 2` frames into `out` (interleaved stereo) and consumes them.
+    pub(crate) fn mix_into(&mut self, out: &mut [f32]) {
+        if !self.is_running() {
+            return;
+        }
+        let n = (out.len() / 2).min(self.buf.len());
+        for (o, f) in out.chunks_exact_mut(2).zip(self.buf.drain(..n)) {
+            o[0] += f[0];
+            o[1] += f[1];
+        }
+        self.consumed_out += n as u64;
+    }
+
+    /// Flow control after a mix: drain completion, underflow, and `Request`s.
+    pub(crate) fn after_mix(&mut self, events: &mut Vec<Event>) {
+        if self.buf.is_empty() && self.is_running() {
+            if let Some(seq) = self.drain.take() {
+                events.push(Event::Drained(seq));
+            } else if self.started && !self.underrun_sent {
+                self.underrun_sent = true;
+                events.push(Event::Underflow(self.read_index() as i64));
+                if self.attr.prebuf > 0 {
+                    self.playing = false;
+                }
+            }
+        }
+        self.request_more(events);
+    }
+
+    fn request_more(&mut self, events: &mut Vec<Event>) {
+        if self.drain.is_some() {
+            return;
+        }
+        let buffered = self.write_index - self.read_index();
+        let have = buffered + self.requested;
+        let target = u64::from(self.attr.target_length);
+        if have + u64::from(self.attr.min_request) <= target {
+            let missing = target - have;
+            self.requested += missing;
+            events.push(Event::Request(missing as u32));
+        }
+    }
+
+    /// Discards buffered audio (flush); the read index jumps to the write index.
+    pub(crate) fn flush(&mut self, events: &mut Vec<Event>) {
+        self.buf.clear();
+        self.conv.reset();
+        self.read_base = self.write_index;
+        self.consumed_out = 0;
+        if self.attr.prebuf > 0 {
+            self.playing = false;
+        }
+        self.request_more(events);
+    }
+
+    /// Starts playback even if the prebuffer is not full (trigger).
+    pub(crate) fn trigger(&mut self, events: &mut Vec<Event>) {
+        self.start(events);
+    }
+
+    /// Re-enters prebuffering.
+    pub(crate) fn prebuf(&mut self) {
+        self.playing = false;
+    }
+
+    /// Registers a drain; returns the sequence to ack now if nothing is buffered.
+    pub(crate) fn drain(&mut self, seq: u32, events: &mut Vec<Event>) -> Option<u32> {
+        if self.buf.is_empty() {
+            return Some(seq);
+        }
+        self.drain = Some(seq);
+        // Whatever is buffered must play out even below the prebuffer mark.
+        self.start(events);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mono_s16_upmixes_and_resamples_to_48k() {
+        let mut c = Converter::new(Format::S16Le, 1, 24_000);
+        let data: Vec<u8> = (0..2400i16).flat_map(|i| (i * 10).to_le_bytes()).collect();
+        let mut out = VecDeque::new();
+        // Split mid-frame on purpose: the leftover byte must carry over.
+        c.push(&data[..1001], &mut out);
+        c.push(&data[1001..], &mut out);
+        assert!((4795..=4800).contains(&out.len()), "{}", out.len());
+        assert_eq!(out[10][0], out[10][1]);
+        // Midpoint between input samples 5 and 6 (50 and 60).
+        assert!(
+            (out[11][0] * 32768.0 - 55.0).abs() < 0.01,
+            "{}",
+            out[11][0] * 32768.0
+        );
+    }
+
+    #[test]
+    fn read_index_follows_consumption_and_requests_refill() {
+        let attr = Attr {
+            max_length: 96_000,
+            target_length: 19_200,
+            prebuf: 9_600,
+            min_request: 4_800,
+        };
+        let mut p = Playback::new(Converter::new(Format::F32Le, 2, 48_000), attr, false);
+        let mut ev = Vec::new();
+        p.write(&vec![0u8; 19_200], &mut ev);
+        assert_eq!(ev, vec![Event::Started]);
+        ev.clear();
+        let mut out = vec![0.0; 2 * 1200];
+        p.mix_into(&mut out);
+        p.after_mix(&mut ev);
+        assert_eq!(p.read_index(), 9_600);
+        assert_eq!(ev, vec![Event::Request(9_600)]);
+    }
+}
