@@ -20,8 +20,14 @@ fn tool(name: &str, package: &str) -> String {
 
 /// Writes a 440 Hz sine at 44.1 kHz, 16-bit stereo, amplitude 0.5.
 fn make_tone(path: &Path, seconds: f32) {
+    make_tone_as(path, seconds, &["-r", "44100", "-c", "2", "-b", "16"]);
+}
+
+/// Writes a 440 Hz sine, amplitude 0.5, in the sox output format given by `fmt`.
+fn make_tone_as(path: &Path, seconds: f32, fmt: &[&str]) {
     let st = Command::new(tool("sox", "sox"))
-        .args(["-n", "-r", "44100", "-c", "2", "-b", "16"])
+        .arg("-n")
+        .args(fmt)
         .arg(path)
         .args(["synth", &seconds.to_string(), "sine", "440", "vol", "0.5"])
         .status()
@@ -30,11 +36,17 @@ fn make_tone(path: &Path, seconds: f32) {
 }
 
 fn paplay(socket: &Path, runtime: &Path, wav: &Path) -> Child {
-    Command::new(tool("paplay", "pulseaudio-utils"))
+    pulse_client("paplay", &[], socket, runtime, wav)
+}
+
+/// Runs a pulseaudio-utils player (`paplay`, `pacat`) with `args` on `file`.
+fn pulse_client(name: &str, args: &[&str], socket: &Path, runtime: &Path, file: &Path) -> Child {
+    Command::new(tool(name, "pulseaudio-utils"))
+        .args(args)
         .env("PULSE_SERVER", format!("unix:{}", socket.display()))
         .env("XDG_RUNTIME_DIR", runtime)
         .env("HOME", runtime)
-        .arg(wav)
+        .arg(file)
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn paplay")
@@ -213,4 +225,74 @@ fn garbage_clients_are_dropped_while_paplay_plays() {
         },
     );
     check_tone(&all, 2.0);
+}
+
+#[test]
+fn other_formats_rates_and_mono_are_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("native");
+    let server = PulseServer::start(&sock, Limits::default()).unwrap();
+    // paplay converts 8-bit WAVs to s16le itself, so u8 goes raw through pacat.
+    let u8_args = ["--raw", "--format=u8", "--channels=1", "--rate=22050"];
+    let cases: [(&str, &[&str], &[&str]); 3] = [
+        (
+            "pacat",
+            &u8_args,
+            &[
+                "-t", "raw", "-r", "22050", "-c", "1", "-e", "unsigned", "-b", "8",
+            ],
+        ),
+        (
+            "paplay",
+            &[],
+            &["-r", "96000", "-c", "2", "-e", "float", "-b", "32"],
+        ),
+        (
+            "paplay",
+            &[],
+            &["-r", "8000", "-c", "1", "-e", "signed", "-b", "32"],
+        ),
+    ];
+    for (i, (player, args, fmt)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!(
+            "tone{i}.{}",
+            if *player == "pacat" { "raw" } else { "wav" }
+        ));
+        make_tone_as(&file, 1.0, fmt);
+        let mut child = pulse_client(player, args, &sock, dir.path(), &file);
+        let all = pull_until_exit(
+            &server,
+            &mut child,
+            Duration::from_secs(10),
+            Duration::MAX,
+            |_| {},
+        );
+        eprintln!("case {player} {fmt:?}");
+        check_tone(&all, 1.0);
+    }
+}
+
+#[test]
+fn two_clients_are_summed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("tone.wav");
+    make_tone(&wav, 1.0);
+    let sock = dir.path().join("native");
+    let server = PulseServer::start(&sock, Limits::default()).unwrap();
+    let mut a = paplay(&sock, dir.path(), &wav);
+    let mut b = paplay(&sock, dir.path(), &wav);
+    let all = pull_until_exit(
+        &server,
+        &mut a,
+        Duration::from_secs(10),
+        Duration::MAX,
+        |_| {},
+    );
+    let _ = b.wait();
+    let peak = all.iter().fold(0f32, |m, s| m.max(s.abs()));
+    // Two 0.5 sines, started a few milliseconds apart, sum well above one alone.
+    assert!(
+        peak > 0.6,
+        "peak {peak}: the second client was not mixed in"
+    );
 }
