@@ -373,4 +373,95 @@ mod tests {
         assert_eq!(p.read_index(), 9_600);
         assert_eq!(ev, vec![Event::Request(9_600)]);
     }
+
+    fn stream(prebuf: u32) -> Playback {
+        let attr = Attr {
+            max_length: 16_000,
+            target_length: 8_000,
+            prebuf,
+            min_request: 800,
+        };
+        Playback::new(Converter::new(Format::F32Le, 2, 48_000), attr, false)
+    }
+
+    fn samples(v: f32, frames: usize) -> Vec<u8> {
+        (0..frames * 2).flat_map(|_| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn cork_silences_and_keeps_the_buffer() {
+        let mut p = stream(800);
+        let mut ev = Vec::new();
+        p.write(&samples(0.25, 500), &mut ev);
+        p.corked = true;
+        let mut out = vec![0.0; 200];
+        p.mix_into(&mut out);
+        assert!(out.iter().all(|s| *s == 0.0));
+        assert_eq!(p.read_index(), 0);
+        p.corked = false;
+        p.mix_into(&mut out);
+        assert!(out.iter().all(|s| *s == 0.25));
+        assert_eq!(p.read_index(), 800);
+    }
+
+    #[test]
+    fn drain_acks_when_the_buffer_empties_even_below_prebuf() {
+        let mut p = stream(8_000);
+        let mut ev = Vec::new();
+        p.write(&samples(0.5, 300), &mut ev);
+        assert!(ev.is_empty(), "still prebuffering: {ev:?}");
+        assert_eq!(p.drain(7, &mut ev), None);
+        assert_eq!(ev, vec![Event::Started]);
+        ev.clear();
+        let mut out = vec![0.0; 2 * 1000];
+        p.mix_into(&mut out);
+        p.after_mix(&mut ev);
+        assert_eq!(ev.first(), Some(&Event::Drained(7)), "{ev:?}");
+        // An empty stream acks a drain at once.
+        assert_eq!(p.drain(8, &mut ev), Some(8));
+    }
+
+    #[test]
+    fn flush_discards_and_moves_read_to_write() {
+        let mut p = stream(800);
+        let mut ev = Vec::new();
+        p.write(&samples(0.5, 900), &mut ev);
+        p.flush(&mut ev);
+        assert_eq!(p.read_index(), p.write_index);
+        let mut out = vec![0.0; 200];
+        p.write(&samples(0.5, 10), &mut ev);
+        p.mix_into(&mut out);
+        assert!(out.iter().all(|s| *s == 0.0), "flushed audio still played");
+    }
+
+    #[test]
+    fn overflow_is_bounded_and_reported() {
+        let mut p = stream(800);
+        let mut ev = Vec::new();
+        p.write(&samples(0.5, 4_000), &mut ev);
+        assert!(p.buf.len() <= p.cap_frames);
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Overflow(n) if *n > 0)),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn underflow_once_then_prebuffer_again() {
+        let mut p = stream(800);
+        let mut ev = Vec::new();
+        p.write(&samples(0.5, 200), &mut ev);
+        let mut out = vec![0.0; 2 * 400];
+        p.mix_into(&mut out);
+        ev.clear();
+        p.after_mix(&mut ev);
+        assert!(matches!(ev[0], Event::Underflow(_)), "{ev:?}");
+        assert!(!p.is_running());
+        ev.clear();
+        p.after_mix(&mut ev);
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Underflow(_))),
+            "{ev:?}"
+        );
+    }
 }
