@@ -296,3 +296,44 @@ fn two_clients_are_summed() {
         "peak {peak}: the second client was not mixed in"
     );
 }
+
+#[test]
+fn sdl2_loopwave_plays_and_survives() {
+    let exe = "/usr/libexec/installed-tests/SDL2/loopwave";
+    assert!(
+        Path::new(exe).is_file(),
+        "{exe} missing: install the Debian package `libsdl2-tests`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("native");
+    let server = PulseServer::start(&sock, Limits::default()).unwrap();
+    // loopwave finds sample.wav relative to its working directory.
+    let mut child = Command::new(exe)
+        .current_dir("/usr/libexec/installed-tests/SDL2")
+        .env("SDL_AUDIODRIVER", "pulseaudio")
+        .env("SDL_VIDEODRIVER", "dummy")
+        .env("PULSE_SERVER", format!("unix:{}", sock.display()))
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn loopwave");
+    let start = Instant::now();
+    let mut pulled = 0usize;
+    let mut chunk = Vec::new();
+    let mut loud = 0usize;
+    while start.elapsed() < Duration::from_secs(3) {
+        let due = (start.elapsed().as_secs_f64() * f64::from(MIX_RATE)) as usize;
+        server.mix(due - pulled, &mut chunk);
+        pulled = due;
+        loud += chunk.chunks_exact(2).filter(|f| f[0].abs() > 0.01).count();
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("loopwave exited early: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Over the last ~2.5 s of looping, a good part of the frames must carry sound.
+    assert!(loud > 48_000, "only {loud} audible frames from loopwave");
+}
