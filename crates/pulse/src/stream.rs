@@ -130,6 +130,18 @@ impl Converter {
         self.pos -= drop as f64;
     }
 
+    /// Emits the tail the interpolator holds back (it waits for the next input frame), by
+    /// holding the last frame; used on drain so the very end of a sound is played.
+    pub(crate) fn finish(&mut self, out: &mut VecDeque<[f32; 2]>) {
+        if let Some(&last) = self.pending.last() {
+            self.pending.push(last);
+            self.resample(out);
+            // The tail is out; what comes after a drain starts a fresh interpolation.
+            self.pending.clear();
+            self.pos = 0.0;
+        }
+    }
+
     /// Forgets all partial state (flush).
     pub(crate) fn reset(&mut self) {
         self.leftover.clear();
@@ -322,6 +334,7 @@ impl Playback {
 
     /// Registers a drain; returns the sequence to ack now if nothing is buffered.
     pub(crate) fn drain(&mut self, seq: u32, events: &mut Vec<Event>) -> Option<u32> {
+        self.conv.finish(&mut self.buf);
         if self.buf.is_empty() {
             return Some(seq);
         }
@@ -415,6 +428,8 @@ mod tests {
         ev.clear();
         let mut out = vec![0.0; 2 * 1000];
         p.mix_into(&mut out);
+        // Every frame written is played, including the one the interpolator held back.
+        assert_eq!(out.iter().filter(|s| **s == 0.5).count(), 600);
         p.after_mix(&mut ev);
         assert_eq!(ev.first(), Some(&Event::Drained(7)), "{ev:?}");
         // An empty stream acks a drain at once.
