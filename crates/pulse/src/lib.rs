@@ -9,7 +9,7 @@
 //! host pulls is how fast games drain their buffers, so the host must call `mix` at real-time
 //! pace (48 000 frames per second on average) and stamp the result with its own timeline.
 //!
-//! Resampling is linear interpolation for now (no band-limiting).
+//! Resampling is band-limited sinc interpolation (rubato), in ~5 ms input chunks.
 #![forbid(unsafe_code)]
 
 mod client;
