@@ -158,10 +158,15 @@ pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), 
             std::thread::Builder::new()
                 .name(format!("pulse-c{id}"))
                 .spawn(move || {
-                    let r = read_loop(id, conn, &shared);
+                    // The protocol decoder is third-party code fed by the sandbox: if it ever
+                    // panics, drop this client like any other bad one, not leak its slot.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        read_loop(id, conn, &shared)
+                    }));
                     match r {
-                        Ok(()) => log::debug!("pulse: client {id} disconnected"),
-                        Err(e) => log::warn!("pulse: client {id} dropped: {e}"),
+                        Ok(Ok(())) => log::debug!("pulse: client {id} disconnected"),
+                        Ok(Err(e)) => log::warn!("pulse: client {id} dropped: {e}"),
+                        Err(_) => log::error!("pulse: client {id} dropped: decoder panicked"),
                     }
                     if let Some(slot) = lock(&shared).clients.remove(&id) {
                         slot.shutdown();
