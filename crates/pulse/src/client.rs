@@ -1,0 +1,516 @@
+//! One connected client: a reader thread running the protocol state machine
+//! (auth → client name → streams) and a writer thread draining a bounded outbox, so that
+//! neither `mix` nor other clients ever block on this client's socket.
+
+use crate::stream::{Attr, Converter, Event, Format, Playback};
+use crate::{lock, PulseError, SharedRef};
+use pulseaudio::protocol::{self as pa, Command};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::{Cursor, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::time::SystemTime;
+
+/// Messages queued for one client before we consider it stuck and drop it.
+const OUTBOX: usize = 512;
+/// Frame header: length, channel, offset high, offset low, flags (all big-endian u32).
+const HEADER: usize = 20;
+/// The control channel.
+const CONTROL: u32 = u32::MAX;
+/// Seek-mode bits of the frame flags; we take only relative writes at offset 0.
+const SEEK_MASK: u32 = 0xff;
+
+const SINK_NAME: &str = "crosscast";
+const MONITOR_NAME: &str = "crosscast.monitor";
+
+/// A client as seen by `mix` and by the other threads.
+pub(crate) struct Slot {
+    id: u64,
+    out: SyncSender<Vec<u8>>,
+    sock: UnixStream,
+    version: u16,
+    streams: HashMap<u32, Playback>,
+    next_channel: u32,
+}
+
+impl Slot {
+    /// Number of playback streams.
+    pub(crate) fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Closes the socket; the reader thread then removes the slot.
+    pub(crate) fn shutdown(&self) {
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+
+    /// Queues a message; a client whose outbox is full is disconnected.
+    fn send(&self, msg: Vec<u8>) {
+        match self.out.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                log::warn!(
+                    "pulse: client {} does not read its socket, disconnecting",
+                    self.id
+                );
+                self.shutdown();
+            }
+            Err(TrySendError::Disconnected(_)) => self.shutdown(),
+        }
+    }
+
+    fn send_events(&self, channel: u32, events: &mut Vec<Event>) {
+        for ev in events.drain(..) {
+            let msg = match ev {
+                Event::Started => command(&Command::Started(channel), self.version),
+                Event::Request(length) => command(
+                    &Command::Request(pa::Request { channel, length }),
+                    self.version,
+                ),
+                Event::Overflow(n) => command(&Command::Overflow(n), self.version),
+                Event::Underflow(offset) => command(
+                    &Command::Underflow(pa::Underflow { channel, offset }),
+                    self.version,
+                ),
+                Event::Drained(seq) => ack(seq),
+            };
+            if let Some(msg) = msg {
+                self.send(msg);
+            }
+        }
+    }
+
+    /// Adds this client's running streams into `out` and sends the resulting flow control.
+    pub(crate) fn mix(&mut self, out: &mut [f32]) {
+        let mut events = Vec::new();
+        let mut all = Vec::new();
+        for (&ch, s) in self.streams.iter_mut() {
+            s.mix_into(out);
+            s.after_mix(&mut events);
+            if !events.is_empty() {
+                all.push((ch, std::mem::take(&mut events)));
+            }
+        }
+        for (ch, mut ev) in all {
+            self.send_events(ch, &mut ev);
+        }
+    }
+}
+
+fn encode(f: impl FnOnce(&mut Vec<u8>) -> Result<(), pa::ProtocolError>) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    match f(&mut v) {
+        Ok(()) => Some(v),
+        Err(e) => {
+            // Only our own replies are encoded here; failing means a bug, not bad input.
+            log::error!("pulse: cannot encode a message: {e}");
+            None
+        }
+    }
+}
+
+fn command(cmd: &Command, version: u16) -> Option<Vec<u8>> {
+    encode(|v| pa::write_command_message(v, u32::MAX, cmd, version))
+}
+
+fn ack(seq: u32) -> Option<Vec<u8>> {
+    encode(|v| pa::write_ack_message(v, seq))
+}
+
+fn error(seq: u32, e: pa::PulseError) -> Option<Vec<u8>> {
+    encode(|v| pa::write_error(v, seq, &e))
+}
+
+fn reply<R: pa::CommandReply>(seq: u32, r: &R, version: u16) -> Option<Vec<u8>> {
+    encode(|v| pa::write_reply_message(v, seq, r, version))
+}
+
+/// Registers a new connection and starts its threads; refuses it past `max_clients`.
+pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), PulseError> {
+    let (tx, rx) = sync_channel(OUTBOX);
+    let writer = conn.try_clone()?;
+    {
+        let mut g = lock(&shared);
+        if g.clients.len() >= g.limits.max_clients {
+            log::warn!(
+                "pulse: refusing client {id}: {} clients connected",
+                g.clients.len()
+            );
+            return Ok(());
+        }
+        let slot = Slot {
+            id,
+            out: tx,
+            sock: conn.try_clone()?,
+            version: pa::MIN_VERSION,
+            streams: HashMap::new(),
+            next_channel: 0,
+        };
+        g.clients.insert(id, slot);
+    }
+    let spawned = std::thread::Builder::new()
+        .name(format!("pulse-w{id}"))
+        .spawn(move || write_loop(writer, rx))
+        .and_then(|_| {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("pulse-c{id}"))
+                .spawn(move || {
+                    // The protocol decoder is third-party code fed by the sandbox: if it ever
+                    // panics, drop this client like any other bad one, not leak its slot.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        read_loop(id, conn, &shared)
+                    }));
+                    match r {
+                        Ok(Ok(())) => log::debug!("pulse: client {id} disconnected"),
+                        Ok(Err(e)) => log::warn!("pulse: client {id} dropped: {e}"),
+                        Err(_) => log::error!("pulse: client {id} dropped: decoder panicked"),
+                    }
+                    if let Some(slot) = lock(&shared).clients.remove(&id) {
+                        slot.shutdown();
+                    }
+                })
+        });
+    if let Err(e) = spawned {
+        if let Some(slot) = lock(&shared).clients.remove(&id) {
+            slot.shutdown();
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+fn write_loop(mut sock: UnixStream, rx: Receiver<Vec<u8>>) {
+    for msg in rx {
+        if sock.write_all(&msg).is_err() {
+            let _ = sock.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Reads frames until EOF or a violation; the caller removes the client afterwards.
+fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), PulseError> {
+    let max_frame = lock(shared).limits.max_frame;
+    let mut authed = false;
+    let mut version = pa::MIN_VERSION;
+    let mut payload = Vec::new();
+    loop {
+        let mut hdr = [0u8; HEADER];
+        match sock.read_exact(&mut hdr) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let word = |i: usize| u32::from_be_bytes([hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]]);
+        let (len, channel, off_hi, off_lo, flags) = (word(0), word(4), word(8), word(12), word(16));
+        if len > max_frame {
+            return Err(PulseError::FrameTooLarge {
+                len,
+                max: max_frame,
+            });
+        }
+        payload.resize(len as usize, 0);
+        sock.read_exact(&mut payload)?;
+        if channel != CONTROL {
+            if !authed {
+                return Err(PulseError::Violation("audio before auth"));
+            }
+            if off_hi != 0 || off_lo != 0 || flags & SEEK_MASK != 0 {
+                return Err(PulseError::Violation("seeking writes are not supported"));
+            }
+            let mut g = lock(shared);
+            let Some(slot) = g.clients.get_mut(&id) else {
+                return Ok(());
+            };
+            let Some(s) = slot.streams.get_mut(&channel) else {
+                return Err(PulseError::Violation("audio for an unknown channel"));
+            };
+            let mut events = Vec::new();
+            s.write(&payload, &mut events);
+            slot.send_events(channel, &mut events);
+            continue;
+        }
+        // Decode outside the lock: a slow or (crate bug) panicking decode affects only us.
+        let (seq, cmd) = Command::read_tag_prefixed(&mut Cursor::new(&payload[..]), version)?;
+        if !authed {
+            let Command::Auth(p) = cmd else {
+                return Err(PulseError::Violation("first command is not auth"));
+            };
+            version = p.version.min(pa::MAX_VERSION);
+            if version < pa::MIN_VERSION {
+                return Err(PulseError::Violation("protocol version too old"));
+            }
+            authed = true;
+            let mut g = lock(shared);
+            let Some(slot) = g.clients.get_mut(&id) else {
+                return Ok(());
+            };
+            slot.version = version;
+            // No shm/memfd: audio comes inline on the socket, nothing to map from the sandbox.
+            let r = pa::AuthReply {
+                version,
+                use_memfd: false,
+                use_shm: false,
+            };
+            if let Some(m) = reply(seq, &r, version) {
+                slot.send(m);
+            }
+            continue;
+        }
+        let mut g = lock(shared);
+        let limits = g.limits;
+        let sink_usec = g.sink_usec;
+        let Some(slot) = g.clients.get_mut(&id) else {
+            return Ok(());
+        };
+        let msg = handle(id, slot, seq, cmd, &limits, sink_usec);
+        if let Some(m) = msg {
+            slot.send(m);
+        }
+    }
+}
+
+fn sink_spec() -> pa::SampleSpec {
+    pa::SampleSpec {
+        format: pa::SampleFormat::Float32Le,
+        channels: 2,
+        sample_rate: crate::MIX_RATE,
+    }
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
+fn sink_info() -> pa::SinkInfo {
+    let mut s = pa::SinkInfo::new_dummy(0);
+    s.name = cstring(SINK_NAME);
+    s.description = Some(cstring("crosscast stream"));
+    s.sample_spec = sink_spec();
+    s.channel_map = pa::ChannelMap::stereo();
+    s.monitor_source_name = Some(cstring(MONITOR_NAME));
+    s
+}
+
+fn handle(
+    id: u64,
+    slot: &mut Slot,
+    seq: u32,
+    cmd: Command,
+    limits: &crate::Limits,
+    sink_usec: u64,
+) -> Option<Vec<u8>> {
+    let ver = slot.version;
+    match cmd {
+        Command::Auth(_) => error(seq, pa::PulseError::BadState),
+        Command::SetClientName(_) => reply(
+            seq,
+            &pa::SetClientNameReply {
+                client_id: id as u32,
+            },
+            ver,
+        ),
+        Command::GetServerInfo => {
+            // SDL2 dereferences both default names: they must be non-null.
+            let si = pa::ServerInfo {
+                server_name: Some(cstring("pulseaudio")),
+                server_version: Some(cstring("16.1.0-crosscast")),
+                user_name: Some(cstring("game")),
+                host_name: Some(cstring("crosscast")),
+                sample_spec: sink_spec(),
+                channel_map: pa::ChannelMap::stereo(),
+                default_sink_name: Some(cstring(SINK_NAME)),
+                default_source_name: Some(cstring(MONITOR_NAME)),
+                cookie: 0,
+            };
+            reply(seq, &si, ver)
+        }
+        Command::GetSinkInfo(q) => {
+            let ok = q.index.is_none_or(|i| i == 0)
+                && q.name.as_ref().is_none_or(|n| {
+                    n.as_bytes() == SINK_NAME.as_bytes() || n.as_c_str() == pa::DEFAULT_SINK
+                });
+            if ok {
+                reply(seq, &sink_info(), ver)
+            } else {
+                error(seq, pa::PulseError::NoEntity)
+            }
+        }
+        Command::GetSinkInfoList => reply(seq, &vec![sink_info()], ver),
+        Command::GetSourceInfoList => reply(seq, &Vec::<pa::SourceInfo>::new(), ver),
+        Command::LookupSink(_) => reply(seq, &pa::LookupReply(0), ver),
+        Command::Subscribe(_)
+        | Command::SetPlaybackStreamName(_)
+        | Command::UpdatePlaybackStreamProplist(_)
+        | Command::UpdateClientProplist(_) => ack(seq),
+        Command::CreatePlaybackStream(p) => create(slot, seq, p, limits),
+        Command::GetPlaybackLatency(q) => match slot.streams.get(&q.channel) {
+            Some(s) => {
+                let r = pa::PlaybackLatency {
+                    sink_usec,
+                    source_usec: 0,
+                    playing: s.is_running(),
+                    local_time: q.now,
+                    remote_time: SystemTime::now(),
+                    write_offset: s.write_index as i64,
+                    read_offset: s.read_index() as i64,
+                    underrun_for: 0,
+                    playing_for: 0,
+                };
+                reply(seq, &r, ver)
+            }
+            None => error(seq, pa::PulseError::NoEntity),
+        },
+        Command::CorkPlaybackStream(c) => with_stream(slot, seq, c.channel, |s, _| {
+            s.corked = c.cork;
+            true
+        }),
+        Command::FlushPlaybackStream(ch) => with_stream(slot, seq, ch, |s, ev| {
+            s.flush(ev);
+            true
+        }),
+        Command::TriggerPlaybackStream(ch) => with_stream(slot, seq, ch, |s, ev| {
+            s.trigger(ev);
+            true
+        }),
+        Command::PrebufPlaybackStream(ch) => with_stream(slot, seq, ch, |s, _| {
+            s.prebuf();
+            true
+        }),
+        Command::DrainPlaybackStream(ch) => {
+            // The ack comes from `mix` when the buffer empties, unless it already is empty.
+            with_stream(slot, seq, ch, |s, ev| s.drain(seq, ev).is_some())
+        }
+        Command::DeletePlaybackStream(ch) => match slot.streams.remove(&ch) {
+            Some(_) => ack(seq),
+            None => error(seq, pa::PulseError::NoEntity),
+        },
+        other => {
+            log::debug!("pulse: client {id}: unimplemented {:?}", other.tag());
+            error(seq, pa::PulseError::NotImplemented)
+        }
+    }
+}
+
+/// Runs `f` on a stream and acks when it returns true; unknown channels get `NoEntity`.
+fn with_stream(
+    slot: &mut Slot,
+    seq: u32,
+    ch: u32,
+    f: impl FnOnce(&mut Playback, &mut Vec<Event>) -> bool,
+) -> Option<Vec<u8>> {
+    let mut events = Vec::new();
+    let Some(s) = slot.streams.get_mut(&ch) else {
+        return error(seq, pa::PulseError::NoEntity);
+    };
+    let ack_now = f(s, &mut events);
+    // The ack goes first: libpulse expects the reply before the events it caused.
+    let msg = if ack_now { ack(seq) } else { None };
+    if let Some(m) = msg {
+        slot.send(m);
+    }
+    slot.send_events(ch, &mut events);
+    None
+}
+
+fn create(
+    slot: &mut Slot,
+    seq: u32,
+    p: pa::PlaybackStreamParams,
+    limits: &crate::Limits,
+) -> Option<Vec<u8>> {
+    if slot.streams.len() >= limits.max_streams {
+        log::warn!(
+            "pulse: client {}: stream limit {} reached",
+            slot.id,
+            limits.max_streams
+        );
+        return error(seq, pa::PulseError::TooLarge);
+    }
+    let spec = p.sample_spec;
+    let format = match spec.format {
+        pa::SampleFormat::U8 => Format::U8,
+        pa::SampleFormat::S16Le => Format::S16Le,
+        pa::SampleFormat::S32Le => Format::S32Le,
+        pa::SampleFormat::Float32Le => Format::F32Le,
+        _ => return error(seq, pa::PulseError::NotSupported),
+    };
+    if !(1..=2).contains(&spec.channels) || !(8_000..=192_000).contains(&spec.sample_rate) {
+        return error(seq, pa::PulseError::NotSupported);
+    }
+    let conv = Converter::new(format, usize::from(spec.channels), spec.sample_rate);
+    let attr = fill_attr(
+        &p.buffer_attr,
+        conv.frame_bytes() as u32,
+        spec.sample_rate,
+        limits,
+    );
+    let channel = slot.next_channel;
+    slot.next_channel = slot.next_channel.wrapping_add(1);
+    let s = Playback::new(conv, attr, p.flags.start_corked);
+    let buffer_attr = pa::stream::BufferAttr {
+        max_length: attr.max_length,
+        target_length: attr.target_length,
+        pre_buffering: attr.prebuf,
+        minimum_request_length: attr.min_request,
+        fragment_size: 0,
+    };
+    let r = pa::CreatePlaybackStreamReply {
+        channel,
+        stream_index: channel,
+        requested_bytes: s.initial_request(),
+        buffer_attr,
+        sample_spec: spec,
+        channel_map: p.channel_map,
+        stream_latency: 0,
+        sink_index: 0,
+        sink_name: Some(cstring(SINK_NAME)),
+        suspended: false,
+        ..Default::default()
+    };
+    slot.streams.insert(channel, s);
+    reply(seq, &r, slot.version)
+}
+
+/// Replaces the client's -1s with our defaults and clamps everything to sane, frame-aligned bounds.
+fn fill_attr(a: &pa::stream::BufferAttr, frame: u32, rate: u32, limits: &crate::Limits) -> Attr {
+    let per_ms = |ms: u32| -> u32 { (u64::from(rate) * u64::from(ms) / 1000) as u32 * frame };
+    let align = |x: u32| (x / frame).max(1) * frame;
+    let cap = align(limits.max_stream_bytes);
+    let max_length = if a.max_length == u32::MAX {
+        cap
+    } else {
+        align(a.max_length.min(cap))
+    };
+    let tl = if a.target_length == u32::MAX {
+        per_ms(2000)
+    } else {
+        a.target_length
+    };
+    let target_length = align(tl.clamp(per_ms(10), max_length));
+    let mr = if a.minimum_request_length == u32::MAX {
+        target_length / 4
+    } else {
+        a.minimum_request_length
+    };
+    let min_request = align(mr.min(target_length));
+    let pb = if a.pre_buffering == u32::MAX {
+        target_length
+    } else {
+        a.pre_buffering
+    };
+    let prebuf = if pb == 0 {
+        0
+    } else {
+        align(pb.min(target_length))
+    };
+    Attr {
+        max_length,
+        target_length,
+        prebuf,
+        min_request,
+    }
+}

@@ -1,0 +1,140 @@
+//! Per-client limits, driven by a minimal protocol client built from the `pulseaudio` crate.
+
+use crosscast_pulse::{Limits, PulseServer};
+use pulseaudio::protocol::{self as pa, Command};
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+const VERSION: u16 = 35;
+
+fn connect(server: &PulseServer) -> (UnixStream, BufReader<UnixStream>) {
+    let s = UnixStream::connect(server.socket_path()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let auth = pa::AuthParams {
+        version: VERSION,
+        supports_shm: false,
+        supports_memfd: false,
+        cookie: vec![0; 256],
+    };
+    pa::write_command_message(&mut w, 0, &Command::Auth(auth), VERSION).unwrap();
+    let (_, a): (u32, pa::AuthReply) = pa::read_reply_message(&mut r, VERSION).unwrap();
+    assert!(
+        !a.use_shm && !a.use_memfd,
+        "server must decline shared memory"
+    );
+    (w, r)
+}
+
+fn create(
+    w: &mut UnixStream,
+    r: &mut BufReader<UnixStream>,
+    seq: u32,
+    spec: pa::SampleSpec,
+) -> Result<pa::CreatePlaybackStreamReply, pa::ProtocolError> {
+    let p = pa::PlaybackStreamParams {
+        sample_spec: spec,
+        channel_map: pa::ChannelMap::stereo(),
+        buffer_attr: pa::stream::BufferAttr {
+            max_length: u32::MAX,
+            target_length: u32::MAX,
+            pre_buffering: u32::MAX,
+            minimum_request_length: u32::MAX,
+            fragment_size: u32::MAX,
+        },
+        ..Default::default()
+    };
+    pa::write_command_message(w, seq, &Command::CreatePlaybackStream(p), VERSION).unwrap();
+    pa::read_reply_message(r, VERSION).map(|(_, rep)| rep)
+}
+
+fn s16(channels: u8, rate: u32) -> pa::SampleSpec {
+    pa::SampleSpec {
+        format: pa::SampleFormat::S16Le,
+        channels,
+        sample_rate: rate,
+    }
+}
+
+#[test]
+fn stream_limit_and_unsupported_specs_are_refused_without_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_streams: 2,
+        ..Limits::default()
+    };
+    let server = PulseServer::start(&dir.path().join("native"), limits).unwrap();
+    let (mut w, mut r) = connect(&server);
+    // Unsupported: 6 channels, 4 kHz, big-endian.
+    for (seq, spec) in [
+        (1, s16(6, 48_000)),
+        (2, s16(2, 4_000)),
+        (
+            3,
+            pa::SampleSpec {
+                format: pa::SampleFormat::S16Be,
+                channels: 2,
+                sample_rate: 48_000,
+            },
+        ),
+    ] {
+        let e = create(&mut w, &mut r, seq, spec).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                pa::ProtocolError::ServerError(pa::PulseError::NotSupported)
+            ),
+            "{e:?}"
+        );
+    }
+    let a = create(&mut w, &mut r, 4, s16(2, 44_100)).unwrap();
+    // The -1s were filled in: frame-aligned, ordered, bounded by the limit.
+    let b = a.buffer_attr;
+    assert!(
+        b.max_length <= limits.max_stream_bytes && b.max_length % 4 == 0,
+        "{b:?}"
+    );
+    assert!(b.minimum_request_length <= b.target_length && b.target_length <= b.max_length);
+    assert!(
+        b.pre_buffering <= b.target_length && b.pre_buffering > 0,
+        "{b:?}"
+    );
+    create(&mut w, &mut r, 5, s16(1, 8_000)).unwrap();
+    let e = create(&mut w, &mut r, 6, s16(2, 48_000)).unwrap_err();
+    assert!(
+        matches!(e, pa::ProtocolError::ServerError(pa::PulseError::TooLarge)),
+        "{e:?}"
+    );
+    assert_eq!(server.stream_count(), 2);
+    assert_eq!(server.client_count(), 1);
+    // Hanging up drops the client's streams.
+    drop((w, r));
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while server.stream_count() != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(server.stream_count(), 0);
+}
+
+#[test]
+fn client_limit_refuses_extra_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_clients: 1,
+        ..Limits::default()
+    };
+    let server = PulseServer::start(&dir.path().join("native"), limits).unwrap();
+    let _first = connect(&server);
+    let mut s = UnixStream::connect(server.socket_path()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut b = [0u8; 1];
+    // The refused connection is closed before anything is read from it.
+    match std::io::Read::read(&mut s, &mut b) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("extra client was not refused: {other:?}"),
+    }
+    assert_eq!(server.client_count(), 1);
+}
