@@ -2,8 +2,8 @@
 //! (auth → client name → streams) and a writer thread draining a bounded outbox, so that
 //! neither `mix` nor other clients ever block on this client's socket.
 
-use crate::stream::{Attr, Converter, Event, Format, Playback};
-use crate::{lock, PulseError, SharedRef};
+use crate::stream::{Attr, Converter, Delays, Event, Format, Playback};
+use crate::{lock, Clock, Notes, PulseError, PulseStats, SharedRef};
 use pulseaudio::protocol::{self as pa, Command};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -27,12 +27,17 @@ const MONITOR_NAME: &str = "crosscast.monitor";
 
 /// A client as seen by `mix` and by the other threads.
 pub(crate) struct Slot {
-    id: u64,
     out: SyncSender<Vec<u8>>,
     sock: UnixStream,
     version: u16,
     streams: HashMap<u32, Playback>,
     next_channel: u32,
+    /// Set when the outbox overflowed: the client does not read its socket.
+    stuck: bool,
+    /// How notes name this client: its `application.name` once it said, else `None`.
+    name: Option<String>,
+    /// Whether the "connected" note was written.
+    announced: bool,
 }
 
 impl Slot {
@@ -47,21 +52,19 @@ impl Slot {
     }
 
     /// Queues a message; a client whose outbox is full is disconnected.
-    fn send(&self, msg: Vec<u8>) {
+    fn send(&mut self, msg: Vec<u8>) {
         match self.out.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                log::warn!(
-                    "pulse: client {} does not read its socket, disconnecting",
-                    self.id
-                );
+                // The reader thread notes the reason when it sees the socket close.
+                self.stuck = true;
                 self.shutdown();
             }
             Err(TrySendError::Disconnected(_)) => self.shutdown(),
         }
     }
 
-    fn send_events(&self, channel: u32, events: &mut Vec<Event>) {
+    fn send_events(&mut self, channel: u32, events: &mut Vec<Event>) {
         for ev in events.drain(..) {
             let msg = match ev {
                 Event::Started => command(&Command::Started(channel), self.version),
@@ -83,11 +86,11 @@ impl Slot {
     }
 
     /// Adds this client's running streams into `out` and sends the resulting flow control.
-    pub(crate) fn mix(&mut self, out: &mut [f32]) {
+    pub(crate) fn mix(&mut self, out: &mut [f32], next_play: Option<u64>, delays: &mut Delays) {
         let mut events = Vec::new();
         let mut all = Vec::new();
         for (&ch, s) in self.streams.iter_mut() {
-            s.mix_into(out);
+            s.mix_into(out, next_play, delays);
             s.after_mix(&mut events);
             if !events.is_empty() {
                 all.push((ch, std::mem::take(&mut events)));
@@ -134,19 +137,22 @@ pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), 
     {
         let mut g = lock(&shared);
         if g.clients.len() >= g.limits.max_clients {
-            log::warn!(
-                "pulse: refusing client {id}: {} clients connected",
-                g.clients.len()
-            );
+            let n = g.clients.len();
+            g.notes.push(format!(
+                "client {id} refused: {n} clients connected, the limit"
+            ));
+            g.stats.clients_refused += 1;
             return Ok(());
         }
         let slot = Slot {
-            id,
             out: tx,
             sock: conn.try_clone()?,
             version: pa::MIN_VERSION,
             streams: HashMap::new(),
             next_channel: 0,
+            stuck: false,
+            name: None,
+            announced: false,
         };
         g.clients.insert(id, slot);
     }
@@ -163,13 +169,28 @@ pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), 
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         read_loop(id, conn, &shared)
                     }));
-                    match r {
-                        Ok(Ok(())) => log::debug!("pulse: client {id} disconnected"),
-                        Ok(Err(e)) => log::warn!("pulse: client {id} dropped: {e}"),
-                        Err(_) => log::error!("pulse: client {id} dropped: decoder panicked"),
+                    let mut reason = match r {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(error_chain(&e)),
+                        Err(_) => Some("the protocol decoder panicked".to_owned()),
+                    };
+                    let mut g = lock(&shared);
+                    let Some(slot) = g.clients.remove(&id) else {
+                        return;
+                    };
+                    slot.shutdown();
+                    if slot.stuck {
+                        // Its socket was closed under it, so the reader saw EOF or an error.
+                        reason = Some("it does not read its socket".to_owned());
                     }
-                    if let Some(slot) = lock(&shared).clients.remove(&id) {
-                        slot.shutdown();
+                    let who = describe(id, slot.name.as_deref());
+                    match reason {
+                        Some(r) => {
+                            g.stats.clients_dropped += 1;
+                            log::warn!("pulse: {who} dropped: {r}");
+                            g.notes.push(format!("{who} dropped: {r}"));
+                        }
+                        None => g.notes.push(format!("{who} disconnected")),
                     }
                 })
         });
@@ -180,6 +201,38 @@ pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), 
         return Err(e.into());
     }
     Ok(())
+}
+
+/// An error and its sources on one line, for notes.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// How notes name a client.
+fn describe(id: u64, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("client {id} ({n:?})"),
+        None => format!("client {id}"),
+    }
+}
+
+/// The client's `application.name`, shortened and made printable for notes.
+fn app_name(props: &pa::Props) -> Option<String> {
+    let raw = props.get(pa::Prop::ApplicationName)?;
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    let name: String = String::from_utf8_lossy(raw)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    Some(name)
 }
 
 fn write_loop(mut sock: UnixStream, rx: Receiver<Vec<u8>>) {
@@ -222,6 +275,8 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
                 return Err(PulseError::Violation("seeking writes are not supported"));
             }
             let mut g = lock(shared);
+            g.stats.bytes_received += (HEADER + payload.len()) as u64;
+            let now = (g.clock)();
             let Some(slot) = g.clients.get_mut(&id) else {
                 return Ok(());
             };
@@ -229,10 +284,11 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
                 return Err(PulseError::Violation("audio for an unknown channel"));
             };
             let mut events = Vec::new();
-            s.write(&payload, &mut events);
+            s.write(&payload, now, &mut events);
             slot.send_events(channel, &mut events);
             continue;
         }
+        lock(shared).stats.bytes_received += (HEADER + payload.len()) as u64;
         // Decode outside the lock: a slow or (crate bug) panicking decode affects only us.
         let (seq, cmd) = Command::read_tag_prefixed(&mut Cursor::new(&payload[..]), version)?;
         if !authed {
@@ -261,12 +317,26 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
             continue;
         }
         let mut g = lock(shared);
-        let limits = g.limits;
-        let sink_usec = g.sink_usec;
-        let Some(slot) = g.clients.get_mut(&id) else {
+        let crate::Shared {
+            limits,
+            clients,
+            next_play,
+            clock,
+            notes,
+            stats,
+            ..
+        } = &mut *g;
+        let Some(slot) = clients.get_mut(&id) else {
             return Ok(());
         };
-        let msg = handle(id, slot, seq, cmd, &limits, sink_usec);
+        let mut ctx = Ctx {
+            limits,
+            next_play: *next_play,
+            clock: *clock,
+            notes,
+            stats,
+        };
+        let msg = handle(id, slot, seq, cmd, &mut ctx);
         if let Some(m) = msg {
             slot.send(m);
         }
@@ -295,15 +365,26 @@ fn sink_info() -> pa::SinkInfo {
     s
 }
 
-fn handle(
-    id: u64,
-    slot: &mut Slot,
-    seq: u32,
-    cmd: Command,
-    limits: &crate::Limits,
-    sink_usec: u64,
-) -> Option<Vec<u8>> {
+/// What a command handler may use of the shared state besides its own client.
+struct Ctx<'a> {
+    limits: &'a crate::Limits,
+    next_play: Option<u64>,
+    clock: Clock,
+    notes: &'a mut Notes,
+    stats: &'a mut PulseStats,
+}
+
+fn handle(id: u64, slot: &mut Slot, seq: u32, cmd: Command, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
     let ver = slot.version;
+    if !slot.announced {
+        // libpulse names itself right after auth; a client that does not is noted unnamed.
+        slot.announced = true;
+        if let Command::SetClientName(props) = &cmd {
+            slot.name = app_name(props);
+        }
+        ctx.notes
+            .push(format!("{} connected", describe(id, slot.name.as_deref())));
+    }
     match cmd {
         Command::Auth(_) => error(seq, pa::PulseError::BadState),
         Command::SetClientName(_) => reply(
@@ -346,9 +427,17 @@ fn handle(
         | Command::SetPlaybackStreamName(_)
         | Command::UpdatePlaybackStreamProplist(_)
         | Command::UpdateClientProplist(_) => ack(seq),
-        Command::CreatePlaybackStream(p) => create(slot, seq, p, limits),
+        Command::CreatePlaybackStream(p) => create(id, slot, seq, p, ctx),
         Command::GetPlaybackLatency(q) => match slot.streams.get(&q.channel) {
             Some(s) => {
+                // read_index counts frames already mixed, and the next frame the mix reads
+                // is heard at next_play. So the client's own estimate, now + (write_index -
+                // read_index) / rate + sink_usec, is exactly when its last written sample is
+                // heard, if sink_usec is the time from now to next_play. Computed now, at
+                // reply time, so it shrinks between mixes instead of jumping.
+                let sink_usec = ctx
+                    .next_play
+                    .map_or(0, |t| t.saturating_sub((ctx.clock)()) / 1_000);
                 let r = pa::PlaybackLatency {
                     sink_usec,
                     source_usec: 0,
@@ -357,8 +446,8 @@ fn handle(
                     remote_time: SystemTime::now(),
                     write_offset: s.write_index as i64,
                     read_offset: s.read_index() as i64,
-                    underrun_for: 0,
-                    playing_for: 0,
+                    underrun_for: s.underrun_for(),
+                    playing_for: s.playing_for(),
                 };
                 reply(seq, &r, ver)
             }
@@ -417,30 +506,46 @@ fn with_stream(
 }
 
 fn create(
+    id: u64,
     slot: &mut Slot,
     seq: u32,
     p: pa::PlaybackStreamParams,
-    limits: &crate::Limits,
+    ctx: &mut Ctx<'_>,
 ) -> Option<Vec<u8>> {
+    let limits = ctx.limits;
+    let who = describe(id, slot.name.as_deref());
     if slot.streams.len() >= limits.max_streams {
-        log::warn!(
-            "pulse: client {}: stream limit {} reached",
-            slot.id,
+        ctx.stats.streams_refused += 1;
+        ctx.notes.push(format!(
+            "{who}: stream refused: the limit of {} streams per client is reached",
             limits.max_streams
-        );
+        ));
         return error(seq, pa::PulseError::TooLarge);
     }
     let spec = p.sample_spec;
     let format = match spec.format {
-        pa::SampleFormat::U8 => Format::U8,
-        pa::SampleFormat::S16Le => Format::S16Le,
-        pa::SampleFormat::S32Le => Format::S32Le,
-        pa::SampleFormat::Float32Le => Format::F32Le,
-        _ => return error(seq, pa::PulseError::NotSupported),
+        pa::SampleFormat::U8 => Some(Format::U8),
+        pa::SampleFormat::S16Le => Some(Format::S16Le),
+        pa::SampleFormat::S32Le => Some(Format::S32Le),
+        pa::SampleFormat::Float32Le => Some(Format::F32Le),
+        _ => None,
     };
-    if !(1..=2).contains(&spec.channels) || !(8_000..=192_000).contains(&spec.sample_rate) {
-        return error(seq, pa::PulseError::NotSupported);
-    }
+    let format = match format {
+        Some(f)
+            if (1..=2).contains(&spec.channels)
+                && (8_000..=192_000).contains(&spec.sample_rate) =>
+        {
+            f
+        }
+        _ => {
+            ctx.stats.streams_refused += 1;
+            ctx.notes.push(format!(
+                "{who}: stream refused: unsupported sample spec {:?} {} ch {} Hz",
+                spec.format, spec.channels, spec.sample_rate
+            ));
+            return error(seq, pa::PulseError::NotSupported);
+        }
+    };
     let conv = Converter::new(format, usize::from(spec.channels), spec.sample_rate);
     let attr = fill_attr(
         &p.buffer_attr,

@@ -15,13 +15,12 @@
 mod client;
 mod stream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// Sample rate of everything [`PulseServer::mix`] returns.
 pub const MIX_RATE: u32 = stream::OUT_RATE;
@@ -84,12 +83,83 @@ impl Default for Limits {
     }
 }
 
+/// Counters and gauges of the server, for the host's diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PulseStats {
+    /// Clients connected now.
+    pub clients: usize,
+    /// Playback streams now, over all clients.
+    pub streams: usize,
+    /// Clients disconnected for misbehaviour since start (protocol errors, violations,
+    /// oversized frames, decoder panics, not reading their socket, stream floods).
+    pub clients_dropped: u64,
+    /// Connections refused because `max_clients` were connected.
+    pub clients_refused: u64,
+    /// `CreatePlaybackStream` requests refused (unsupported spec or a stream limit).
+    pub streams_refused: u64,
+    /// 48 kHz frames returned by [`PulseServer::mix`] since start.
+    pub frames_mixed: u64,
+    /// Bytes read from client sockets since start (frame headers and payloads).
+    pub bytes_received: u64,
+    /// Write-delay samples lost because their queue was full (see
+    /// [`PulseServer::take_write_delays`]).
+    pub write_delays_dropped: u64,
+}
+
+/// Notes kept for the host before the oldest are dropped (and counted).
+const MAX_NOTES: usize = 256;
+
+/// Log-worthy lines waiting for [`PulseServer::take_notes`].
+#[derive(Default)]
+struct Notes {
+    lines: VecDeque<String>,
+    /// Lines dropped because the queue was full.
+    dropped: u64,
+}
+
+impl Notes {
+    /// Queues `line` (and logs it), or counts it if the host has not collected in a while.
+    fn push(&mut self, line: String) {
+        log::info!("pulse: {line}");
+        if self.lines.len() >= MAX_NOTES {
+            self.dropped += 1;
+        } else {
+            self.lines.push_back(line);
+        }
+    }
+
+    fn take(&mut self, out: &mut Vec<String>) {
+        out.extend(self.lines.drain(..));
+        if self.dropped > 0 {
+            out.push(format!("{} more notes dropped", self.dropped));
+            self.dropped = 0;
+        }
+    }
+}
+
+/// Where time comes from: CLOCK_MONOTONIC in nanoseconds, replaceable in tests.
+type Clock = fn() -> u64;
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock the host stamps its audio timeline with.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
 /// State shared by the accept thread, the client threads and `mix`.
 struct Shared {
     limits: Limits,
     clients: HashMap<u64, client::Slot>,
-    /// Reported as the sink latency to clients.
-    sink_usec: u64,
+    /// Monotonic ns at which the first frame of the next `mix` is heard; `None` until the
+    /// host says so.
+    next_play: Option<u64>,
+    clock: Clock,
+    notes: Notes,
+    delays: stream::Delays,
+    /// Cumulative counters; the gauges of [`PulseStats`] are computed on demand.
+    stats: PulseStats,
 }
 
 type SharedRef = Arc<Mutex<Shared>>;
@@ -111,6 +181,15 @@ pub struct PulseServer {
 impl PulseServer {
     /// Binds `socket_path` (replacing a stale socket) and serves clients on background threads.
     pub fn start(socket_path: &Path, limits: Limits) -> Result<PulseServer, PulseError> {
+        Self::start_with_clock(socket_path, limits, monotonic_ns)
+    }
+
+    /// `start` with an injected clock (tests drive time by hand).
+    fn start_with_clock(
+        socket_path: &Path,
+        limits: Limits,
+        clock: Clock,
+    ) -> Result<PulseServer, PulseError> {
         if socket_path.exists() {
             // Only a leftover socket from an earlier run can be here; a live one would mean
             // two hosts for one game, which the sandbox layout rules out.
@@ -123,7 +202,11 @@ impl PulseServer {
         let shared = Arc::new(Mutex::new(Shared {
             limits,
             clients: HashMap::new(),
-            sink_usec: 0,
+            next_play: None,
+            clock,
+            notes: Notes::default(),
+            delays: stream::Delays::default(),
+            stats: PulseStats::default(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
@@ -146,19 +229,62 @@ impl PulseServer {
     /// `out` is cleared and filled with `frames * 2` interleaved samples (silence where no
     /// stream plays). Each stream's read counter advances by what it contributed, which
     /// drives its `Request`s, underflow and drain notifications and its latency replies.
-    /// Call at real-time pace; the caller owns timestamps. Samples are not clipped.
+    /// Call at real-time pace, after [`PulseServer::set_next_play`] for this block. Samples
+    /// are not clipped.
     pub fn mix(&self, frames: usize, out: &mut Vec<f32>) {
         out.clear();
         out.resize(frames * MIX_CHANNELS, 0.0);
         let mut g = lock(&self.shared);
-        for slot in g.clients.values_mut() {
-            slot.mix(out);
+        let Shared {
+            clients,
+            next_play,
+            delays,
+            stats,
+            ..
+        } = &mut *g;
+        for slot in clients.values_mut() {
+            slot.mix(out, *next_play, delays);
         }
+        stats.frames_mixed += frames as u64;
     }
 
-    /// Sets the delay from `mix` to the listener, reported to clients as sink latency.
-    pub fn set_sink_latency(&self, latency: Duration) {
-        lock(&self.shared).sink_usec = latency.as_micros().min(u128::from(u64::MAX)) as u64;
+    /// Sets the CLOCK_MONOTONIC time (ns) at which the first frame of the next `mix` is heard.
+    ///
+    /// Latency replies then tell clients `sink_usec = next_play - now` (at reply time, not
+    /// below 0), and write delays are measured against it.
+    pub fn set_next_play(&self, ns: u64) {
+        lock(&self.shared).next_play = Some(ns);
+    }
+
+    /// Moves the log-worthy lines collected since the last call into `out` (clients
+    /// connecting and dropping with their reason, refused streams and connections).
+    ///
+    /// At most 256 lines are kept between calls; beyond that a final "N more notes dropped"
+    /// line says how many were lost.
+    pub fn take_notes(&self, out: &mut Vec<String>) {
+        lock(&self.shared).notes.take(out);
+    }
+
+    /// Moves the audio-path delays measured since the last call into `out`, in ns.
+    ///
+    /// One sample per client write whose first frame has been mixed: the time from the
+    /// write's arrival to that frame's place on the host timeline (the `next_play` of the
+    /// block that mixed it, plus the frame's offset in the block). Writes mixed before any
+    /// `set_next_play`, or discarded by a flush, give no sample. At most 65 536 samples are
+    /// kept between calls; the rest are counted in [`PulseStats::write_delays_dropped`].
+    pub fn take_write_delays(&self, out: &mut Vec<u64>) {
+        out.append(&mut lock(&self.shared).delays.samples);
+    }
+
+    /// Current counters and gauges.
+    pub fn stats(&self) -> PulseStats {
+        let g = lock(&self.shared);
+        PulseStats {
+            clients: g.clients.len(),
+            streams: g.clients.values().map(client::Slot::stream_count).sum(),
+            write_delays_dropped: g.delays.dropped,
+            ..g.stats
+        }
     }
 
     /// Number of connected clients (for tests and diagnostics).
@@ -215,3 +341,6 @@ fn accept_loop(listener: UnixListener, shared: SharedRef, stop: Arc<AtomicBool>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

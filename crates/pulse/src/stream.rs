@@ -176,6 +176,7 @@ impl Converter {
     fn resample(&mut self, out: &mut VecDeque<[f32; 2]>, last: bool) {
         let Some(r) = self.resampler.as_mut() else {
             out.extend(self.pending.chunks_exact(2).map(|f| [f[0], f[1]]));
+            self.out_total += self.pending.len() as u64 / 2;
             self.pending.clear();
             return;
         };
@@ -236,6 +237,13 @@ impl Converter {
         self.pending.drain(..used.min(self.pending.len()));
     }
 
+    /// 48 kHz frames the input so far stands for but the resampler has not emitted yet
+    /// (its partial chunk and delay line): how far behind the buffer's end the next
+    /// input frame will land.
+    pub(crate) fn owed_frames(&self) -> u64 {
+        (self.in_total * u64::from(OUT_RATE) / u64::from(self.rate)).saturating_sub(self.out_total)
+    }
+
     /// Emits what the resampler still holds (partial chunk and delay line); used on drain
     /// so the very end of a sound is played. Later input starts a fresh resampler.
     pub(crate) fn finish(&mut self, out: &mut VecDeque<[f32; 2]>) {
@@ -280,6 +288,41 @@ pub(crate) enum Event {
     Drained(u32),
 }
 
+/// Write-delay samples for the host's benchmark, bounded.
+#[derive(Debug, Default)]
+pub(crate) struct Delays {
+    /// Delays in ns, oldest first.
+    pub(crate) samples: Vec<u64>,
+    /// Samples (or write stamps) lost to the bounds.
+    pub(crate) dropped: u64,
+}
+
+/// Delay samples kept until the host takes them.
+const MAX_DELAYS: usize = 65_536;
+/// Write stamps kept per stream until their first frame is mixed; a client writing tiny
+/// frames faster than the mix plays them only loses measurements, not memory.
+const MAX_STAMPS: usize = 4_096;
+
+impl Delays {
+    fn push(&mut self, ns: u64) {
+        if self.samples.len() >= MAX_DELAYS {
+            self.dropped += 1;
+        } else {
+            self.samples.push(ns);
+        }
+    }
+}
+
+/// A client write waiting for its first frame to be mixed.
+#[derive(Clone, Copy, Debug)]
+struct Stamp {
+    /// Index of the write's first frame in the stream's 48 kHz output (counted like
+    /// `mixed_total`).
+    pos: u64,
+    /// Monotonic ns at which the write arrived.
+    arrival: u64,
+}
+
 /// One playback stream's buffer and flow-control state.
 #[derive(Debug)]
 pub(crate) struct Playback {
@@ -302,6 +345,16 @@ pub(crate) struct Playback {
     /// Bytes requested from the client and not yet received.
     requested: u64,
     drain: Option<u32>,
+    /// 48 kHz frames mixed over the stream's life (never reset): the clock of `stamps`.
+    mixed_total: u64,
+    /// Writes whose first frame has not been mixed yet, in output order.
+    stamps: VecDeque<Stamp>,
+    /// Stamps refused because `stamps` was full; moved to [`Delays::dropped`] by `mix_into`.
+    stamps_dropped: u64,
+    /// Frames played since playback last (re)started after running dry.
+    playing_out: u64,
+    /// Frames of silence since the buffer last ran dry while running.
+    underrun_out: u64,
 }
 
 impl Playback {
@@ -324,6 +377,11 @@ impl Playback {
             consumed_out: 0,
             requested: u64::from(attr.target_length),
             drain: None,
+            mixed_total: 0,
+            stamps: VecDeque::new(),
+            stamps_dropped: 0,
+            playing_out: 0,
+            underrun_out: 0,
         }
     }
 
@@ -344,8 +402,34 @@ impl Playback {
         self.playing && !self.corked
     }
 
-    /// Takes client audio; returns what to tell the client.
-    pub(crate) fn write(&mut self, data: &[u8], events: &mut Vec<Event>) {
+    /// 48 kHz frames as client bytes (rounded down to whole client frames).
+    fn out_to_bytes(&self, frames: u64) -> u64 {
+        frames * u64::from(self.conv.rate) / u64::from(OUT_RATE) * self.conv.frame_bytes() as u64
+    }
+
+    /// Client bytes the mix has played since playback last started (PulseAudio's `playing_for`).
+    pub(crate) fn playing_for(&self) -> u64 {
+        self.out_to_bytes(self.playing_out)
+    }
+
+    /// Client bytes of silence since the buffer ran dry (PulseAudio's `underrun_for`).
+    pub(crate) fn underrun_for(&self) -> u64 {
+        self.out_to_bytes(self.underrun_out)
+    }
+
+    /// Takes client audio that arrived at monotonic time `now` (ns); returns what to tell
+    /// the client.
+    pub(crate) fn write(&mut self, data: &[u8], now: u64, events: &mut Vec<Event>) {
+        if !data.is_empty() {
+            // The write's first frame lands after everything buffered and everything the
+            // resampler still owes.
+            let pos = self.mixed_total + self.buf.len() as u64 + self.conv.owed_frames();
+            if self.stamps.len() >= MAX_STAMPS {
+                self.stamps_dropped += 1;
+            } else {
+                self.stamps.push_back(Stamp { pos, arrival: now });
+            }
+        }
         self.write_index += data.len() as u64;
         self.requested = self.requested.saturating_sub(data.len() as u64);
         self.conv.push(data, &mut self.buf);
@@ -357,6 +441,9 @@ impl Playback {
             // The dropped audio counts as read so the indices stay consistent.
             self.read_base += bytes;
             events.push(Event::Overflow(bytes.min(u64::from(u32::MAX)) as u32));
+            // Writes whose first frame was cut off will never be heard.
+            let end = self.mixed_total + self.buf.len() as u64 + self.conv.owed_frames();
+            self.stamps.retain(|s| s.pos < end);
         }
         let buffered = self.write_index - self.read_index();
         if !self.playing && buffered >= u64::from(self.attr.prebuf.max(1)) {
@@ -374,16 +461,53 @@ impl Playback {
     }
 
     /// Adds up to `out.len() / 2` frames into `out` (interleaved stereo) and consumes them.
-    pub(crate) fn mix_into(&mut self, out: &mut [f32]) {
+    ///
+    /// `next_play` is when `out`'s first frame is heard (monotonic ns), if the host said;
+    /// writes whose first frame is mixed now get their delay recorded in `delays`.
+    pub(crate) fn mix_into(
+        &mut self,
+        out: &mut [f32],
+        next_play: Option<u64>,
+        delays: &mut Delays,
+    ) {
+        delays.dropped += std::mem::take(&mut self.stamps_dropped);
+        let want = out.len() / 2;
         if !self.is_running() {
+            if self.started && !self.corked {
+                // Prebuffering again after an underrun: the listener hears silence.
+                self.underrun_out += want as u64;
+            }
             return;
         }
-        let n = (out.len() / 2).min(self.buf.len());
+        let n = want.min(self.buf.len());
         for (o, f) in out.chunks_exact_mut(2).zip(self.buf.drain(..n)) {
             o[0] += f[0];
             o[1] += f[1];
         }
+        let first = self.mixed_total;
         self.consumed_out += n as u64;
+        self.mixed_total += n as u64;
+        while let Some(s) = self.stamps.front().copied() {
+            if s.pos >= self.mixed_total {
+                break;
+            }
+            self.stamps.pop_front();
+            if let Some(t0) = next_play {
+                let offset = s.pos.saturating_sub(first);
+                let heard = t0 + offset * 1_000_000_000 / u64::from(OUT_RATE);
+                delays.push(heard.saturating_sub(s.arrival));
+            }
+        }
+        if n > 0 {
+            if self.underrun_out > 0 {
+                self.underrun_out = 0;
+                self.playing_out = 0;
+            }
+            self.playing_out += n as u64;
+        }
+        if n < want {
+            self.underrun_out += (want - n) as u64;
+        }
     }
 
     /// Flow control after a mix: drain completion, underflow, and `Request`s.
@@ -419,6 +543,8 @@ impl Playback {
     /// Discards buffered audio (flush); the read index jumps to the write index.
     pub(crate) fn flush(&mut self, events: &mut Vec<Event>) {
         self.buf.clear();
+        // The flushed writes will never be heard: no delay to measure.
+        self.stamps.clear();
         self.conv.reset();
         self.read_base = self.write_index;
         self.consumed_out = 0;
@@ -493,11 +619,11 @@ mod tests {
         };
         let mut p = Playback::new(Converter::new(Format::F32Le, 2, 48_000), attr, false);
         let mut ev = Vec::new();
-        p.write(&vec![0u8; 19_200], &mut ev);
+        p.write(&vec![0u8; 19_200], 0, &mut ev);
         assert_eq!(ev, vec![Event::Started]);
         ev.clear();
         let mut out = vec![0.0; 2 * 1200];
-        p.mix_into(&mut out);
+        p.mix_into(&mut out, None, &mut Delays::default());
         p.after_mix(&mut ev);
         assert_eq!(p.read_index(), 9_600);
         assert_eq!(ev, vec![Event::Request(9_600)]);
@@ -521,14 +647,14 @@ mod tests {
     fn cork_silences_and_keeps_the_buffer() {
         let mut p = stream(800);
         let mut ev = Vec::new();
-        p.write(&samples(0.25, 500), &mut ev);
+        p.write(&samples(0.25, 500), 0, &mut ev);
         p.corked = true;
         let mut out = vec![0.0; 200];
-        p.mix_into(&mut out);
+        p.mix_into(&mut out, None, &mut Delays::default());
         assert!(out.iter().all(|s| *s == 0.0));
         assert_eq!(p.read_index(), 0);
         p.corked = false;
-        p.mix_into(&mut out);
+        p.mix_into(&mut out, None, &mut Delays::default());
         assert!(out.iter().all(|s| *s == 0.25));
         assert_eq!(p.read_index(), 800);
     }
@@ -537,13 +663,13 @@ mod tests {
     fn drain_acks_when_the_buffer_empties_even_below_prebuf() {
         let mut p = stream(8_000);
         let mut ev = Vec::new();
-        p.write(&samples(0.5, 300), &mut ev);
+        p.write(&samples(0.5, 300), 0, &mut ev);
         assert!(ev.is_empty(), "still prebuffering: {ev:?}");
         assert_eq!(p.drain(7, &mut ev), None);
         assert_eq!(ev, vec![Event::Started]);
         ev.clear();
         let mut out = vec![0.0; 2 * 1000];
-        p.mix_into(&mut out);
+        p.mix_into(&mut out, None, &mut Delays::default());
         // Every frame written is played, including the one the interpolator held back.
         assert_eq!(out.iter().filter(|s| **s == 0.5).count(), 600);
         p.after_mix(&mut ev);
@@ -556,12 +682,12 @@ mod tests {
     fn flush_discards_and_moves_read_to_write() {
         let mut p = stream(800);
         let mut ev = Vec::new();
-        p.write(&samples(0.5, 900), &mut ev);
+        p.write(&samples(0.5, 900), 0, &mut ev);
         p.flush(&mut ev);
         assert_eq!(p.read_index(), p.write_index);
         let mut out = vec![0.0; 200];
-        p.write(&samples(0.5, 10), &mut ev);
-        p.mix_into(&mut out);
+        p.write(&samples(0.5, 10), 0, &mut ev);
+        p.mix_into(&mut out, None, &mut Delays::default());
         assert!(out.iter().all(|s| *s == 0.0), "flushed audio still played");
     }
 
@@ -569,7 +695,7 @@ mod tests {
     fn overflow_is_bounded_and_reported() {
         let mut p = stream(800);
         let mut ev = Vec::new();
-        p.write(&samples(0.5, 4_000), &mut ev);
+        p.write(&samples(0.5, 4_000), 0, &mut ev);
         assert!(p.buf.len() <= p.cap_frames);
         assert!(
             ev.iter().any(|e| matches!(e, Event::Overflow(n) if *n > 0)),
@@ -581,9 +707,9 @@ mod tests {
     fn underflow_once_then_prebuffer_again() {
         let mut p = stream(800);
         let mut ev = Vec::new();
-        p.write(&samples(0.5, 200), &mut ev);
+        p.write(&samples(0.5, 200), 0, &mut ev);
         let mut out = vec![0.0; 2 * 400];
-        p.mix_into(&mut out);
+        p.mix_into(&mut out, None, &mut Delays::default());
         ev.clear();
         p.after_mix(&mut ev);
         assert!(matches!(ev[0], Event::Underflow(_)), "{ev:?}");
@@ -594,5 +720,125 @@ mod tests {
             !ev.iter().any(|e| matches!(e, Event::Underflow(_))),
             "{ev:?}"
         );
+    }
+
+    /// Mixes `frames` with the block heard at `next_play`; returns the new delay samples.
+    fn mix_at(p: &mut Playback, frames: usize, next_play: u64, d: &mut Delays) -> Vec<u64> {
+        let mut out = vec![0.0; 2 * frames];
+        p.mix_into(&mut out, Some(next_play), d);
+        std::mem::take(&mut d.samples)
+    }
+
+    #[test]
+    fn write_delay_is_from_arrival_to_the_first_frame_on_the_timeline() {
+        let mut p = stream(0);
+        let mut ev = Vec::new();
+        let mut d = Delays::default();
+        // Two 240-frame writes (5 ms each) at 1 ms and 2 ms; the block is heard at 10 ms.
+        p.write(&samples(0.1, 240), 1_000_000, &mut ev);
+        p.write(&samples(0.1, 240), 2_000_000, &mut ev);
+        p.write(&samples(0.1, 240), 3_000_000, &mut ev);
+        // The second write starts 240 frames (5 ms) into the block.
+        assert_eq!(
+            mix_at(&mut p, 480, 10_000_000, &mut d),
+            vec![9_000_000, 13_000_000]
+        );
+        // The third starts the next block, heard at 20 ms.
+        assert_eq!(mix_at(&mut p, 480, 20_000_000, &mut d), vec![17_000_000]);
+        assert_eq!(mix_at(&mut p, 480, 30_000_000, &mut d), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn flush_discards_pending_write_stamps() {
+        let mut p = stream(0);
+        let mut ev = Vec::new();
+        let mut d = Delays::default();
+        p.write(&samples(0.1, 480), 1_000_000, &mut ev);
+        p.flush(&mut ev);
+        p.write(&samples(0.1, 480), 4_000_000, &mut ev);
+        assert_eq!(mix_at(&mut p, 480, 10_000_000, &mut d), vec![6_000_000]);
+    }
+
+    #[test]
+    fn corked_writes_are_measured_when_they_play() {
+        let mut p = stream(0);
+        let mut ev = Vec::new();
+        let mut d = Delays::default();
+        p.corked = true;
+        p.write(&samples(0.1, 480), 1_000_000, &mut ev);
+        assert!(mix_at(&mut p, 480, 10_000_000, &mut d).is_empty());
+        p.corked = false;
+        assert_eq!(mix_at(&mut p, 480, 20_000_000, &mut d), vec![19_000_000]);
+    }
+
+    #[test]
+    fn resampled_write_lands_after_what_the_resampler_owes() {
+        let mut p = Playback::new(
+            Converter::new(Format::S16Le, 2, 44_100),
+            Attr {
+                max_length: 176_400,
+                target_length: 88_200,
+                prebuf: 0,
+                min_request: 4,
+            },
+            false,
+        );
+        let mut ev = Vec::new();
+        let mut d = Delays::default();
+        // 441 frames = 10 ms each; the resampler holds back part of every write.
+        p.write(&vec![0; 441 * 4], 0, &mut ev);
+        p.write(&vec![0; 441 * 4], 0, &mut ev);
+        let mut got = Vec::new();
+        for k in 0..4 {
+            got.extend(mix_at(&mut p, 480, 10_000_000 * (k + 1), &mut d));
+        }
+        // The second write's first frame is 480 output frames (10 ms) after the first's.
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1] - got[0], 10_000_000, "{got:?}");
+    }
+
+    #[test]
+    fn write_stamps_and_delays_are_bounded() {
+        let mut p = Playback::new(
+            Converter::new(Format::U8, 1, 48_000),
+            Attr {
+                max_length: 96_000,
+                target_length: 48_000,
+                prebuf: 0,
+                min_request: 1,
+            },
+            false,
+        );
+        let mut ev = Vec::new();
+        let mut d = Delays::default();
+        for t in 0..(MAX_STAMPS as u64 + 10) {
+            p.write(&[128], t, &mut ev);
+        }
+        assert_eq!(p.stamps.len(), MAX_STAMPS);
+        let got = mix_at(&mut p, 48_000, 1_000_000_000, &mut d);
+        assert_eq!(got.len(), MAX_STAMPS);
+        assert_eq!(d.dropped, 10);
+        let mut full = Delays {
+            samples: vec![0; MAX_DELAYS],
+            dropped: 0,
+        };
+        full.push(1);
+        assert_eq!((full.samples.len(), full.dropped), (MAX_DELAYS, 1));
+    }
+
+    #[test]
+    fn underrun_and_playing_time_are_reported_in_client_bytes() {
+        let mut p = stream(0);
+        let mut ev = Vec::new();
+        let mut d = Delays::default();
+        p.write(&samples(0.1, 300), 0, &mut ev);
+        mix_at(&mut p, 200, 0, &mut d);
+        assert_eq!((p.playing_for(), p.underrun_for()), (200 * 8, 0));
+        // 100 frames left: the next 200-frame block runs dry for 100 frames.
+        mix_at(&mut p, 200, 0, &mut d);
+        assert_eq!((p.playing_for(), p.underrun_for()), (300 * 8, 100 * 8));
+        p.write(&samples(0.1, 300), 0, &mut ev);
+        mix_at(&mut p, 50, 0, &mut d);
+        assert_eq!((p.playing_for(), p.underrun_for()), (50 * 8, 0));
     }
 }

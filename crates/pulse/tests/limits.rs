@@ -138,3 +138,110 @@ fn client_limit_refuses_extra_connections() {
     }
     assert_eq!(server.client_count(), 1);
 }
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends a raw frame header announcing `len` bytes on the control channel.
+fn raw_header(s: &mut UnixStream, len: u32) {
+    let mut h = Vec::new();
+    for w in [len, u32::MAX, 0, 0, 0] {
+        h.extend_from_slice(&w.to_be_bytes());
+    }
+    std::io::Write::write_all(s, &h).unwrap();
+}
+
+fn has(notes: &[String], needle: &str) -> bool {
+    notes.iter().any(|n| n.contains(needle))
+}
+
+#[test]
+fn notes_name_clients_and_say_why_they_were_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PulseServer::start(&dir.path().join("native"), Limits::default()).unwrap();
+    let (mut w, mut r) = connect(&server);
+    let mut props = pa::Props::new();
+    props.set(
+        pa::Prop::ApplicationName,
+        std::ffi::CString::new("notes-test").unwrap(),
+    );
+    pa::write_command_message(&mut w, 1, &Command::SetClientName(props), VERSION).unwrap();
+    let _: (u32, pa::SetClientNameReply) = pa::read_reply_message(&mut r, VERSION).unwrap();
+    create(&mut w, &mut r, 2, s16(6, 48_000)).unwrap_err();
+
+    // A garbage client announcing a 4 GiB frame, and one that skips auth.
+    let mut big = UnixStream::connect(server.socket_path()).unwrap();
+    raw_header(&mut big, u32::MAX);
+    let (mut noauth, _) = {
+        let s = UnixStream::connect(server.socket_path()).unwrap();
+        let r = BufReader::new(s.try_clone().unwrap());
+        (s, r)
+    };
+    pa::write_command_message(&mut noauth, 0, &Command::GetServerInfo, VERSION).unwrap();
+    wait_for("both garbage clients are dropped", || {
+        server.stats().clients_dropped == 2
+    });
+
+    let mut notes = Vec::new();
+    server.take_notes(&mut notes);
+    assert!(
+        has(&notes, r#"client 1 ("notes-test") connected"#),
+        "{notes:?}"
+    );
+    assert!(
+        has(
+            &notes,
+            r#"client 1 ("notes-test"): stream refused: unsupported"#
+        ),
+        "{notes:?}"
+    );
+    assert!(
+        has(&notes, "dropped: frame of 4294967295 bytes exceeds"),
+        "{notes:?}"
+    );
+    assert!(
+        has(
+            &notes,
+            "dropped: client protocol violation: first command is not auth"
+        ),
+        "{notes:?}"
+    );
+    // Taking empties the queue; a hang-up is noted too.
+    drop((w, r));
+    wait_for("client 1 leaves", || server.client_count() == 0);
+    notes.clear();
+    server.take_notes(&mut notes);
+    assert_eq!(
+        notes,
+        vec![r#"client 1 ("notes-test") disconnected"#.to_owned()]
+    );
+    let st = server.stats();
+    assert_eq!((st.clients_dropped, st.streams_refused), (2, 1), "{st:?}");
+}
+
+#[test]
+fn a_client_that_does_not_read_its_replies_is_dropped_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PulseServer::start(&dir.path().join("native"), Limits::default()).unwrap();
+    let (mut w, _r) = connect(&server);
+    // Far more replies than the socket buffer and the outbox hold, never read.
+    let mut msgs = Vec::new();
+    for seq in 1..40_000 {
+        pa::write_command_message(&mut msgs, seq, &Command::GetServerInfo, VERSION).unwrap();
+    }
+    // The server may hang up before it has read everything.
+    let _ = std::io::Write::write_all(&mut w, &msgs);
+    wait_for("the stuck client is dropped", || server.client_count() == 0);
+    let mut notes = Vec::new();
+    server.take_notes(&mut notes);
+    assert!(
+        has(&notes, "dropped: it does not read its socket"),
+        "{notes:?}"
+    );
+    assert_eq!(server.stats().clients_dropped, 1);
+}

@@ -25,11 +25,23 @@ fn make_tone(path: &Path, seconds: f32) {
 
 /// Writes a 440 Hz sine, amplitude 0.5, in the sox output format given by `fmt`.
 fn make_tone_as(path: &Path, seconds: f32, fmt: &[&str]) {
+    make_sine(path, seconds, 440, fmt);
+}
+
+/// Writes a `hz` sine, amplitude 0.5, in the sox output format given by `fmt`.
+fn make_sine(path: &Path, seconds: f32, hz: u32, fmt: &[&str]) {
     let st = Command::new(tool("sox", "sox"))
         .arg("-n")
         .args(fmt)
         .arg(path)
-        .args(["synth", &seconds.to_string(), "sine", "440", "vol", "0.5"])
+        .args([
+            "synth",
+            &seconds.to_string(),
+            "sine",
+            &hz.to_string(),
+            "vol",
+            "0.5",
+        ])
         .status()
         .expect("run sox");
     assert!(st.success(), "sox failed: {st}");
@@ -277,10 +289,13 @@ fn two_clients_are_summed() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");
     make_tone(&wav, 1.0);
+    // A different pitch: two equal 440 Hz sines started at a random offset can cancel.
+    let wav2 = dir.path().join("tone660.wav");
+    make_sine(&wav2, 1.0, 660, &["-r", "44100", "-c", "2", "-b", "16"]);
     let sock = dir.path().join("native");
     let server = PulseServer::start(&sock, Limits::default()).unwrap();
     let mut a = paplay(&sock, dir.path(), &wav);
-    let mut b = paplay(&sock, dir.path(), &wav);
+    let mut b = paplay(&sock, dir.path(), &wav2);
     let all = pull_until_exit(
         &server,
         &mut a,
@@ -290,7 +305,7 @@ fn two_clients_are_summed() {
     );
     let _ = b.wait();
     let peak = all.iter().fold(0f32, |m, s| m.max(s.abs()));
-    // Two 0.5 sines, started a few milliseconds apart, sum well above one alone.
+    // 0.5 sines at 440 and 660 Hz line up within a second, whatever their start offset.
     assert!(
         peak > 0.6,
         "peak {peak}: the second client was not mixed in"
