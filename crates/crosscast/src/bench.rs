@@ -214,6 +214,7 @@ fn handoff_case(
             SourceEvent::GameExited(status) => anyhow::bail!("the game exited: {status}"),
             SourceEvent::GameFailed(why) => anyhow::bail!("the game failed: {why}"),
             SourceEvent::Feed(_) => anyhow::bail!("the bench game is not a Wayland client"),
+            SourceEvent::Audio(_) => {}
         }
     };
     let started = Instant::now();

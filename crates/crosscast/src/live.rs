@@ -170,6 +170,15 @@ fn print_summary(report: &LiveReport) {
         r.stamps_verified,
         r.stamp_errors,
     ));
+    if let Some(line) = &r.audio_source {
+        eprintln!("crosscast: {line}");
+    }
+    if let Some(m) = &r.mix {
+        eprintln!(
+            "crosscast: audio mix: {} samples of game audio placed, {} late, {} too early",
+            m.added, m.late, m.too_early
+        );
+    }
     if c.handoff.count() > 0 {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         // The percentiles are upper bounds of the histogram's power-of-two buckets; the mean

@@ -15,7 +15,8 @@ use std::collections::VecDeque;
 use crosscast_ipc::{stamp, FrameView, HostCounters};
 use crosscast_wire::{AudioBlock, FrameRate};
 
-use crate::feed::GameFeed;
+use crate::feed::{AudioSource, GameFeed};
+use crate::mix::{MixCounters, TimelineMix};
 use crate::timeline::{FrameClock, SessionTimeline};
 use crate::HostError;
 
@@ -93,6 +94,10 @@ pub struct ClockReport {
     pub audio_samples: u64,
     /// Samples of silence inserted while no game audio arrived.
     pub silence_samples: u64,
+    /// What the audio mix did, when the game's sound also comes from an [`AudioSource`].
+    pub mix: Option<MixCounters>,
+    /// The audio source's own summary line.
+    pub audio_source: Option<String>,
 }
 
 /// A snapshot of the stream's health, for the status line.
@@ -136,6 +141,39 @@ impl Streaming {
     }
 }
 
+/// Where a block's samples go on the stream timeline: the sample index of its first kept
+/// sample and the samples (f32, interleaved). A block that starts before the session's first
+/// frame keeps only the part after it; `None` when nothing is left.
+fn position(tl: &SessionTimeline, b: &AudioBlock, rate: u32) -> Option<(u64, Vec<f32>)> {
+    let mut samples = b.to_f32();
+    let ch = usize::from(b.config.channels).max(1);
+    let (start, skip) = match tl.sample_index(b.pts_ns, rate) {
+        Some(idx) => (idx, 0),
+        None => {
+            let before = (tl.base_pts_ns - b.pts_ns) as u128 * u128::from(rate);
+            let skip = before.div_ceil(1_000_000_000) as usize;
+            let idx = u128::from(tl.offset_ns) * u128::from(rate) / 1_000_000_000;
+            (idx as u64, skip)
+        }
+    };
+    if skip * ch >= samples.len() {
+        return None;
+    }
+    samples.drain(..skip * ch);
+    Some((start, samples))
+}
+
+/// Sums a block into the mix at its place on the timeline; returns the frames placed.
+fn place(mix: &mut TimelineMix, tl: &SessionTimeline, b: &AudioBlock, rate: u32) -> u64 {
+    match position(tl, b, rate) {
+        Some((start, samples)) => {
+            mix.add(start, &samples);
+            (samples.len() / usize::from(b.config.channels).max(1)) as u64
+        }
+        None => 0,
+    }
+}
+
 /// Checks a fresh frame's stamp when the run verifies them, counting the outcome.
 fn verify_stamp(opts: &ClockOptions, report: &mut ClockReport, data: &[u8]) {
     if !opts.verify_stamps {
@@ -174,7 +212,28 @@ pub struct OutputClock {
     av_offset_ms: f64,
     report: ClockReport,
     discard: Vec<AudioBlock>,
+    /// The game's sound on its own path (its PulseAudio server), mixed with the feed's.
+    extra: Option<ExtraAudio>,
 }
+
+/// An [`AudioSource`] and the mix that sums it with the streaming game's blocks.
+struct ExtraAudio {
+    source: Box<dyn AudioSource>,
+    mix: TimelineMix,
+    /// The last streaming game's timeline: the source's sound keeps its place on the stream
+    /// while no game streams (between a game's exit and its relaunch).
+    timeline: Option<SessionTimeline>,
+    blocks: Vec<AudioBlock>,
+    out: Vec<f32>,
+}
+
+/// How far behind the output clock the mix hands audio to the sink: every source's block for
+/// a sample must have come by then. A PulseAudio block waits up to one output period to be
+/// drained, a native game's a little longer; later samples are dropped and counted.
+const MIX_MARGIN_NS: u64 = 60_000_000;
+
+/// How far ahead of what it handed out the mix holds audio (two seconds).
+const MIX_AHEAD_SECONDS: u64 = 2;
 
 impl OutputClock {
     /// A clock with no game yet.
@@ -192,7 +251,22 @@ impl OutputClock {
             av_offset_ms: 0.0,
             report: ClockReport::default(),
             discard: Vec::new(),
+            extra: None,
         }
+    }
+
+    /// Mixes `source` (sound stamped on the host's clock) into the stream with the streaming
+    /// game's own audio, from now on. Its audio is handed to the sink [`MIX_MARGIN_NS`] behind
+    /// the output clock, so that the sources' blocks meet.
+    pub fn set_audio_source(&mut self, source: Box<dyn AudioSource>) {
+        let ahead = MIX_AHEAD_SECONDS * u64::from(self.opts.sample_rate);
+        self.extra = Some(ExtraAudio {
+            source,
+            mix: TimelineMix::new(self.opts.channels, ahead),
+            timeline: None,
+            blocks: Vec::new(),
+            out: Vec::new(),
+        });
     }
 
     /// A game arrived: it streams if none does, else it waits on standby.
@@ -367,8 +441,12 @@ impl OutputClock {
             events.extend(notes.into_iter().map(|text| ClockEvent::Note { id, text }));
         }
 
-        self.map_audio(sink)?;
-        self.fill_silence(tick_ns, sink)?;
+        if self.extra.is_some() {
+            self.mix_audio(tick_ns, sink, &mut events)?;
+        } else {
+            self.map_audio(sink)?;
+            self.fill_silence(tick_ns, sink)?;
+        }
 
         if let Some(reason) = ended {
             if let Some(mut a) = self.active.take() {
@@ -424,27 +502,66 @@ impl OutputClock {
             return Ok(());
         };
         for b in a.pending_audio.drain(..) {
-            let samples = b.to_f32();
-            let ch = usize::from(b.config.channels).max(1);
-            let frames = (samples.len() / ch) as u64;
-            let (start, skip) = match tl.sample_index(b.pts_ns, rate) {
-                Some(idx) => (idx, 0),
-                // Starts before the session's first frame: keep only the part after it.
-                None => {
-                    let before = (tl.base_pts_ns - b.pts_ns) as u128 * u128::from(rate);
-                    let skip = before.div_ceil(1_000_000_000) as usize;
-                    let idx = u128::from(tl.offset_ns) * u128::from(rate) / 1_000_000_000;
-                    (idx as u64, skip)
-                }
-            };
-            if skip * ch >= samples.len() {
+            let Some((start, samples)) = position(&tl, &b, rate) else {
                 continue;
-            }
-            sink.audio(&samples[skip * ch..], start)?;
-            let n = frames - skip as u64;
+            };
+            sink.audio(&samples, start)?;
+            let n = (samples.len() / usize::from(b.config.channels).max(1)) as u64;
             self.audio_end = self.audio_end.max(start + n);
             self.report.audio_samples += n;
         }
+        Ok(())
+    }
+
+    /// Places the streaming game's blocks and the audio source's on the stream timeline, sums
+    /// them, and hands the sum to `sink` up to [`MIX_MARGIN_NS`] behind `tick_ns`: the track
+    /// is continuous (silence where neither played).
+    fn mix_audio(
+        &mut self,
+        tick_ns: u64,
+        sink: &mut dyn OutputSink,
+        events: &mut Vec<ClockEvent>,
+    ) -> Result<(), HostError> {
+        let rate = self.opts.sample_rate;
+        let Some(x) = self.extra.as_mut() else {
+            return Ok(());
+        };
+        let mut notes = Vec::new();
+        x.source.take_notes(&mut notes);
+        events.extend(
+            notes
+                .into_iter()
+                .map(|text| ClockEvent::Note { id: 0, text }),
+        );
+        x.source.drain_audio(&mut x.blocks);
+        if let Some(a) = self.active.as_mut() {
+            a.feed.drain_audio(&mut a.pending_audio);
+            match a.timeline {
+                Some(tl) => {
+                    x.timeline = Some(tl);
+                    for b in a.pending_audio.drain(..) {
+                        self.report.audio_samples += place(&mut x.mix, &tl, &b, rate);
+                    }
+                }
+                None if a.pending_audio.len() > PRE_FRAME_AUDIO_BLOCKS => {
+                    a.pending_audio.drain(..PRE_FRAME_AUDIO_BLOCKS / 2);
+                }
+                None => {}
+            }
+        }
+        for b in x.blocks.drain(..) {
+            // Before any game showed a frame there is no stream to put the sound on.
+            if let Some(tl) = x.timeline {
+                self.report.audio_samples += place(&mut x.mix, &tl, &b, rate);
+            }
+        }
+        let end = (u128::from(tick_ns.saturating_sub(MIX_MARGIN_NS)) * u128::from(rate)
+            / 1_000_000_000) as u64;
+        if let Some(first) = x.mix.take_until(end, &mut x.out) {
+            sink.audio(&x.out, first)?;
+            self.audio_end = end;
+        }
+        self.report.mix = Some(x.mix.counters());
         Ok(())
     }
 
@@ -487,6 +604,9 @@ impl OutputClock {
 
     /// Ends every session still connected and returns the run's totals.
     pub fn finish(mut self) -> ClockReport {
+        if let Some(x) = &self.extra {
+            self.report.audio_source = x.source.summary();
+        }
         if let Some(mut a) = self.active.take() {
             self.report.counters += &a.feed.finish();
         }

@@ -24,6 +24,7 @@ use crosscast_sandbox::{forward_lines, GameCommand, RuntimeDir};
 use crosscast_wire::{FrameRate, UidPolicy};
 use crosscast_xwayland::{X11Display, XwaylandOptions, XwaylandServer};
 
+use crate::pulse::PulseSource;
 use crate::source::{Relaunch, SourceEvent};
 use crate::wayland::WaylandFeed;
 use crate::HostError;
@@ -77,7 +78,17 @@ fn wayland_env(runtime: &Path, display: &str) -> (Vec<(OsString, OsString)>, Vec
         env.push(("LIBGL_ALWAYS_SOFTWARE".into(), "1".into()));
     }
     // The host's X authority file is for the host's X server, not the game's.
-    (env, vec!["XAUTHORITY".into(), "WAYLAND_SOCKET".into()])
+    // Nor are the host's sound server settings: the game's PulseAudio is the one in its
+    // runtime directory (`PULSE_RUNTIME_PATH` would win over `XDG_RUNTIME_DIR`).
+    let remove = [
+        "XAUTHORITY",
+        "WAYLAND_SOCKET",
+        "PULSE_SERVER",
+        "PULSE_RUNTIME_PATH",
+        "PULSE_COOKIE",
+        "PULSE_SINK",
+    ];
+    (env, remove.into_iter().map(OsString::from).collect())
 }
 
 /// Whether the machine has a DRM render node (a GPU the game could render with).
@@ -101,6 +112,8 @@ pub(crate) struct CommandRun {
     runtime: RuntimeDir,
     data_dir: PathBuf,
     compositor: Option<Compositor>,
+    /// The game's PulseAudio server, until `run` hands it to the pipeline.
+    pulse: Option<PulseSource>,
     host: HostOptions,
 }
 
@@ -139,6 +152,10 @@ impl CommandRun {
             max_clients: 16,
             keymap: launch.keymap.clone(),
         })?;
+        // The game's sound server: its PulseAudio clients find it at
+        // `$XDG_RUNTIME_DIR/pulse/native` with no configuration, and nobody else's sound is
+        // on it.
+        let pulse = PulseSource::start(runtime.path(), crosscast_pulse::Limits::default())?;
         let x11 = X11Display::open(runtime.path(), launch.sandbox)?;
         let xwayland = XwaylandServer::serve(
             &x11,
@@ -166,6 +183,7 @@ impl CommandRun {
             runtime,
             data_dir,
             compositor: Some(compositor),
+            pulse: Some(pulse),
             host,
         })
     }
@@ -174,6 +192,9 @@ impl CommandRun {
     /// Runs on the source's thread, which must outlive the game: the sandbox kills the game
     /// when the thread that started it dies.
     pub(crate) fn run(mut self, stop: &AtomicBool, tx: &Sender<SourceEvent>) {
+        if let Some(pulse) = self.pulse.take() {
+            let _ = tx.send(SourceEvent::Audio(Box::new(pulse)));
+        }
         let mut relaunch = Relaunch::default();
         while !stop.load(Ordering::Relaxed) {
             let started = Instant::now();

@@ -44,6 +44,18 @@ pub enum HostError {
     /// The Wayland compositor the game draws through could not start.
     #[error("the Wayland compositor could not start")]
     Compositor(#[from] CompositorError),
+    /// The game's PulseAudio server could not start.
+    #[error("the game's PulseAudio server")]
+    Pulse(#[from] crosscast_pulse::PulseError),
+    /// The game's PulseAudio directory could not be made.
+    #[error("cannot make the game's PulseAudio directory {}", path.display())]
+    PulseDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The game's X display or its Xwayland could not be set up.
     #[error("X11 for the game")]
     Xwayland(#[from] XwaylandError),

@@ -90,6 +90,24 @@ pub trait GameFeed {
     fn finish(&mut self) -> HostCounters;
 }
 
+/// Sound that belongs to the streaming game but comes on its own path, stamped on the host's
+/// clock: the game's PulseAudio server. The output clock mixes it with the streaming feed's
+/// blocks.
+pub trait AudioSource: Send {
+    /// Moves the blocks made since the last call to the end of `out`.
+    fn drain_audio(&mut self, out: &mut Vec<AudioBlock>);
+
+    /// Moves lines worth logging since the last call to the end of `out`.
+    fn take_notes(&mut self, out: &mut Vec<String>) {
+        let _ = out;
+    }
+
+    /// One line for the exit summary.
+    fn summary(&self) -> Option<String> {
+        None
+    }
+}
+
 /// A game on crosscast's own protocol: the session (validated messages, audio, counters) and
 /// the consumer end of its frame queue.
 pub struct IpcFeed {

@@ -244,6 +244,7 @@ pub fn run_live(
                 }
                 SourceEvent::Note(s) => note(s),
                 SourceEvent::Feed(feed) => clock.add(feed),
+                SourceEvent::Audio(audio) => clock.set_audio_source(audio),
                 SourceEvent::GameExited(status) => game_exit = Some(Ok(status)),
                 SourceEvent::GameFailed(why) => game_exit = Some(Err(why)),
             }

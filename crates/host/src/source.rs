@@ -56,6 +56,8 @@ pub enum SourceEvent {
     Note(String),
     /// A game of another kind than crosscast's protocol (a Wayland client), ready to stream.
     Feed(Box<dyn GameFeed + Send>),
+    /// The game's sound on its own path (its PulseAudio server), to mix into the stream.
+    Audio(Box<dyn crate::feed::AudioSource>),
     /// The game (launched without restart) has exited with this status.
     GameExited(ExitStatus),
     /// The game (launched without restart) could not be started or run.

@@ -16,7 +16,7 @@ mod client;
 mod stream;
 
 use std::collections::{HashMap, VecDeque};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -176,6 +176,8 @@ pub struct PulseServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+    /// The listening socket, shut down on drop to wake the accept thread.
+    wake: Option<UnixListener>,
 }
 
 impl PulseServer {
@@ -209,6 +211,7 @@ impl PulseServer {
             stats: PulseStats::default(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
+        let wake = listener.try_clone().ok();
         let accept = {
             let shared = shared.clone();
             let stop = stop.clone();
@@ -221,6 +224,7 @@ impl PulseServer {
             path: socket_path.to_owned(),
             stop,
             accept: Some(accept),
+            wake,
         })
     }
 
@@ -310,8 +314,12 @@ impl PulseServer {
 impl Drop for PulseServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept so the thread sees `stop`.
-        let _ = UnixStream::connect(&self.path);
+        // Wake the blocking accept so the thread sees `stop`: shutting a listening socket
+        // down makes Linux fail its `accept`. (Connecting to the path would not do: the
+        // game's runtime directory may already be gone.)
+        if let Some(l) = &self.wake {
+            let _ = rustix::net::shutdown(l, rustix::net::Shutdown::Both);
+        }
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
