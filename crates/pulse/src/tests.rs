@@ -3,6 +3,7 @@
 use super::*;
 use pulseaudio::protocol::{self as pa, Command};
 use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
