@@ -87,6 +87,23 @@ fn check_size(width: u32, height: u32) -> Result<(), MediaError> {
     Ok(())
 }
 
+/// [`check_source`] for a frame that will be scaled: odd sizes are fine, the output is even.
+pub(crate) fn check_scalable_source(
+    src: &[u8],
+    stride: usize,
+    width: u32,
+    height: u32,
+) -> Result<(), MediaError> {
+    if width == 0 || height == 0 {
+        return Err(MediaError::InvalidFrame(format!(
+            "size {width}x{height} must be non-zero"
+        )));
+    }
+    // The even-size rule is the only difference: check the size rounded up to even.
+    check_size(width.next_multiple_of(2), height.next_multiple_of(2))?;
+    check_rows(src, stride, width, height)
+}
+
 pub(crate) fn check_source(
     src: &[u8],
     stride: usize,
@@ -94,6 +111,11 @@ pub(crate) fn check_source(
     height: u32,
 ) -> Result<(), MediaError> {
     check_size(width, height)?;
+    check_rows(src, stride, width, height)
+}
+
+/// The stride covers a row and the buffer covers every row.
+fn check_rows(src: &[u8], stride: usize, width: u32, height: u32) -> Result<(), MediaError> {
     let row = width as usize * 4;
     if stride < row {
         return Err(MediaError::InvalidFrame(format!(

@@ -1044,7 +1044,7 @@ impl Encoding {
 
 /// Scales a frame of another size than the output into it (see `fit.rs`) and converts it,
 /// keeping the scaler while the source size lasts.
-fn fit_and_convert(
+pub(crate) fn fit_and_convert(
     fitter: &mut Option<crate::fit::Fitter>,
     output: (u32, u32),
     (rgba, order): (&[u8], PixelOrder),
@@ -1052,7 +1052,9 @@ fn fit_and_convert(
     source: (u32, u32),
     img: &mut I420Image,
 ) -> Result<(), MediaError> {
-    crate::convert::check_source(rgba, stride, source.0, source.1)?;
+    // Any size can be scaled: a Wayland client may commit an odd-sized buffer (GStreamer's
+    // waylandsink draws a 1x1 one), which must not stop the stream.
+    crate::convert::check_scalable_source(rgba, stride, source.0, source.1)?;
     let current = match fitter.take() {
         Some(f) if f.source() == source => f,
         _ => crate::fit::Fitter::new(source, output)?,

@@ -125,6 +125,35 @@ mod tests {
     }
 
     #[test]
+    fn odd_sized_frames_are_scaled_not_refused() {
+        // GStreamer's waylandsink commits a 1x1 buffer; clients may commit any odd size.
+        let mut fitter = None;
+        let mut img = crate::convert::I420Image::new(32, 32).unwrap();
+        for (w, h) in [(1u32, 1u32), (3, 5), (33, 17)] {
+            let src = vec![255u8; w as usize * h as usize * 4];
+            let got = crate::encoder::fit_and_convert(
+                &mut fitter,
+                (32, 32),
+                (&src, crosscast_wire::PixelOrder::Rgba),
+                w as usize * 4,
+                (w, h),
+                &mut img,
+            );
+            assert!(got.is_ok(), "{w}x{h}: {got:?}");
+        }
+        // Zero still is refused.
+        let got = crate::encoder::fit_and_convert(
+            &mut fitter,
+            (32, 32),
+            (&[], crosscast_wire::PixelOrder::Rgba),
+            0,
+            (0, 4),
+            &mut img,
+        );
+        assert!(got.is_err());
+    }
+
+    #[test]
     fn a_wide_frame_is_letterboxed_on_black() {
         let (sw, sh) = (64u32, 32u32);
         let stride = sw as usize * 4 + 16; // padded rows, as slots may have
