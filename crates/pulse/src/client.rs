@@ -2,12 +2,13 @@
 //! (auth → client name → streams) and a writer thread draining a bounded outbox, so that
 //! neither `mix` nor other clients ever block on this client's socket.
 
+use crate::frame::{Frame, FrameDecoder, HEADER};
 use crate::stream::{Attr, Converter, Delays, Event, Format, Playback};
 use crate::{lock, Clock, Notes, PulseError, PulseStats, SharedRef};
 use pulseaudio::protocol::{self as pa, Command};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{Cursor, Read, Write};
+use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -15,12 +16,6 @@ use std::time::SystemTime;
 
 /// Messages queued for one client before we consider it stuck and drop it.
 const OUTBOX: usize = 512;
-/// Frame header: length, channel, offset high, offset low, flags (all big-endian u32).
-const HEADER: usize = 20;
-/// The control channel.
-const CONTROL: u32 = u32::MAX;
-/// Seek-mode bits of the frame flags; we take only relative writes at offset 0.
-const SEEK_MASK: u32 = 0xff;
 
 const SINK_NAME: &str = "crosscast";
 const MONITOR_NAME: &str = "crosscast.monitor";
@@ -249,9 +244,7 @@ fn write_loop(mut sock: UnixStream, rx: Receiver<Vec<u8>>) {
 
 /// Reads frames until EOF or a violation; the caller removes the client afterwards.
 fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), PulseError> {
-    let max_frame = lock(shared).limits.max_frame;
-    let mut authed = false;
-    let mut version = pa::MIN_VERSION;
+    let mut dec = FrameDecoder::new(lock(shared).limits.max_frame);
     let mut payload = Vec::new();
     loop {
         let mut hdr = [0u8; HEADER];
@@ -260,65 +253,51 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        let word = |i: usize| u32::from_be_bytes([hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]]);
-        let (len, channel, off_hi, off_lo, flags) = (word(0), word(4), word(8), word(12), word(16));
-        if len > max_frame {
-            return Err(PulseError::FrameTooLarge {
-                len,
-                max: max_frame,
-            });
-        }
-        payload.resize(len as usize, 0);
+        let h = dec.header(&hdr)?;
+        payload.resize(h.len as usize, 0);
         sock.read_exact(&mut payload)?;
-        if channel != CONTROL {
-            if !authed {
-                return Err(PulseError::Violation("audio before auth"));
-            }
-            if off_hi != 0 || off_lo != 0 || flags & SEEK_MASK != 0 {
-                return Err(PulseError::Violation("seeking writes are not supported"));
-            }
-            let mut g = lock(shared);
-            g.stats.bytes_received += (HEADER + payload.len()) as u64;
-            let now = (g.clock)();
-            let Some(slot) = g.clients.get_mut(&id) else {
-                return Ok(());
-            };
-            let Some(s) = slot.streams.get_mut(&channel) else {
-                return Err(PulseError::Violation("audio for an unknown channel"));
-            };
-            let mut events = Vec::new();
-            s.write(&payload, now, &mut events);
-            slot.send_events(channel, &mut events);
-            continue;
-        }
-        lock(shared).stats.bytes_received += (HEADER + payload.len()) as u64;
+        let received = (HEADER + payload.len()) as u64;
         // Decode outside the lock: a slow or (crate bug) panicking decode affects only us.
-        let (seq, cmd) = Command::read_tag_prefixed(&mut Cursor::new(&payload[..]), version)?;
-        if !authed {
-            let Command::Auth(p) = cmd else {
-                return Err(PulseError::Violation("first command is not auth"));
-            };
-            version = p.version.min(pa::MAX_VERSION);
-            if version < pa::MIN_VERSION {
-                return Err(PulseError::Violation("protocol version too old"));
+        let (seq, cmd) = match dec.frame(&h, &payload) {
+            Ok(Frame::Audio { channel }) => {
+                let mut g = lock(shared);
+                g.stats.bytes_received += received;
+                let now = (g.clock)();
+                let Some(slot) = g.clients.get_mut(&id) else {
+                    return Ok(());
+                };
+                let Some(s) = slot.streams.get_mut(&channel) else {
+                    return Err(PulseError::Violation("audio for an unknown channel"));
+                };
+                let mut events = Vec::new();
+                s.write(&payload, now, &mut events);
+                slot.send_events(channel, &mut events);
+                continue;
             }
-            authed = true;
-            let mut g = lock(shared);
-            let Some(slot) = g.clients.get_mut(&id) else {
-                return Ok(());
-            };
-            slot.version = version;
-            // No shm/memfd: audio comes inline on the socket, nothing to map from the sandbox.
-            let r = pa::AuthReply {
-                version,
-                use_memfd: false,
-                use_shm: false,
-            };
-            if let Some(m) = reply(seq, &r, version) {
-                slot.send(m);
+            Ok(Frame::Auth { seq, version }) => {
+                let mut g = lock(shared);
+                g.stats.bytes_received += received;
+                let Some(slot) = g.clients.get_mut(&id) else {
+                    return Ok(());
+                };
+                slot.version = version;
+                // No shm/memfd: audio comes inline on the socket, nothing to map from the sandbox.
+                let r = pa::AuthReply {
+                    version,
+                    use_memfd: false,
+                    use_shm: false,
+                };
+                if let Some(m) = reply(seq, &r, version) {
+                    slot.send(m);
+                }
+                continue;
             }
-            continue;
-        }
+            Ok(Frame::Command { seq, cmd }) => (seq, *cmd),
+            Err(e) => {
+                lock(shared).stats.bytes_received += received;
+                return Err(e);
+            }
+        };
         let mut g = lock(shared);
         let total_streams = g.clients.values().map(Slot::stream_count).sum();
         let crate::Shared {
@@ -611,7 +590,12 @@ fn create(
 }
 
 /// Replaces the client's -1s with our defaults and clamps everything to sane, frame-aligned bounds.
-fn fill_attr(a: &pa::stream::BufferAttr, frame: u32, rate: u32, limits: &crate::Limits) -> Attr {
+pub(crate) fn fill_attr(
+    a: &pa::stream::BufferAttr,
+    frame: u32,
+    rate: u32,
+    limits: &crate::Limits,
+) -> Attr {
     let per_ms = |ms: u32| -> u32 {
         let bytes = u64::from(rate) * u64::from(ms) / 1000 * u64::from(frame);
         bytes.min(u64::from(u32::MAX)) as u32

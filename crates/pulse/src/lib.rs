@@ -32,6 +32,9 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod frame;
+#[doc(hidden)]
+pub mod fuzz;
 mod stream;
 
 use std::collections::{HashMap, VecDeque};

@@ -315,7 +315,7 @@ impl Delays {
 
 /// 48 kHz frames a buffer may briefly hold beyond its cap: resampler rounding and one
 /// chunk of output (a chunk is ~5 ms, 240 frames at 48 kHz).
-const CAP_SLACK: usize = 1_024;
+pub(crate) const CAP_SLACK: usize = 1_024;
 /// Client frames converted at a time, which bounds the converter's scratch memory.
 const CONVERT_FRAMES: usize = 4_096;
 
@@ -391,6 +391,16 @@ impl Playback {
             playing_out: 0,
             underrun_out: 0,
         }
+    }
+
+    /// 48 kHz frames buffered now.
+    pub(crate) fn buffered_frames(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bound on [`Self::buffered_frames`] after a write (plus [`CAP_SLACK`] inside one).
+    pub(crate) fn cap_frames(&self) -> usize {
+        self.cap_frames
     }
 
     /// Bytes held by the stream's buffer allocation (tests of the memory bound).
