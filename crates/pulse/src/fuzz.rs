@@ -8,8 +8,13 @@ use pulseaudio::protocol as pa;
 /// Feeds `data` to the server's frame decoder as one connection's byte stream, until it
 /// ends or the decoder refuses it (which would disconnect a real client).
 ///
-/// An odd first byte starts past auth, at the protocol version in the second byte, so
-/// that commands are reached without the fuzzer first finding a valid auth.
+/// The first byte picks the mode. Bit 0 starts past auth, at the protocol version in the
+/// next byte, so that commands are reached without the fuzzer first finding a valid auth.
+/// Bit 1 frames the rest here: each frame is a command byte, a u16 (LE) length and that
+/// many bytes of parameters, sent on the control channel with a valid header and the
+/// command's tagstruct prefix (command, sequence number), so mutations land in each
+/// command's parameter decoder instead of mostly breaking headers and tags. Without bit 1
+/// the bytes are the raw stream.
 pub fn frames(data: &[u8]) {
     let Some((&mode, mut rest)) = data.split_first() else {
         return;
@@ -23,6 +28,27 @@ pub fn frames(data: &[u8]) {
     } else {
         FrameDecoder::new(1 << 16)
     };
+    let mut framed = Vec::new();
+    if mode & 2 == 2 {
+        let mut seq = 0u32;
+        while let Some((&[cmd, lo, hi], r)) = rest.split_first_chunk::<3>() {
+            let len = usize::from(u16::from_le_bytes([lo, hi])).min(r.len());
+            // Tagstruct: 'L' and a big-endian u32, twice (command tag, sequence number).
+            let mut prefix = [0u8; 10];
+            prefix[0] = b'L';
+            prefix[1..5].copy_from_slice(&u32::from(cmd).to_be_bytes());
+            prefix[5] = b'L';
+            prefix[6..].copy_from_slice(&seq.to_be_bytes());
+            seq += 1;
+            for w in [(prefix.len() + len) as u32, u32::MAX, 0, 0, 0] {
+                framed.extend_from_slice(&w.to_be_bytes());
+            }
+            framed.extend_from_slice(&prefix);
+            framed.extend_from_slice(&r[..len]);
+            rest = &r[len..];
+        }
+        rest = &framed;
+    }
     while rest.len() >= HEADER {
         let (hdr, r) = rest.split_at(HEADER);
         let Ok(hdr) = <&[u8; HEADER]>::try_from(hdr) else {
