@@ -134,9 +134,9 @@ pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), 
     {
         let mut g = lock(&shared);
         if g.clients.len() >= g.limits.max_clients {
-            let n = g.clients.len();
+            let max = g.limits.max_clients;
             g.notes.push(format!(
-                "client {id} refused: {n} clients connected, the limit"
+                "client {id} refused: the limit of {max} connected clients is reached"
             ));
             g.stats.clients_refused += 1;
             return Ok(());

@@ -137,6 +137,16 @@ fn client_limit_refuses_extra_connections() {
         other => panic!("extra client was not refused: {other:?}"),
     }
     assert_eq!(server.client_count(), 1);
+    let mut notes = Vec::new();
+    server.take_notes(&mut notes);
+    assert!(
+        has(
+            &notes,
+            "client 2 refused: the limit of 1 connected clients is reached"
+        ),
+        "{notes:?}"
+    );
+    assert_eq!(server.stats().clients_refused, 1);
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
