@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Time-boxed fuzzing of the wire decoder (and of input bodies) and both handshake state machines with cargo-fuzz
-# (libFuzzer, nightly). Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (long runs: 3600 or more)
-# Crashes land in fuzz/artifacts/<target>/; turn each into a regression test in crates/wire.
+# Time-boxed fuzzing of the wire decoder (and of input bodies), both handshake state machines and the
+# PulseAudio server's frame decoding and stream conversion with cargo-fuzz (libFuzzer, nightly).
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (long runs: 3600 or more)
+# Crashes land in fuzz/artifacts/<target>/; turn each into a regression test in the crate it
+# exercises (crates/wire, or crates/pulse for `pulse`).
 #
 # Exit status, so that CI tells the cases apart:
 #   0  every target ran its time without a crash (or, outside CI only, fuzzing was skipped
@@ -13,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-40}"
-targets=(decode handshake_host handshake_game input)
+targets=(decode handshake_host handshake_game input pulse)
 
 in_ci=0
 case "${CI:-}" in true | TRUE | True | 1 | yes) in_ci=1 ;; esac

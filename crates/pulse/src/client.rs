@@ -2,12 +2,13 @@
 //! (auth → client name → streams) and a writer thread draining a bounded outbox, so that
 //! neither `mix` nor other clients ever block on this client's socket.
 
+use crate::frame::{Frame, FrameDecoder, HEADER};
 use crate::stream::{Attr, Converter, Delays, Event, Format, Playback};
 use crate::{lock, Clock, Notes, PulseError, PulseStats, SharedRef};
 use pulseaudio::protocol::{self as pa, Command};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{Cursor, Read, Write};
+use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -15,12 +16,6 @@ use std::time::SystemTime;
 
 /// Messages queued for one client before we consider it stuck and drop it.
 const OUTBOX: usize = 512;
-/// Frame header: length, channel, offset high, offset low, flags (all big-endian u32).
-const HEADER: usize = 20;
-/// The control channel.
-const CONTROL: u32 = u32::MAX;
-/// Seek-mode bits of the frame flags; we take only relative writes at offset 0.
-const SEEK_MASK: u32 = 0xff;
 
 const SINK_NAME: &str = "crosscast";
 const MONITOR_NAME: &str = "crosscast.monitor";
@@ -38,6 +33,8 @@ pub(crate) struct Slot {
     name: Option<String>,
     /// Whether the "connected" note was written.
     announced: bool,
+    /// Stream creations refused for a limit; past `max_streams` the client is flooding.
+    refused_streams: usize,
 }
 
 impl Slot {
@@ -137,9 +134,9 @@ pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), 
     {
         let mut g = lock(&shared);
         if g.clients.len() >= g.limits.max_clients {
-            let n = g.clients.len();
+            let max = g.limits.max_clients;
             g.notes.push(format!(
-                "client {id} refused: {n} clients connected, the limit"
+                "client {id} refused: the limit of {max} connected clients is reached"
             ));
             g.stats.clients_refused += 1;
             return Ok(());
@@ -153,6 +150,7 @@ pub(crate) fn spawn(id: u64, conn: UnixStream, shared: SharedRef) -> Result<(), 
             stuck: false,
             name: None,
             announced: false,
+            refused_streams: 0,
         };
         g.clients.insert(id, slot);
     }
@@ -246,9 +244,7 @@ fn write_loop(mut sock: UnixStream, rx: Receiver<Vec<u8>>) {
 
 /// Reads frames until EOF or a violation; the caller removes the client afterwards.
 fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), PulseError> {
-    let max_frame = lock(shared).limits.max_frame;
-    let mut authed = false;
-    let mut version = pa::MIN_VERSION;
+    let mut dec = FrameDecoder::new(lock(shared).limits.max_frame);
     let mut payload = Vec::new();
     loop {
         let mut hdr = [0u8; HEADER];
@@ -257,66 +253,53 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        let word = |i: usize| u32::from_be_bytes([hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]]);
-        let (len, channel, off_hi, off_lo, flags) = (word(0), word(4), word(8), word(12), word(16));
-        if len > max_frame {
-            return Err(PulseError::FrameTooLarge {
-                len,
-                max: max_frame,
-            });
-        }
-        payload.resize(len as usize, 0);
+        let h = dec.header(&hdr)?;
+        payload.resize(h.len as usize, 0);
         sock.read_exact(&mut payload)?;
-        if channel != CONTROL {
-            if !authed {
-                return Err(PulseError::Violation("audio before auth"));
-            }
-            if off_hi != 0 || off_lo != 0 || flags & SEEK_MASK != 0 {
-                return Err(PulseError::Violation("seeking writes are not supported"));
-            }
-            let mut g = lock(shared);
-            g.stats.bytes_received += (HEADER + payload.len()) as u64;
-            let now = (g.clock)();
-            let Some(slot) = g.clients.get_mut(&id) else {
-                return Ok(());
-            };
-            let Some(s) = slot.streams.get_mut(&channel) else {
-                return Err(PulseError::Violation("audio for an unknown channel"));
-            };
-            let mut events = Vec::new();
-            s.write(&payload, now, &mut events);
-            slot.send_events(channel, &mut events);
-            continue;
-        }
-        lock(shared).stats.bytes_received += (HEADER + payload.len()) as u64;
+        let received = (HEADER + payload.len()) as u64;
         // Decode outside the lock: a slow or (crate bug) panicking decode affects only us.
-        let (seq, cmd) = Command::read_tag_prefixed(&mut Cursor::new(&payload[..]), version)?;
-        if !authed {
-            let Command::Auth(p) = cmd else {
-                return Err(PulseError::Violation("first command is not auth"));
-            };
-            version = p.version.min(pa::MAX_VERSION);
-            if version < pa::MIN_VERSION {
-                return Err(PulseError::Violation("protocol version too old"));
+        let (seq, cmd) = match dec.frame(&h, &payload) {
+            Ok(Frame::Audio { channel }) => {
+                let mut g = lock(shared);
+                g.stats.bytes_received += received;
+                let now = (g.clock)();
+                let Some(slot) = g.clients.get_mut(&id) else {
+                    return Ok(());
+                };
+                let Some(s) = slot.streams.get_mut(&channel) else {
+                    return Err(PulseError::Violation("audio for an unknown channel"));
+                };
+                let mut events = Vec::new();
+                s.write(&payload, now, &mut events);
+                slot.send_events(channel, &mut events);
+                continue;
             }
-            authed = true;
-            let mut g = lock(shared);
-            let Some(slot) = g.clients.get_mut(&id) else {
-                return Ok(());
-            };
-            slot.version = version;
-            // No shm/memfd: audio comes inline on the socket, nothing to map from the sandbox.
-            let r = pa::AuthReply {
-                version,
-                use_memfd: false,
-                use_shm: false,
-            };
-            if let Some(m) = reply(seq, &r, version) {
-                slot.send(m);
+            Ok(Frame::Auth { seq, version }) => {
+                let mut g = lock(shared);
+                g.stats.bytes_received += received;
+                let Some(slot) = g.clients.get_mut(&id) else {
+                    return Ok(());
+                };
+                slot.version = version;
+                // No shm/memfd: audio comes inline on the socket, nothing to map from the sandbox.
+                let r = pa::AuthReply {
+                    version,
+                    use_memfd: false,
+                    use_shm: false,
+                };
+                if let Some(m) = reply(seq, &r, version) {
+                    slot.send(m);
+                }
+                continue;
             }
-            continue;
-        }
+            Ok(Frame::Command { seq, cmd }) => (seq, *cmd),
+            Err(e) => {
+                lock(shared).stats.bytes_received += received;
+                return Err(e);
+            }
+        };
         let mut g = lock(shared);
+        let total_streams = g.clients.values().map(Slot::stream_count).sum();
         let crate::Shared {
             limits,
             clients,
@@ -331,12 +314,13 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
         };
         let mut ctx = Ctx {
             limits,
+            total_streams,
             next_play: *next_play,
             clock: *clock,
             notes,
             stats,
         };
-        let msg = handle(id, slot, seq, cmd, &mut ctx);
+        let msg = handle(id, slot, seq, cmd, &mut ctx)?;
         if let Some(m) = msg {
             slot.send(m);
         }
@@ -368,13 +352,22 @@ fn sink_info() -> pa::SinkInfo {
 /// What a command handler may use of the shared state besides its own client.
 struct Ctx<'a> {
     limits: &'a crate::Limits,
+    /// Streams of all clients.
+    total_streams: usize,
     next_play: Option<u64>,
     clock: Clock,
     notes: &'a mut Notes,
     stats: &'a mut PulseStats,
 }
 
-fn handle(id: u64, slot: &mut Slot, seq: u32, cmd: Command, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
+/// Answers one command; an error disconnects the client.
+fn handle(
+    id: u64,
+    slot: &mut Slot,
+    seq: u32,
+    cmd: Command,
+    ctx: &mut Ctx<'_>,
+) -> Result<Option<Vec<u8>>, PulseError> {
     let ver = slot.version;
     if !slot.announced {
         // libpulse names itself right after auth; a client that does not is noted unnamed.
@@ -385,7 +378,10 @@ fn handle(id: u64, slot: &mut Slot, seq: u32, cmd: Command, ctx: &mut Ctx<'_>) -
         ctx.notes
             .push(format!("{} connected", describe(id, slot.name.as_deref())));
     }
-    match cmd {
+    if let Command::CreatePlaybackStream(p) = cmd {
+        return create(id, slot, seq, p, ctx);
+    }
+    Ok(match cmd {
         Command::Auth(_) => error(seq, pa::PulseError::BadState),
         Command::SetClientName(_) => reply(
             seq,
@@ -427,7 +423,6 @@ fn handle(id: u64, slot: &mut Slot, seq: u32, cmd: Command, ctx: &mut Ctx<'_>) -
         | Command::SetPlaybackStreamName(_)
         | Command::UpdatePlaybackStreamProplist(_)
         | Command::UpdateClientProplist(_) => ack(seq),
-        Command::CreatePlaybackStream(p) => create(id, slot, seq, p, ctx),
         Command::GetPlaybackLatency(q) => match slot.streams.get(&q.channel) {
             Some(s) => {
                 // read_index counts frames already mixed, and the next frame the mix reads
@@ -481,7 +476,7 @@ fn handle(id: u64, slot: &mut Slot, seq: u32, cmd: Command, ctx: &mut Ctx<'_>) -
             log::debug!("pulse: client {id}: unimplemented {:?}", other.tag());
             error(seq, pa::PulseError::NotImplemented)
         }
-    }
+    })
 }
 
 /// Runs `f` on a stream and acks when it returns true; unknown channels get `NoEntity`.
@@ -511,16 +506,30 @@ fn create(
     seq: u32,
     p: pa::PlaybackStreamParams,
     ctx: &mut Ctx<'_>,
-) -> Option<Vec<u8>> {
+) -> Result<Option<Vec<u8>>, PulseError> {
     let limits = ctx.limits;
     let who = describe(id, slot.name.as_deref());
-    if slot.streams.len() >= limits.max_streams {
+    let full = if slot.streams.len() >= limits.max_streams {
+        Some(format!("{} streams per client", limits.max_streams))
+    } else if ctx.total_streams >= limits.max_streams_total {
+        Some(format!("{} streams in all", limits.max_streams_total))
+    } else {
+        None
+    };
+    if let Some(limit) = full {
+        // An error reply is what libpulse handles best (the stream fails, the context
+        // lives on); a client that keeps asking regardless is flooding and is dropped.
+        slot.refused_streams += 1;
+        if slot.refused_streams > limits.max_streams {
+            return Err(PulseError::Violation(
+                "stream flood: kept creating streams past the limit",
+            ));
+        }
         ctx.stats.streams_refused += 1;
         ctx.notes.push(format!(
-            "{who}: stream refused: the limit of {} streams per client is reached",
-            limits.max_streams
+            "{who}: stream refused: the limit of {limit} is reached"
         ));
-        return error(seq, pa::PulseError::TooLarge);
+        return Ok(error(seq, pa::PulseError::TooLarge));
     }
     let spec = p.sample_spec;
     let format = match spec.format {
@@ -543,7 +552,7 @@ fn create(
                 "{who}: stream refused: unsupported sample spec {:?} {} ch {} Hz",
                 spec.format, spec.channels, spec.sample_rate
             ));
-            return error(seq, pa::PulseError::NotSupported);
+            return Ok(error(seq, pa::PulseError::NotSupported));
         }
     };
     let conv = Converter::new(format, usize::from(spec.channels), spec.sample_rate);
@@ -577,14 +586,22 @@ fn create(
         ..Default::default()
     };
     slot.streams.insert(channel, s);
-    reply(seq, &r, slot.version)
+    Ok(reply(seq, &r, slot.version))
 }
 
 /// Replaces the client's -1s with our defaults and clamps everything to sane, frame-aligned bounds.
-fn fill_attr(a: &pa::stream::BufferAttr, frame: u32, rate: u32, limits: &crate::Limits) -> Attr {
-    let per_ms = |ms: u32| -> u32 { (u64::from(rate) * u64::from(ms) / 1000) as u32 * frame };
+pub(crate) fn fill_attr(
+    a: &pa::stream::BufferAttr,
+    frame: u32,
+    rate: u32,
+    limits: &crate::Limits,
+) -> Attr {
+    let per_ms = |ms: u32| -> u32 {
+        let bytes = u64::from(rate) * u64::from(ms) / 1000 * u64::from(frame);
+        bytes.min(u64::from(u32::MAX)) as u32
+    };
     let align = |x: u32| (x / frame).max(1) * frame;
-    let cap = align(limits.max_stream_bytes);
+    let cap = align(limits.max_stream_bytes.min(per_ms(limits.max_buffer_ms)));
     let max_length = if a.max_length == u32::MAX {
         cap
     } else {
@@ -595,7 +612,8 @@ fn fill_attr(a: &pa::stream::BufferAttr, frame: u32, rate: u32, limits: &crate::
     } else {
         a.target_length
     };
-    let target_length = align(tl.clamp(per_ms(10), max_length));
+    // Not `clamp`: with tiny limits the 10 ms floor may exceed max_length.
+    let target_length = align(tl.max(per_ms(10)).min(max_length));
     let mr = if a.minimum_request_length == u32::MAX {
         target_length / 4
     } else {
@@ -617,5 +635,76 @@ fn fill_attr(a: &pa::stream::BufferAttr, frame: u32, rate: u32, limits: &crate::
         target_length,
         prebuf,
         min_request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unset() -> pa::stream::BufferAttr {
+        pa::stream::BufferAttr {
+            max_length: u32::MAX,
+            target_length: u32::MAX,
+            pre_buffering: u32::MAX,
+            minimum_request_length: u32::MAX,
+            fragment_size: u32::MAX,
+        }
+    }
+
+    #[test]
+    fn a_low_rate_stream_is_capped_by_duration_not_bytes() {
+        let limits = crate::Limits::default();
+        let a = pa::stream::BufferAttr {
+            max_length: 1 << 20,
+            ..unset()
+        };
+        // 8-bit mono 8 kHz: 1 MiB would be 131 s, 48x bigger as 48 kHz stereo f32.
+        let attr = fill_attr(&a, 1, 8_000, &limits);
+        assert_eq!(attr.max_length, 16_000, "{attr:?}");
+        assert!(attr.target_length <= attr.max_length && attr.prebuf <= attr.target_length);
+        let mut p = Playback::new(Converter::new(Format::U8, 1, 8_000), attr, false);
+        let mut ev = Vec::new();
+        // One maximal frame of audio, as a hostile client would send.
+        p.write(&vec![200; limits.max_frame as usize], 0, &mut ev);
+        // 2 s of 48 kHz stereo f32 is 768 000 bytes; the allocation stays near that.
+        let bytes = p.buffer_bytes();
+        assert!(bytes <= 800_000, "stream buffer holds {bytes} bytes");
+        let dropped: u64 = ev
+            .iter()
+            .map(|e| match e {
+                Event::Overflow(n) => u64::from(*n),
+                _ => 0,
+            })
+            .sum();
+        // All but about the 2 s that fit (resampler rounding aside) is reported dropped.
+        assert!(dropped >= u64::from(limits.max_frame) - 16_100, "{ev:?}");
+    }
+
+    #[test]
+    fn tiny_limits_do_not_panic_and_stay_ordered() {
+        let limits = crate::Limits {
+            max_buffer_ms: 1,
+            max_stream_bytes: 3,
+            ..crate::Limits::default()
+        };
+        let attr = fill_attr(&unset(), 8, 192_000, &limits);
+        assert_eq!(attr.max_length, 8, "{attr:?}");
+        assert!(attr.min_request <= attr.target_length && attr.target_length <= attr.max_length);
+    }
+
+    #[test]
+    fn replies_fit_the_outbox_budget() {
+        // The crate docs' memory bound counts each queued message as under 1 KiB.
+        let v = pa::MAX_VERSION;
+        let biggest = [
+            reply(1, &vec![sink_info()], v),
+            reply(1, &sink_info(), v),
+            reply(1, &pa::CreatePlaybackStreamReply::default(), v),
+        ];
+        for m in biggest {
+            let n = m.expect("encodes").len();
+            assert!(n < 1024, "a reply of {n} bytes");
+        }
     }
 }

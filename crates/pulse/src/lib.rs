@@ -10,9 +10,31 @@
 //! pace (48 000 frames per second on average) and stamp the result with its own timeline.
 //!
 //! Resampling is band-limited sinc interpolation (rubato), in ~5 ms input chunks.
+//!
+//! The host stamps its blocks: before each `mix` it calls [`PulseServer::set_next_play`]
+//! with the CLOCK_MONOTONIC time at which that block's first frame is heard. Latency
+//! replies to clients and the write delays of [`PulseServer::take_write_delays`] are
+//! measured against it.
+//!
+//! # Memory bound
+//!
+//! Everything a sandboxed client can make the server hold is bounded by [`Limits`]. With
+//! the defaults, the worst case is about 57 MiB:
+//! - per stream about 1 MB: its buffer is capped at `max_buffer_ms` (2 s) of 48 kHz stereo
+//!   f32 = 768 000 bytes, allocated once with 8 KiB of slack, whatever the client's format
+//!   (excess input is dropped before conversion); plus the resampler (its sinc table,
+//!   ~64 KiB), ~40 KiB of conversion scratch (input is converted 4096 frames at a time)
+//!   and at most 4096 write stamps (64 KiB). `max_streams_total` (32) streams: ~32 MB;
+//! - per client about 1.5 MiB: one frame payload of at most `max_frame` (1 MiB) and an
+//!   outbox of at most 512 replies and events (each under 1 KiB). `max_clients` (16)
+//!   clients: ~24 MiB, plus two threads each (stacks are mostly untouched);
+//! - shared: at most 65 536 write-delay samples (512 KiB) and 256 notes.
 #![forbid(unsafe_code)]
 
 mod client;
+mod frame;
+#[doc(hidden)]
+pub mod fuzz;
 mod stream;
 
 use std::collections::{HashMap, VecDeque};
@@ -63,12 +85,18 @@ pub enum PulseError {
 pub struct Limits {
     /// Largest frame payload accepted; bigger disconnects the client.
     pub max_frame: u32,
-    /// Playback streams per client.
+    /// Playback streams per client; a client refused more often than this is flooding
+    /// and is disconnected.
     pub max_streams: usize,
+    /// Playback streams over all clients; beyond it creation is refused.
+    pub max_streams_total: usize,
     /// Clients connected at once; more are refused.
     pub max_clients: usize,
     /// Cap on a stream's `maxlength` (client bytes); bounds its buffer.
     pub max_stream_bytes: u32,
+    /// Cap on a stream's buffer as a duration, whatever its format: a `maxlength` of
+    /// 8-bit mono 8 kHz grows 48-fold as 48 kHz stereo f32, so bytes alone do not bound memory.
+    pub max_buffer_ms: u32,
 }
 
 impl Default for Limits {
@@ -77,8 +105,10 @@ impl Default for Limits {
             // libpulse never sends frames above 64 KiB of audio or a few KiB of commands.
             max_frame: 1 << 20,
             max_streams: 16,
+            max_streams_total: 32,
             max_clients: 16,
             max_stream_bytes: 1 << 20,
+            max_buffer_ms: 2_000,
         }
     }
 }

@@ -313,6 +313,12 @@ impl Delays {
     }
 }
 
+/// 48 kHz frames a buffer may briefly hold beyond its cap: resampler rounding and one
+/// chunk of output (a chunk is ~5 ms, 240 frames at 48 kHz).
+pub(crate) const CAP_SLACK: usize = 1_024;
+/// Client frames converted at a time, which bounds the converter's scratch memory.
+const CONVERT_FRAMES: usize = 4_096;
+
 /// A client write waiting for its first frame to be mixed.
 #[derive(Clone, Copy, Debug)]
 struct Stamp {
@@ -365,7 +371,9 @@ impl Playback {
         let cap = in_frames * u64::from(OUT_RATE) / u64::from(conv.rate) + 2;
         Self {
             conv,
-            buf: VecDeque::new(),
+            // Allocated once: `write` never lets the buffer grow past the cap by more than
+            // the slack, so it never reallocates (a doubling would waste up to 2x).
+            buf: VecDeque::with_capacity(cap as usize + CAP_SLACK),
             cap_frames: cap as usize,
             attr,
             corked,
@@ -383,6 +391,22 @@ impl Playback {
             playing_out: 0,
             underrun_out: 0,
         }
+    }
+
+    /// 48 kHz frames buffered now.
+    pub(crate) fn buffered_frames(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bound on [`Self::buffered_frames`] after a write (plus [`CAP_SLACK`] inside one).
+    pub(crate) fn cap_frames(&self) -> usize {
+        self.cap_frames
+    }
+
+    /// Bytes held by the stream's buffer allocation (tests of the memory bound).
+    #[cfg(test)]
+    pub(crate) fn buffer_bytes(&self) -> usize {
+        self.buf.capacity() * std::mem::size_of::<[f32; 2]>()
     }
 
     /// Bytes the client has to be asked for when the stream is created.
@@ -432,15 +456,28 @@ impl Playback {
         }
         self.write_index += data.len() as u64;
         self.requested = self.requested.saturating_sub(data.len() as u64);
-        self.conv.push(data, &mut self.buf);
+        // Input beyond the room left is dropped before conversion, so that a big write of
+        // a low rate never expands in memory (8-bit mono 8 kHz grows 48-fold).
+        let fb = self.conv.frame_bytes();
+        let used = self.buf.len() as u64 + self.conv.owed_frames();
+        let room_out = (self.cap_frames as u64).saturating_sub(used);
+        let room_in = room_out * u64::from(self.conv.rate) / u64::from(OUT_RATE) + 1;
+        let room_bytes = room_in.saturating_mul(fb as u64).min(data.len() as u64) as usize;
+        // Whole frames only, so the converter's frame phase (its leftover) stays intact.
+        let mut excess = ((data.len() - room_bytes) / fb * fb) as u64;
+        let keep = data.len() - excess as usize;
+        for piece in data[..keep].chunks(CONVERT_FRAMES * fb) {
+            self.conv.push(piece, &mut self.buf);
+        }
         if self.buf.len() > self.cap_frames {
             let over = self.buf.len() - self.cap_frames;
             self.buf.truncate(self.cap_frames);
-            let bytes = over as u64 * u64::from(self.conv.rate) / u64::from(OUT_RATE)
-                * self.conv.frame_bytes() as u64;
+            excess += over as u64 * u64::from(self.conv.rate) / u64::from(OUT_RATE) * fb as u64;
+        }
+        if excess > 0 {
             // The dropped audio counts as read so the indices stay consistent.
-            self.read_base += bytes;
-            events.push(Event::Overflow(bytes.min(u64::from(u32::MAX)) as u32));
+            self.read_base += excess;
+            events.push(Event::Overflow(excess.min(u64::from(u32::MAX)) as u32));
             // Writes whose first frame was cut off will never be heard.
             let end = self.mixed_total + self.buf.len() as u64 + self.conv.owed_frames();
             self.stamps.retain(|s| s.pos < end);

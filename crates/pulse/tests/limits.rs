@@ -137,6 +137,16 @@ fn client_limit_refuses_extra_connections() {
         other => panic!("extra client was not refused: {other:?}"),
     }
     assert_eq!(server.client_count(), 1);
+    let mut notes = Vec::new();
+    server.take_notes(&mut notes);
+    assert!(
+        has(
+            &notes,
+            "client 2 refused: the limit of 1 connected clients is reached"
+        ),
+        "{notes:?}"
+    );
+    assert_eq!(server.stats().clients_refused, 1);
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
@@ -244,4 +254,80 @@ fn a_client_that_does_not_read_its_replies_is_dropped_with_a_note() {
         "{notes:?}"
     );
     assert_eq!(server.stats().clients_dropped, 1);
+}
+
+#[test]
+fn total_stream_limit_refuses_without_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_streams: 2,
+        max_streams_total: 3,
+        ..Limits::default()
+    };
+    let server = PulseServer::start(&dir.path().join("native"), limits).unwrap();
+    let (mut aw, mut ar) = connect(&server);
+    let (mut bw, mut br) = connect(&server);
+    create(&mut aw, &mut ar, 1, s16(2, 48_000)).unwrap();
+    create(&mut aw, &mut ar, 2, s16(2, 48_000)).unwrap();
+    create(&mut bw, &mut br, 1, s16(2, 48_000)).unwrap();
+    // B is within its own limit, but the server is full.
+    let e = create(&mut bw, &mut br, 2, s16(2, 48_000)).unwrap_err();
+    assert!(
+        matches!(e, pa::ProtocolError::ServerError(pa::PulseError::TooLarge)),
+        "{e:?}"
+    );
+    assert_eq!((server.stream_count(), server.client_count()), (3, 2));
+    let mut notes = Vec::new();
+    server.take_notes(&mut notes);
+    assert!(has(&notes, "the limit of 3 streams in all"), "{notes:?}");
+    // A stream going away makes room again.
+    drop((aw, ar));
+    wait_for("A's streams go", || server.stream_count() == 1);
+    create(&mut bw, &mut br, 3, s16(2, 48_000)).unwrap();
+}
+
+#[test]
+fn a_stream_flood_disconnects_only_the_flooder() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_streams: 2,
+        ..Limits::default()
+    };
+    let server = PulseServer::start(&dir.path().join("native"), limits).unwrap();
+    let (mut vw, mut vr) = connect(&server);
+    let victim = create(&mut vw, &mut vr, 1, s16(2, 48_000)).unwrap();
+    let (mut fw, mut fr) = connect(&server);
+    let mut refused = 0;
+    let mut seq = 1;
+    let end = loop {
+        match create(&mut fw, &mut fr, seq, s16(1, 8_000)) {
+            Ok(_) => {}
+            Err(pa::ProtocolError::ServerError(pa::PulseError::TooLarge)) => refused += 1,
+            Err(e) => break e,
+        }
+        seq += 1;
+        assert!(seq < 100, "the flooder was never disconnected");
+    };
+    // Two streams, then max_streams refusals, then the hang-up.
+    assert_eq!((seq, refused), (2 + 2 + 1, 2), "ended with {end:?}");
+    wait_for("the flooder is gone", || server.client_count() == 1);
+    assert_eq!(server.stream_count(), 1);
+    let mut notes = Vec::new();
+    server.take_notes(&mut notes);
+    assert!(
+        has(
+            &notes,
+            "client 2 dropped: client protocol violation: stream flood"
+        ),
+        "{notes:?}"
+    );
+    assert_eq!(server.stats().clients_dropped, 1);
+    // The victim still answers and keeps its stream.
+    let q = pa::LatencyParams {
+        channel: victim.channel,
+        now: std::time::SystemTime::now(),
+    };
+    pa::write_command_message(&mut vw, 9, &Command::GetPlaybackLatency(q), VERSION).unwrap();
+    let (_, lat): (u32, pa::PlaybackLatency) = pa::read_reply_message(&mut vr, VERSION).unwrap();
+    assert_eq!(lat.write_offset, 0);
 }
