@@ -259,7 +259,7 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
         let received = (HEADER + payload.len()) as u64;
         // Decode outside the lock: a slow or (crate bug) panicking decode affects only us.
         let (seq, cmd) = match dec.frame(&h, &payload) {
-            Ok(Frame::Audio { channel }) => {
+            Ok(Frame::Audio { channel, seek }) => {
                 let mut g = lock(shared);
                 g.stats.bytes_received += received;
                 let now = (g.clock)();
@@ -270,7 +270,7 @@ fn read_loop(id: u64, mut sock: UnixStream, shared: &SharedRef) -> Result<(), Pu
                     return Err(PulseError::Violation("audio for an unknown channel"));
                 };
                 let mut events = Vec::new();
-                s.write(&payload, now, &mut events);
+                s.write_at(seek, &payload, now, &mut events);
                 slot.send_events(channel, &mut events);
                 continue;
             }
@@ -531,7 +531,11 @@ fn create(
         ));
         return Ok(error(seq, pa::PulseError::TooLarge));
     }
-    let spec = p.sample_spec;
+    // Newer clients (GStreamer's pulsesink) send no sample spec, only a list of formats.
+    let (spec, format_info) = match spec_from_formats(&p) {
+        Some(found) => found,
+        None => (p.sample_spec, pa::FormatInfo::new(pa::FormatEncoding::Pcm)),
+    };
     let format = match spec.format {
         pa::SampleFormat::U8 => Some(Format::U8),
         pa::SampleFormat::S16Le => Some(Format::S16Le),
@@ -578,15 +582,80 @@ fn create(
         requested_bytes: s.initial_request(),
         buffer_attr,
         sample_spec: spec,
-        channel_map: p.channel_map,
+        channel_map: if p.channel_map.num_channels() == spec.channels {
+            p.channel_map
+        } else if spec.channels == 1 {
+            pa::ChannelMap::mono()
+        } else {
+            pa::ChannelMap::stereo()
+        },
         stream_latency: 0,
         sink_index: 0,
         sink_name: Some(cstring(SINK_NAME)),
         suspended: false,
-        ..Default::default()
+        format: format_info,
     };
     slot.streams.insert(channel, s);
     Ok(reply(seq, &r, slot.version))
+}
+
+/// The sample spec of the first PCM format a client offers, for a stream created without a
+/// valid sample spec (protocol 21's format negotiation), with the format info that answers
+/// it; `None` when the sample spec itself is valid or no offered format is usable PCM.
+///
+/// Format properties are JSON values: `format.sample_format` = `"s16le"`, `format.rate` =
+/// `44100` (or a list such as `[ 44100, 48000 ]`, of which 48 kHz is preferred),
+/// `format.channels` = `2`.
+fn spec_from_formats(p: &pa::PlaybackStreamParams) -> Option<(pa::SampleSpec, pa::FormatInfo)> {
+    if p.sample_spec.format != pa::SampleFormat::Invalid && p.sample_spec.channels > 0 {
+        return None;
+    }
+    let text = |f: &pa::FormatInfo, key: &str| -> Option<String> {
+        let key = CString::new(key).ok()?;
+        let v = f.props.get_bytes(&key)?;
+        let v = v.strip_suffix(&[0]).unwrap_or(v);
+        Some(String::from_utf8_lossy(v).trim().to_owned())
+    };
+    p.formats
+        .iter()
+        .filter(|f| f.encoding == pa::FormatEncoding::Pcm)
+        .find_map(|f| {
+            let format = match text(f, "format.sample_format")?.trim_matches('"') {
+                "u8" => pa::SampleFormat::U8,
+                "s16le" => pa::SampleFormat::S16Le,
+                "s32le" => pa::SampleFormat::S32Le,
+                "float32le" => pa::SampleFormat::Float32Le,
+                _ => return None,
+            };
+            let rates: Vec<u32> = text(f, "format.rate")?
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .filter_map(|r| r.trim().parse().ok())
+                .collect();
+            let rate = if rates.contains(&crate::MIX_RATE) {
+                crate::MIX_RATE
+            } else {
+                *rates.first()?
+            };
+            let channels: u8 = text(f, "format.channels")?.parse().ok()?;
+            let spec = pa::SampleSpec {
+                format,
+                channels,
+                sample_rate: rate,
+            };
+            let mut info = pa::FormatInfo::new(pa::FormatEncoding::Pcm);
+            let name = text(f, "format.sample_format")?;
+            for (k, v) in [
+                ("format.sample_format", name),
+                ("format.rate", rate.to_string()),
+                ("format.channels", channels.to_string()),
+            ] {
+                if let (Ok(k), Ok(v)) = (CString::new(k), CString::new(v)) {
+                    info.props.set_bytes(k, v.as_bytes_with_nul());
+                }
+            }
+            Some((spec, info))
+        })
 }
 
 /// Replaces the client's -1s with our defaults and clamps everything to sane, frame-aligned bounds.

@@ -10,8 +10,20 @@ use std::io::Cursor;
 pub(crate) const HEADER: usize = 20;
 /// The control channel.
 const CONTROL: u32 = u32::MAX;
-/// Seek-mode bits of the frame flags; we take only relative writes at offset 0.
+/// Seek-mode bits of the frame flags (`pa_seek_mode_t`: relative, absolute, relative to the
+/// read index, relative to the end).
 const SEEK_MASK: u32 = 0xff;
+
+/// Where an audio frame goes in its stream, as the client's `pa_stream_write` asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seek {
+    /// From the write index (also `PA_SEEK_RELATIVE_END`: our buffer ends there).
+    Relative(i64),
+    /// At this write index.
+    Absolute(i64),
+    /// From the read index.
+    OnRead(i64),
+}
 
 /// A frame header that passed the size limit.
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +40,7 @@ pub(crate) struct Header {
 #[derive(Debug)]
 pub(crate) enum Frame {
     /// Audio for the stream on `channel`; the bytes are the payload.
-    Audio { channel: u32 },
+    Audio { channel: u32, seek: Seek },
     /// The client's auth, with the protocol version both sides now speak.
     Auth { seq: u32, version: u16 },
     /// Any later command (boxed: commands are large, audio frames are many).
@@ -88,10 +100,17 @@ impl FrameDecoder {
             if !self.authed {
                 return Err(PulseError::Violation("audio before auth"));
             }
-            if h.offset_hi != 0 || h.offset_lo != 0 || h.flags & SEEK_MASK != 0 {
-                return Err(PulseError::Violation("seeking writes are not supported"));
-            }
-            return Ok(Frame::Audio { channel: h.channel });
+            let offset = ((u64::from(h.offset_hi) << 32) | u64::from(h.offset_lo)) as i64;
+            let seek = match h.flags & SEEK_MASK {
+                0 | 3 => Seek::Relative(offset),
+                1 => Seek::Absolute(offset),
+                2 => Seek::OnRead(offset),
+                _ => return Err(PulseError::Violation("unknown seek mode")),
+            };
+            return Ok(Frame::Audio {
+                channel: h.channel,
+                seek,
+            });
         }
         let (seq, cmd) = Command::read_tag_prefixed(&mut Cursor::new(payload), self.version)?;
         if self.authed {
@@ -170,10 +189,21 @@ mod tests {
         }
         assert!(matches!(
             d.frame(&audio, &[0; 4]).unwrap(),
-            Frame::Audio { channel: 0 }
+            Frame::Audio {
+                channel: 0,
+                seek: Seek::Relative(0)
+            }
         ));
-        let seek = d.header(&header(4, 0, 1)).unwrap();
-        assert!(d.frame(&seek, &[0; 4]).is_err());
+        let absolute = d.header(&header(4, 0, 1)).unwrap();
+        assert!(matches!(
+            d.frame(&absolute, &[0; 4]).unwrap(),
+            Frame::Audio {
+                seek: Seek::Absolute(0),
+                ..
+            }
+        ));
+        let unknown = d.header(&header(4, 0, 7)).unwrap();
+        assert!(d.frame(&unknown, &[0; 4]).is_err());
     }
 
     #[test]

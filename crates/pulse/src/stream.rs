@@ -443,6 +443,37 @@ impl Playback {
 
     /// Takes client audio that arrived at monotonic time `now` (ns); returns what to tell
     /// the client.
+    /// A client write at a seek position (`pa_stream_write`'s offset and mode).
+    ///
+    /// Audio already buffered is converted and cannot be rewritten: a write that seeks
+    /// back keeps only its part past the write index, and one that seeks forward leaves
+    /// silence in between (bounded by the buffer's size), as a real server would play.
+    pub(crate) fn write_at(
+        &mut self,
+        seek: crate::frame::Seek,
+        data: &[u8],
+        now: u64,
+        events: &mut Vec<Event>,
+    ) {
+        use crate::frame::Seek;
+        let write = self.write_index as i64;
+        let target = match seek {
+            Seek::Relative(o) => write.saturating_add(o),
+            Seek::Absolute(o) => o,
+            Seek::OnRead(o) => (self.read_index() as i64).saturating_add(o),
+        };
+        let fb = self.conv.frame_bytes() as u64;
+        let delta = target.saturating_sub(write);
+        if delta > 0 {
+            let gap = (delta as u64).min(u64::from(self.attr.max_length)) / fb * fb;
+            self.write(&vec![0; gap as usize], now, events);
+            self.write(data, now, events);
+        } else {
+            let skip = (delta.unsigned_abs()).min(data.len() as u64) as usize;
+            self.write(&data[skip..], now, events);
+        }
+    }
+
     pub(crate) fn write(&mut self, data: &[u8], now: u64, events: &mut Vec<Event>) {
         if !data.is_empty() {
             // The write's first frame lands after everything buffered and everything the
@@ -678,6 +709,28 @@ mod tests {
 
     fn samples(v: f32, frames: usize) -> Vec<u8> {
         (0..frames * 2).flat_map(|_| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn seeking_writes_leave_silence_forward_and_never_rewrite() {
+        use crate::frame::Seek;
+        let mut p = stream(0);
+        let mut ev = Vec::new();
+        // 10 frames, then 5 frames seeked 4 frames (32 bytes) ahead: 4 frames of silence.
+        p.write_at(Seek::Relative(0), &samples(0.5, 10), 0, &mut ev);
+        p.write_at(Seek::Relative(32), &samples(0.25, 5), 0, &mut ev);
+        assert_eq!(p.write_index, 8 * 19);
+        // Back 3 frames over what is buffered: only the last 2 of 5 frames are new.
+        p.write_at(Seek::Absolute(8 * 16), &samples(1.0, 5), 0, &mut ev);
+        assert_eq!(p.write_index, 8 * 21);
+        let mut out = vec![0.0; 2 * 21];
+        p.mix_into(&mut out, None, &mut Delays::default());
+        let left: Vec<f32> = out.chunks(2).map(|f| f[0]).collect();
+        let mut want = vec![0.5; 10];
+        want.extend([0.0; 4]);
+        want.extend([0.25; 5]);
+        want.extend([1.0; 2]);
+        assert_eq!(left, want);
     }
 
     #[test]
