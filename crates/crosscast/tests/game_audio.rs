@@ -23,22 +23,32 @@ fn game_dir(tag: &str) -> (TempDir, PathBuf) {
 fn wav(data: &Path, name: &str, source: &str) -> String {
     let path = data.join(name);
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:a", "pcm_s16le"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+            "-c:a",
+            "pcm_s16le",
+        ])
         .arg(&path)
         .output()
         .expect("ffmpeg (scripts/test.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path.display().to_string()
 }
 
 /// A sine of `freq` Hz at `amp` (full scale 1) for `secs`, at `rate` Hz with `channels`.
 fn tone(data: &Path, name: &str, freq: u32, amp: f64, secs: f64, rate: u32, ch: u32) -> String {
     let expr = vec![format!("{amp}*sin(2*PI*{freq}*t)"); ch as usize].join("|");
-    wav(
-        data,
-        name,
-        &format!("aevalsrc='{expr}':s={rate}:d={secs}"),
-    )
+    wav(data, name, &format!("aevalsrc='{expr}':s={rate}:d={secs}"))
 }
 
 /// Streams `script` (run by `sh -c` in the sandbox, beside `weston-simple-shm` for the
@@ -64,10 +74,16 @@ fn left_channel(path: &Path) -> (f64, Vec<f32>) {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", "48000", "-"])
+        .args([
+            "-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", "48000", "-",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let left = out
         .stdout
         .chunks_exact(8)
@@ -128,7 +144,10 @@ fn paplay_tone_is_on_the_stream_at_its_frequency_level_and_length() {
     let file = tone(&data, "tone.wav", 440, 0.5, 2.0, 44_100, 2);
     let paplay = find_program("paplay", "pulseaudio-utils");
     let err = stream_with_picture(&dir, "5", &format!("{paplay} {file}"));
-    assert!(err.contains("pulse: client 1 (\"paplay\") connected"), "{err}");
+    assert!(
+        err.contains("pulse: client 1 (\"paplay\") connected"),
+        "{err}"
+    );
     let (_, left) = left_channel(&dir.path("r.mp4"));
     let (a, b) = tone_span(&left, 440.0, 0.25).unwrap_or_else(|| panic!("no tone\n{err}"));
     let secs = (b - a) as f64 / 48_000.0;
@@ -159,7 +178,10 @@ fn two_clients_at_different_rates_are_mixed() {
     let (c, d) = tone_span(&left, 1000.0, 0.15).unwrap_or_else(|| panic!("no 1 kHz\n{err}"));
     for (name, (s, e)) in [("440 Hz", (a, b)), ("1 kHz", (c, d))] {
         let secs = (e - s) as f64 / 48_000.0;
-        assert!((secs - 3.0).abs() <= 0.05, "{name} lasts {secs:.3} s\n{err}");
+        assert!(
+            (secs - 3.0).abs() <= 0.05,
+            "{name} lasts {secs:.3} s\n{err}"
+        );
     }
     // Both at their level at once where they overlap (they start within a few ms).
     let both = &left[a.max(c) + 12_000..b.min(d) - 12_000];
@@ -187,11 +209,20 @@ fn a_client_killed_mid_stream_stops_and_the_next_one_plays() {
     let (a, b) = tone_span(&left, 440.0, 0.25).unwrap_or_else(|| panic!("no 440 Hz\n{err}"));
     let secs = (b - a) as f64 / 48_000.0;
     // Killed 1.5 s after it started (less its start-up): what it had buffered goes with it.
-    assert!((1.0..=1.6).contains(&secs), "the killed tone lasts {secs:.3} s\n{err}");
+    assert!(
+        (1.0..=1.6).contains(&secs),
+        "the killed tone lasts {secs:.3} s\n{err}"
+    );
     let (c, d) = tone_span(&left, 1000.0, 0.25).unwrap_or_else(|| panic!("no 1 kHz\n{err}"));
-    assert!(c > b, "the second client plays after the first was killed\n{err}");
+    assert!(
+        c > b,
+        "the second client plays after the first was killed\n{err}"
+    );
     let secs = (d - c) as f64 / 48_000.0;
-    assert!((secs - 1.0).abs() <= 0.03, "the next tone lasts {secs:.3} s\n{err}");
+    assert!(
+        (secs - 1.0).abs() <= 0.03,
+        "the next tone lasts {secs:.3} s\n{err}"
+    );
 }
 
 /// Index and normalised correlation of `part`'s best match in `whole`, searching
@@ -222,7 +253,10 @@ fn envelope(x: &[f32], n: usize) -> Vec<f32> {
 #[test]
 fn sdl2_loopwave_plays_its_sample_through_the_server() {
     let (dir, data) = game_dir("pulse-sdl");
-    let loopwave = find_program("/usr/libexec/installed-tests/SDL2/loopwave", "libsdl2-tests");
+    let loopwave = find_program(
+        "/usr/libexec/installed-tests/SDL2/loopwave",
+        "libsdl2-tests",
+    );
     let sample = Path::new(&loopwave).with_file_name("sample.wav");
     std::fs::copy(&sample, data.join("sample.wav")).unwrap();
     let err = stream_with_picture(
@@ -242,13 +276,20 @@ fn sdl2_loopwave_plays_its_sample_through_the_server() {
         .args(["-f", "f32le", "-ac", "2", "-ar", "48000", "-"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reference: Vec<f32> = out
         .stdout
         .chunks_exact(8)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    assert!(rms(&left[48_000 * 2..48_000 * 4]) > 0.01, "the stream is silent\n{err}");
+    assert!(
+        rms(&left[48_000 * 2..48_000 * 4]) > 0.01,
+        "the stream is silent\n{err}"
+    );
     // A second of the stream, 2.5 s in, is found in the source: coarsely by its envelope
     // (10 ms blocks), then to the sample.
     let part = &left[48_000 * 5 / 2..48_000 * 7 / 2];
@@ -271,13 +312,28 @@ fn gstreamer_flash_and_beep_stay_in_sync_through_wayland_and_pulse() {
     let audio = "aevalsrc='if(lt(mod(t\\,1)\\,0.1)\\,0.5*sin(2*PI*1000*t)\\,0)':s=48000:d=6";
     let file = data.join("av.mkv");
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio])
-        .args(["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "-c:a", "pcm_s16le"])
+        .args([
+            "-v", "error", "-y", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio,
+        ])
+        .args([
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "3",
+            "-pix_fmt",
+            "yuvj420p",
+            "-c:a",
+            "pcm_s16le",
+        ])
         .args(["-ac", "2"])
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pipeline = format!(
         "filesrc location={} ! matroskademux name=d d.video_0 ! queue ! jpegdec ! \
          videoconvert ! waylandsink d.audio_0 ! queue ! audioconvert ! audioresample ! \
@@ -303,7 +359,10 @@ fn gstreamer_flash_and_beep_stay_in_sync_through_wayland_and_pulse() {
             .min_by(|x, y| (*x - f).abs().total_cmp(&(*y - f).abs()))
             .unwrap();
         let offset_ms = (b - f) * 1000.0;
-        assert!(offset_ms.abs() <= 20.0, "beep {offset_ms:+.1} ms from its flash: {all}");
+        assert!(
+            offset_ms.abs() <= 20.0,
+            "beep {offset_ms:+.1} ms from its flash: {all}"
+        );
     }
 }
 

@@ -816,6 +816,8 @@ mod tests {
         repeats: Vec<u64>,
         /// (first sample index, frames, first sample's value)
         audio: Vec<(u64, u64, f32)>,
+        /// The left channel of everything handed over, by sample index.
+        left: Vec<f32>,
     }
 
     impl OutputSink for Recorder {
@@ -840,6 +842,13 @@ mod tests {
                 samples.len() as u64 / 2,
                 samples.first().copied().unwrap_or(0.0),
             ));
+            let end = index as usize + samples.len() / 2;
+            if self.left.len() < end {
+                self.left.resize(end, f32::NAN);
+            }
+            for (i, f) in samples.chunks(2).enumerate() {
+                self.left[index as usize + i] = f[0];
+            }
             Ok(())
         }
     }
@@ -1056,6 +1065,80 @@ mod tests {
         let r = c.finish();
         assert_eq!(r.silence_samples, 0);
         assert_eq!(r.audio_samples, 240 + 480 * (sink.audio.len() as u64 - 1));
+    }
+
+    /// A sound source on the host's clock (the PulseAudio pump): blocks of `value` stamped
+    /// 10 ms apart from `first_pts`, each visible `delay_ns` after its stamp.
+    struct SimSource {
+        now: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        blocks: VecDeque<AudioBlock>,
+        delay_ns: u64,
+    }
+
+    impl AudioSource for SimSource {
+        fn drain_audio(&mut self, out: &mut Vec<AudioBlock>) {
+            let now = self.now.load(std::sync::atomic::Ordering::Relaxed);
+            while self
+                .blocks
+                .front()
+                .is_some_and(|b| b.pts_ns + self.delay_ns <= now)
+            {
+                out.extend(self.blocks.pop_front());
+            }
+        }
+    }
+
+    /// A 30 fps game with its own audio (block m holds the value m) and a source of 1000s
+    /// offset by 5 ms, arriving `delay_ns` late: the sink's left channel and the mix totals.
+    fn mixed_run(delay_ns: u64) -> (Vec<f32>, MixCounters) {
+        let fps = FrameRate::integer(30);
+        let now = Rc::new(Cell::new(0));
+        let shared = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut c = clock(fps);
+        c.add(Box::new(SimFeed::paced(1, &now, fps, 0, 60, true)));
+        let blocks = (0..200)
+            .map(|m| audio_block(m, GAME_T0 + 5_000_000 + m * 10_000_000, 1000.0))
+            .collect();
+        c.set_audio_source(Box::new(SimSource {
+            now: shared.clone(),
+            blocks,
+            delay_ns,
+        }));
+        let mut sink = Recorder::default();
+        assert!(c.wait_first(Duration::ZERO));
+        assert!(c.start(0).unwrap());
+        for _ in 0..60 {
+            now.set(c.next_due_ns().unwrap());
+            // The source's clock is the game's: GAME_T0 at the stream's start.
+            shared.store(now.get() + GAME_T0, std::sync::atomic::Ordering::Relaxed);
+            c.tick(now.get(), &mut sink).unwrap();
+        }
+        let r = c.finish();
+        (sink.left, r.mix.expect("a mix ran"))
+    }
+
+    #[test]
+    fn a_second_audio_source_is_summed_with_the_games_own() {
+        let (left, counters) = mixed_run(8_000_000);
+        // Continuous from sample 0, handed over up to the margin behind the last tick.
+        assert!(left.iter().all(|v| !v.is_nan()), "gaps in the track");
+        let last_tick = FrameRate::integer(30).frame_ns(59);
+        let want = (last_tick - MIX_MARGIN_NS) * 48 / 1_000_000;
+        assert_eq!(left.len() as u64, want);
+        // The game's block m covers samples 480m..480m+480; the source starts at 240.
+        assert_eq!(left[100], 0.0);
+        assert_eq!(left[300], 1000.0);
+        assert_eq!(left[480 * 7 + 10], 1007.0);
+        assert_eq!(left[480 * 30 + 479], 1030.0);
+        assert_eq!(counters.late, 0);
+    }
+
+    #[test]
+    fn source_audio_later_than_the_margin_is_dropped_and_counted() {
+        let (left, counters) = mixed_run(MIX_MARGIN_NS + 40_000_000);
+        // Every source block came after its place was handed over: only the game is heard.
+        assert_eq!(left[480 * 7 + 10], 7.0);
+        assert!(counters.late > 0);
     }
 
     #[test]
