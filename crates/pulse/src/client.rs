@@ -448,6 +448,16 @@ fn handle(
             }
             None => error(seq, pa::PulseError::NoEntity),
         },
+        // A client sets the volume of its own streams only: the index is looked up among
+        // them (stream indices are the client's channel numbers).
+        Command::SetSinkInputVolume(v) => with_stream(slot, seq, v.index, |s, _| {
+            s.gain = gain(&v.volume);
+            true
+        }),
+        Command::SetSinkInputMute(m) => with_stream(slot, seq, m.index, |s, _| {
+            s.muted = m.mute;
+            true
+        }),
         Command::CorkPlaybackStream(c) => with_stream(slot, seq, c.channel, |s, _| {
             s.corked = c.cork;
             true
@@ -568,7 +578,11 @@ fn create(
     );
     let channel = slot.next_channel;
     slot.next_channel = slot.next_channel.wrapping_add(1);
-    let s = Playback::new(conv, attr, p.flags.start_corked);
+    let mut s = Playback::new(conv, attr, p.flags.start_corked);
+    if let Some(v) = &p.cvolume {
+        s.gain = gain(v);
+    }
+    s.muted = p.flags.start_muted.unwrap_or(false);
     let buffer_attr = pa::stream::BufferAttr {
         max_length: attr.max_length,
         target_length: attr.target_length,
@@ -656,6 +670,18 @@ fn spec_from_formats(p: &pa::PlaybackStreamParams) -> Option<(pa::SampleSpec, pa
             }
             Some((spec, info))
         })
+}
+
+/// Linear gains (left, right) of a stream volume; one channel applies to both, and PulseAudio's
+/// volume curve is the crate's (`to_linear`). Above 1 (software amplification) is capped at 4.
+fn gain(v: &pa::ChannelVolume) -> [f32; 2] {
+    let lin = |i: usize| {
+        v.channels()
+            .get(i)
+            .or(v.channels().first())
+            .map_or(1.0, |x| x.to_linear().clamp(0.0, 4.0))
+    };
+    [lin(0), lin(1)]
 }
 
 /// Replaces the client's -1s with our defaults and clamps everything to sane, frame-aligned bounds.

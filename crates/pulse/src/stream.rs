@@ -338,6 +338,10 @@ pub(crate) struct Playback {
     cap_frames: usize,
     pub(crate) attr: Attr,
     pub(crate) corked: bool,
+    /// Linear gain per channel (left, right), from the client's stream volume.
+    pub(crate) gain: [f32; 2],
+    /// Muted by the client: plays silence but keeps draining, as a real server does.
+    pub(crate) muted: bool,
     /// False while prebuffering.
     playing: bool,
     started: bool,
@@ -377,6 +381,8 @@ impl Playback {
             cap_frames: cap as usize,
             attr,
             corked,
+            gain: [1.0; 2],
+            muted: false,
             playing: false,
             started: false,
             underrun_sent: false,
@@ -548,9 +554,10 @@ impl Playback {
             return;
         }
         let n = want.min(self.buf.len());
+        let [gl, gr] = if self.muted { [0.0; 2] } else { self.gain };
         for (o, f) in out.chunks_exact_mut(2).zip(self.buf.drain(..n)) {
-            o[0] += f[0];
-            o[1] += f[1];
+            o[0] += f[0] * gl;
+            o[1] += f[1] * gr;
         }
         let first = self.mixed_total;
         self.consumed_out += n as u64;
@@ -731,6 +738,22 @@ mod tests {
         want.extend([0.25; 5]);
         want.extend([1.0; 2]);
         assert_eq!(left, want);
+    }
+
+    #[test]
+    fn stream_volume_scales_and_mute_silences_while_draining() {
+        let mut p = stream(0);
+        let mut ev = Vec::new();
+        p.write(&samples(0.5, 20), 0, &mut ev);
+        p.gain = [0.5, 1.0];
+        let mut out = vec![0.0; 20];
+        p.mix_into(&mut out, None, &mut Delays::default());
+        assert_eq!(&out[..2], &[0.25, 0.5]);
+        p.muted = true;
+        let mut out = vec![0.0; 20];
+        p.mix_into(&mut out, None, &mut Delays::default());
+        assert!(out.iter().all(|s| *s == 0.0));
+        assert_eq!(p.read_index(), 8 * 20);
     }
 
     #[test]

@@ -352,3 +352,29 @@ fn sdl2_loopwave_plays_and_survives() {
     // Over the last ~2.5 s of looping, a good part of the frames must carry sound.
     assert!(loud > 48_000, "only {loud} audible frames from loopwave");
 }
+
+#[test]
+fn paplay_volume_scales_the_stream() {
+    // `--volume=32768` is half of PulseAudio's norm (65536); on its cubic curve that is a
+    // linear gain of 0.5³ = 0.125.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("tone.wav");
+    make_tone(&wav, 1.0);
+    let sock = dir.path().join("native");
+    let server = PulseServer::start(&sock, Limits::default()).unwrap();
+    let mut child = pulse_client("paplay", &["--volume=32768"], &sock, dir.path(), &wav);
+    let all = pull_until_exit(
+        &server,
+        &mut child,
+        Duration::from_secs(10),
+        Duration::MAX,
+        |_| {},
+    );
+    let left: Vec<f32> = all.chunks_exact(2).map(|f| f[0]).collect();
+    let peak = left.iter().fold(0f32, |m, s| m.max(s.abs()));
+    assert!(
+        (peak - 0.5 * 0.125).abs() < 0.01,
+        "peak {peak:.4}, expected {:.4}",
+        0.5 * 0.125
+    );
+}
