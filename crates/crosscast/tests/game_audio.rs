@@ -69,8 +69,8 @@ fn stream_with_picture(dir: &TempDir, seconds: &str, script: &str) -> String {
     err
 }
 
-/// The recording's audio: its start time (s) and the left channel at 48 kHz.
-fn left_channel(path: &Path) -> (f64, Vec<f32>) {
+/// The first audio stream of a file, decoded by ffmpeg: its left channel at 48 kHz.
+fn left_channel(path: &Path) -> Vec<f32> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -84,19 +84,10 @@ fn left_channel(path: &Path) -> (f64, Vec<f32>) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let left = out
-        .stdout
+    out.stdout
         .chunks_exact(8)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let probe = ffprobe(path, &["-select_streams", "a:0"]);
-    let start = probe
-        .split("\"start_time\": \"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.0);
-    (start, left)
+        .collect()
 }
 
 /// Amplitude of the `freq` Hz component of `x` (Goertzel over the whole slice).
@@ -120,6 +111,12 @@ fn tone_span(x: &[f32], freq: f64, min: f64) -> Option<(usize, usize)> {
         .filter(|&i| amplitude_at(&x[i * win..(i + 1) * win], freq) >= min)
         .collect();
     Some((*loud.first()? * win, (*loud.last()? + 1) * win))
+}
+
+/// [`tone_span`] that must exist, with its length in seconds; `err` explains a failure.
+fn tone_secs(x: &[f32], freq: f64, min: f64, err: &str) -> (usize, usize, f64) {
+    let (a, b) = tone_span(x, freq, min).unwrap_or_else(|| panic!("no {freq} Hz tone\n{err}"));
+    (a, b, (b - a) as f64 / 48_000.0)
 }
 
 /// Frequency from zero crossings (rising) over `x`.
@@ -148,9 +145,8 @@ fn paplay_tone_is_on_the_stream_at_its_frequency_level_and_length() {
         err.contains("pulse: client 1 (\"paplay\") connected"),
         "{err}"
     );
-    let (_, left) = left_channel(&dir.path("r.mp4"));
-    let (a, b) = tone_span(&left, 440.0, 0.25).unwrap_or_else(|| panic!("no tone\n{err}"));
-    let secs = (b - a) as f64 / 48_000.0;
+    let left = left_channel(&dir.path("r.mp4"));
+    let (a, b, secs) = tone_secs(&left, 440.0, 0.25, &err);
     assert!((secs - 2.0).abs() <= 0.03, "tone lasts {secs:.3} s\n{err}");
     let middle = &left[a + 24_000..b - 24_000];
     let f = crossing_frequency(middle);
@@ -173,11 +169,10 @@ fn two_clients_at_different_rates_are_mixed() {
         "6",
         &format!("{paplay} {low} & {paplay} {high}; wait"),
     );
-    let (_, left) = left_channel(&dir.path("r.mp4"));
-    let (a, b) = tone_span(&left, 440.0, 0.15).unwrap_or_else(|| panic!("no 440 Hz\n{err}"));
-    let (c, d) = tone_span(&left, 1000.0, 0.15).unwrap_or_else(|| panic!("no 1 kHz\n{err}"));
-    for (name, (s, e)) in [("440 Hz", (a, b)), ("1 kHz", (c, d))] {
-        let secs = (e - s) as f64 / 48_000.0;
+    let left = left_channel(&dir.path("r.mp4"));
+    let (a, b, low_secs) = tone_secs(&left, 440.0, 0.15, &err);
+    let (c, d, high_secs) = tone_secs(&left, 1000.0, 0.15, &err);
+    for (name, secs) in [("440 Hz", low_secs), ("1 kHz", high_secs)] {
         assert!(
             (secs - 3.0).abs() <= 0.05,
             "{name} lasts {secs:.3} s\n{err}"
@@ -205,20 +200,18 @@ fn a_client_killed_mid_stream_stops_and_the_next_one_plays() {
     assert!(err.contains("0 clients dropped for misbehaving"), "{err}");
     let host = HostSummary::parse(&err);
     assert_eq!(host.frames_out, 180, "{err}");
-    let (_, left) = left_channel(&dir.path("r.mp4"));
-    let (a, b) = tone_span(&left, 440.0, 0.25).unwrap_or_else(|| panic!("no 440 Hz\n{err}"));
-    let secs = (b - a) as f64 / 48_000.0;
+    let left = left_channel(&dir.path("r.mp4"));
+    let (_, b, secs) = tone_secs(&left, 440.0, 0.25, &err);
     // Killed 1.5 s after it started (less its start-up): what it had buffered goes with it.
     assert!(
         (1.0..=1.6).contains(&secs),
         "the killed tone lasts {secs:.3} s\n{err}"
     );
-    let (c, d) = tone_span(&left, 1000.0, 0.25).unwrap_or_else(|| panic!("no 1 kHz\n{err}"));
+    let (c, _, secs) = tone_secs(&left, 1000.0, 0.25, &err);
     assert!(
         c > b,
         "the second client plays after the first was killed\n{err}"
     );
-    let secs = (d - c) as f64 / 48_000.0;
     assert!(
         (secs - 1.0).abs() <= 0.03,
         "the next tone lasts {secs:.3} s\n{err}"
@@ -268,24 +261,9 @@ fn sdl2_loopwave_plays_its_sample_through_the_server() {
         ),
     );
     assert!(err.contains("connected"), "{err}");
-    let (_, left) = left_channel(&dir.path("r.mp4"));
+    let left = left_channel(&dir.path("r.mp4"));
     // The source, as the stream carries it: 48 kHz, left channel.
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&sample)
-        .args(["-f", "f32le", "-ac", "2", "-ar", "48000", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reference: Vec<f32> = out
-        .stdout
-        .chunks_exact(8)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let reference = left_channel(&sample);
     assert!(
         rms(&left[48_000 * 2..48_000 * 4]) > 0.01,
         "the stream is silent\n{err}"
@@ -378,8 +356,7 @@ fn an_alsa_program_plays_through_the_pulseaudio_plugin() {
     // `-D pulse`: the plugin's device, there whether or not the system routes ALSA's default
     // to PulseAudio.
     let err = stream_with_picture(&dir, "4", &format!("{aplay} -q -D pulse {file}"));
-    let (_, left) = left_channel(&dir.path("r.mp4"));
-    let (a, b) = tone_span(&left, 440.0, 0.25).unwrap_or_else(|| panic!("no tone\n{err}"));
-    let secs = (b - a) as f64 / 48_000.0;
+    let left = left_channel(&dir.path("r.mp4"));
+    let (_, _, secs) = tone_secs(&left, 440.0, 0.25, &err);
     assert!((secs - 1.0).abs() <= 0.05, "tone lasts {secs:.3} s\n{err}");
 }
