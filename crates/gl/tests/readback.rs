@@ -147,20 +147,21 @@ fn a_full_ring_drops_the_new_frames_and_keeps_the_queued_ones() {
 
 #[test]
 fn resize_discards_frames_in_flight_and_reads_the_new_size() {
+    // It grows, so that buffers left at the old size could not hold a frame.
     let g = Gl::new();
     let fbo = g.framebuffer(32, 32);
     let mut rb = Readback::new(&g.gl, 32, 32, 3).unwrap();
     g.paint(bg(1), fg(1), marker_gl(32));
     assert_eq!(rb.start(&g.gl, Some(fbo), 1).unwrap(), Start::Queued);
-    assert_eq!(rb.resize(&g.gl, 48, 20).unwrap(), vec![1]);
-    assert_eq!((rb.width(), rb.height(), rb.depth()), (48, 20, 3));
+    assert_eq!(rb.resize(&g.gl, 48, 40).unwrap(), vec![1]);
+    assert_eq!((rb.width(), rb.height(), rb.depth()), (48, 40, 3));
     assert_eq!(rb.stats().dropped, 1);
-    let fbo2 = g.framebuffer(48, 20);
-    g.paint(bg(2), fg(2), marker_gl(20));
+    let fbo2 = g.framebuffer(48, 40);
+    g.paint(bg(2), fg(2), marker_gl(40));
     assert_eq!(rb.start(&g.gl, Some(fbo2), 2).unwrap(), Start::Queued);
     // A destination for the old row length, or one byte short, is refused without losing
     // the frame.
-    let mut small = vec![0xEE; 48 * 20 * 4 - 1];
+    let mut small = vec![0xEE; 48 * 40 * 4 - 1];
     assert!(matches!(
         rb.poll(&g.gl, &mut small, 32 * 4),
         Err(ReadbackError::Destination { .. })
@@ -170,11 +171,11 @@ fn resize_discards_frames_in_flight_and_reads_the_new_size() {
         Err(ReadbackError::Destination { .. })
     ));
     assert_eq!(rb.in_flight(), 1);
-    let mut dst = vec![0xEE; 48 * 20 * 4];
+    let mut dst = vec![0xEE; 48 * 40 * 4];
     assert_eq!(rb.finish(&g.gl, &mut dst, 48 * 4).unwrap(), Some(2));
-    check_frame(&dst, 48 * 4, 48, 20, 2);
+    check_frame(&dst, 48 * 4, 48, 40, 2);
     assert!(matches!(
-        rb.resize(&g.gl, 0, 20),
+        rb.resize(&g.gl, 0, 40),
         Err(ReadbackError::Size { .. })
     ));
 }
@@ -236,4 +237,30 @@ fn bad_arguments_are_errors() {
         rb.poll(&g.gl, &mut dst, 60),
         Err(ReadbackError::Destination { .. })
     ));
+}
+
+#[test]
+fn polling_alone_delivers_a_frame() {
+    // No glFinish, swap or further GL call from the "game": start must have submitted the
+    // copy and its fence itself, or the fence never signals and this poll loop times out.
+    let g = Gl::new();
+    let (w, h) = (64, 64);
+    let fbo = g.framebuffer(w, h);
+    let mut rb = Readback::new(&g.gl, w as u32, h as u32, 3).unwrap();
+    g.paint(bg(7), fg(7), marker_gl(h));
+    assert_eq!(rb.start(&g.gl, Some(fbo), 7).unwrap(), Start::Queued);
+    let mut dst = vec![0xEE; (w * h * 4) as usize];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let tag = loop {
+        if let Some(tag) = rb.poll(&g.gl, &mut dst, w as usize * 4).unwrap() {
+            break tag;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the copy never finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert_eq!(tag, 7);
+    check_frame(&dst, w as usize * 4, w as usize, h as usize, 7);
 }
