@@ -25,6 +25,12 @@
 //!   the render thread never blocks on the GPU (see [`Start::Dropped`]).
 //! * [`Readback::finish`] is the one call that waits: for shutdown, to drain the ring.
 //!
+//! Whether `glReadPixels` into a buffer really runs in the background is the driver's
+//! choice. A GPU copies with its DMA engine while the CPU goes on; Mesa's llvmpipe (software
+//! rendering) instead finishes the frame and copies inside `glReadPixels`, so there `start`
+//! takes as long as the synchronous read and frames arrive with no delay: the ring costs
+//! nothing but brings nothing either (`examples/frame_time.rs` measures it).
+//!
 //! # Usage with crosscast's SDK
 //!
 //! ```text
