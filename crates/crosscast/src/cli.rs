@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use crosscast_game::Pattern;
+use crosscast_demo::Pattern;
 use crosscast_ipc::os::sandbox::SandboxLevel;
 
 /// Live-stream a sandboxed game process: the host owns the surface, the encoder and the network.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use crosscast_game::{Mixer, Pattern, Scene};
+use crosscast_demo::{Mixer, Pattern, Scene};
 use crosscast_ipc::auth::{authenticate_host, DEFAULT_HANDSHAKE_TIMEOUT};
 use crosscast_ipc::connect::{adopt_spawned, connect_named, GAME_KEY_FD, GAME_SOCKET_FD};
 use crosscast_ipc::os::process::{key_pipe, spawn_with_fds};
