@@ -1,7 +1,10 @@
 /*
  * A game in C on crosscast's SDK: an animation rendered into the host's slots and a 440 Hz
- * tone, streamed with `crosscast live -- ./game [SECONDS]`. Walked through in
- * docs/integrate.md.
+ * tone. Walked through in docs/integrate.md.
+ *
+ *   crosscast live -- ./game [SECONDS]             the host starts it (spawned mode)
+ *   ./game --connect KEY_FILE APP USER [SECONDS]   it reaches `crosscast host --listen`
+ *                                                  (named mode), reconnecting after restarts
  *
  * Build (after scripts/sdk.sh installed libcrosscast, or with -I/-L pointing at a build):
  *   cc -O2 -o game examples/c/game.c $(pkg-config --cflags --libs crosscast) -lm
@@ -12,6 +15,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define FPS 30
@@ -50,6 +54,15 @@ static void draw(uint8_t *px, uint32_t w, uint32_t h, uint32_t stride, uint64_t 
 }
 
 int main(int argc, char **argv) {
+    if (argc >= 5 && strcmp(argv[1], "--connect") == 0) {
+        /* This process stays an unsandboxed supervisor; the game runs as its child, started
+         * again (spawned mode, below) with the connection whenever the host restarts. */
+        char *child[] = {argv[0], argc > 5 ? argv[5] : "0", NULL};
+        CcStatus st = cc_supervise(CC_ABI_VERSION, argv[2], argv[3], argv[4],
+                                   (const char *const *)child);
+        if (st != CC_OK) fprintf(stderr, "c-game: supervise: %s\n", cc_last_error());
+        return st == CC_OK ? 0 : 1;
+    }
     double seconds = argc > 1 ? atof(argv[1]) : 0; /* 0: until the host ends the stream */
     CcGame *game = NULL;
     CcStatus st = cc_connect_spawned(CC_ABI_VERSION, CC_SANDBOX_STRICT, &game);

@@ -166,3 +166,73 @@ fn a_c_game_started_without_a_host_says_so() {
         "{err}"
     );
 }
+
+#[test]
+fn a_c_game_in_named_mode_reconnects_to_a_restarted_host() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let dir = TempDir::new("c-sdk-named");
+    let prefix = dir.path("prefix");
+    install_sdk(&prefix);
+    let mut flags = pkg_config(&prefix, &["--cflags", "--libs"]);
+    flags.push(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
+    let game = dir.path("game");
+    compile(&game, &flags);
+    let key = dir.path("key").display().to_string();
+    assert!(run(&["keygen", &key], &dir.0, Duration::from_secs(10))
+        .status
+        .success());
+    let host = |secs: &str| -> Vec<String> {
+        let args = ["host", "--listen", "--key-file", &key, "--app-id", "c-sdk"];
+        let rest = [
+            "--user-id",
+            "u",
+            "--no-encode",
+            "--size",
+            "320x240",
+            "--seconds",
+            secs,
+        ];
+        args.iter().chain(&rest).map(|s| s.to_string()).collect()
+    };
+    let first = Command::new(bin())
+        .args(host("60"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let c_game = Command::new(&game)
+        .args(["--connect", &key, "c-sdk", "u", "40"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // The first host dies without a goodbye: the C game exits CC_EXIT_HOST_LOST and its
+    // supervisor (cc_supervise) brings it back to the next host.
+    let killed = Command::new("kill")
+        .args(["-9", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = wait_with_watchdog(first, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let args = host("4");
+    let second = run(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &dir.0,
+        Duration::from_secs(60),
+    );
+    let err = stderr(&second);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        stat(&err, "frames queued") >= 90,
+        "the C game must have come back to the new host:\n{err}"
+    );
+    // The second host said goodbye at its end: the game and its supervisor end cleanly.
+    let out = wait_with_watchdog(c_game, Duration::from_secs(30));
+    let gerr = stderr(&out);
+    assert!(out.status.success(), "{gerr}");
+    assert!(gerr.contains("reconnecting to the host"), "{gerr}");
+}

@@ -130,8 +130,8 @@ enum CcStatus cc_connect_spawned(uint32_t abi_version, enum CcSandbox sandbox, s
 
 // Connects in named mode to `crosscast host --listen` with the key in `key_file` (made by
 // `crosscast keygen`) for `app_id` and `user_id`, then sandboxes and authenticates as
-// [`cc_connect_spawned`]. To survive host restarts, run the game under `crosscast game
-// --connect`'s supervisor instead (see docs/integrate.md).
+// [`cc_connect_spawned`]. It connects once: to survive host restarts, start the game under
+// [`cc_supervise`] instead.
 //
 // # Safety
 // The strings must be NUL-terminated and valid for the call; `out` as in
@@ -142,6 +142,24 @@ enum CcStatus cc_connect_named(uint32_t abi_version,
                                const char *user_id,
                                enum CcSandbox sandbox,
                                struct CcGame **out);
+
+// Named mode that survives host restarts: call it first thing in `main`, before anything
+// else. This process stays a small unsandboxed supervisor: it connects to the host listening
+// for `app_id`/`user_id` with the key in `key_file` (retrying while none listens), runs
+// `argv` (a NULL-terminated program and arguments; usually the game itself with a flag that
+// makes it call [`cc_connect_spawned`]) with the connection, and runs it again whenever it
+// exits with `CC_EXIT_HOST_LOST`. It returns when the game exits with 0 (`CC_OK`) or another
+// status (`CC_ERR_INVALID`, with the status in [`cc_last_error`]). Not thread-safe: call it
+// from the main thread of a process with no other threads.
+//
+// # Safety
+// The strings must be NUL-terminated and valid for the call; `argv` is an array of them
+// ending with NULL, with at least the program.
+enum CcStatus cc_supervise(uint32_t abi_version,
+                           const char *key_file,
+                           const char *app_id,
+                           const char *user_id,
+                           const char *const *argv);
 
 // The current surface: width and height in pixels, and the bytes per row of every slot.
 // Any output pointer may be null. Thread-safe.

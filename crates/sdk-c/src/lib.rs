@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Mutex;
@@ -199,6 +200,14 @@ fn guard(f: impl FnOnce() -> CcStatus) -> CcStatus {
     }
 }
 
+fn version_mismatch(abi_version: u32) -> CcStatus {
+    set_error(format!(
+        "crosscast.h is ABI version {abi_version}, this libcrosscast is {CC_ABI_VERSION}: \
+         rebuild against the installed header"
+    ));
+    CC_ERR_VERSION
+}
+
 fn connect(
     abi_version: u32,
     connection: Connection,
@@ -206,11 +215,7 @@ fn connect(
     out: *mut *mut CcGame,
 ) -> CcStatus {
     if abi_version != CC_ABI_VERSION {
-        set_error(format!(
-            "crosscast.h is ABI version {abi_version}, this libcrosscast is {CC_ABI_VERSION}: \
-             rebuild against the installed header"
-        ));
-        return CC_ERR_VERSION;
+        return version_mismatch(abi_version);
     }
     if out.is_null() {
         return invalid("out is null");
@@ -276,8 +281,8 @@ pub unsafe extern "C" fn cc_connect_spawned(
 
 /// Connects in named mode to `crosscast host --listen` with the key in `key_file` (made by
 /// `crosscast keygen`) for `app_id` and `user_id`, then sandboxes and authenticates as
-/// [`cc_connect_spawned`]. To survive host restarts, run the game under `crosscast game
-/// --connect`'s supervisor instead (see docs/integrate.md).
+/// [`cc_connect_spawned`]. It connects once: to survive host restarts, start the game under
+/// [`cc_supervise`] instead.
 ///
 /// # Safety
 /// The strings must be NUL-terminated and valid for the call; `out` as in
@@ -308,6 +313,76 @@ pub unsafe extern "C" fn cc_connect_named(
             user_id: user_id.to_owned(),
         };
         connect(abi_version, connection, sandbox, out)
+    })
+}
+
+/// Named mode that survives host restarts: call it first thing in `main`, before anything
+/// else. This process stays a small unsandboxed supervisor: it connects to the host listening
+/// for `app_id`/`user_id` with the key in `key_file` (retrying while none listens), runs
+/// `argv` (a NULL-terminated program and arguments; usually the game itself with a flag that
+/// makes it call [`cc_connect_spawned`]) with the connection, and runs it again whenever it
+/// exits with `CC_EXIT_HOST_LOST`. It returns when the game exits with 0 (`CC_OK`) or another
+/// status (`CC_ERR_INVALID`, with the status in [`cc_last_error`]). Not thread-safe: call it
+/// from the main thread of a process with no other threads.
+///
+/// # Safety
+/// The strings must be NUL-terminated and valid for the call; `argv` is an array of them
+/// ending with NULL, with at least the program.
+#[no_mangle]
+pub unsafe extern "C" fn cc_supervise(
+    abi_version: u32,
+    key_file: *const c_char,
+    app_id: *const c_char,
+    user_id: *const c_char,
+    argv: *const *const c_char,
+) -> CcStatus {
+    guard(|| {
+        if abi_version != CC_ABI_VERSION {
+            return version_mismatch(abi_version);
+        }
+        // SAFETY: the caller guarantees the three pointers are null or valid C strings.
+        let (key_file, app_id, user_id) =
+            unsafe { (arg_str(key_file), arg_str(app_id), arg_str(user_id)) };
+        let (Some(key_file), Some(app_id), Some(user_id)) = (key_file, app_id, user_id) else {
+            return invalid("key_file, app_id and user_id must be non-null UTF-8 strings");
+        };
+        let mut args = Vec::new();
+        if !argv.is_null() {
+            for i in 0.. {
+                // SAFETY: the caller guarantees a NULL-terminated array: every index up to
+                // and including the NULL is readable.
+                let arg = unsafe { *argv.add(i) };
+                if arg.is_null() {
+                    break;
+                }
+                // SAFETY: a non-null entry is a valid C string, as the caller guarantees.
+                let arg = unsafe { CStr::from_ptr(arg) };
+                args.push(std::ffi::OsStr::from_bytes(arg.to_bytes()).to_owned());
+            }
+        }
+        let Some((program, rest)) = args.split_first() else {
+            return invalid("argv must name the program");
+        };
+        let key = match SessionKey::read_file(Path::new(key_file)) {
+            Ok(k) => k,
+            Err(e) => return fail(&SdkError::Key(e)),
+        };
+        let run = crosscast_sdk::supervise(
+            &key,
+            app_id,
+            user_id,
+            None,
+            |_| {
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(rest);
+                cmd
+            },
+            |line| eprintln!("crosscast: {line}"),
+        );
+        match run {
+            Ok(_) => CC_OK,
+            Err(e) => fail(&e),
+        }
     })
 }
 

@@ -25,7 +25,7 @@ impl AudioOut {
     pub(crate) fn new(session: Arc<GameSession>, config: AudioConfig) -> Result<Self, SdkError> {
         session
             .send_audio_config(config)
-            .map_err(SdkError::session)?;
+            .map_err(|e| SdkError::from_session(&session, e))?;
         Ok(AudioOut {
             session,
             config,
@@ -81,7 +81,9 @@ impl AudioOut {
             data: std::mem::take(&mut self.bytes),
         };
         self.seq += 1;
-        self.session.send_audio(block).map_err(SdkError::session)
+        self.session
+            .send_audio(block)
+            .map_err(|e| SdkError::from_session(&self.session, e))
     }
 
     /// The presentation time of sample frame `index` of a stream that starts at `t0_ns`:

@@ -57,6 +57,29 @@ impl SdkError {
         }
     }
 
+    /// Classifies an error from a call on `session`. A send can fail on the closed socket a
+    /// moment before the session's reader has read the goodbye that came before the close:
+    /// then the goodbye, read within a short wait, decides.
+    pub(crate) fn from_session(session: &crosscast_ipc::GameSession, e: IpcError) -> SdkError {
+        let err = SdkError::session(e);
+        if !err.host_lost() {
+            return err;
+        }
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        loop {
+            if let Some(closed) = session.closed() {
+                return match SdkError::session(closed) {
+                    gone @ SdkError::HostGone { goodbye: true } => gone,
+                    _ => err,
+                };
+            }
+            if std::time::Instant::now() >= until {
+                return err;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Whether this error means the host went away without a goodbye: exit with
     /// [`crate::EXIT_HOST_LOST`] so a supervisor reconnects.
     pub fn host_lost(&self) -> bool {

@@ -104,7 +104,7 @@ impl Game {
         let session = GameSession::start(channel, outcome.session_id).map_err(SdkError::session)?;
         session
             .wait_config(opts.config_timeout)
-            .map_err(SdkError::session)?;
+            .map_err(|e| SdkError::from_session(&session, e))?;
         Ok(Game {
             session: Arc::new(session),
             report,
@@ -131,7 +131,7 @@ impl Game {
         Ok(self
             .session
             .dequeue(timeout)
-            .map_err(SdkError::session)?
+            .map_err(|e| SdkError::from_session(&self.session, e))?
             .map(Frame))
     }
 
@@ -141,7 +141,7 @@ impl Game {
         self.session
             .queue(frame.0, seq, pts_ns)
             .map(|_| ())
-            .map_err(SdkError::session)
+            .map_err(|e| SdkError::from_session(&self.session, e))
     }
 
     /// Announces the audio format and returns the sender for it. Call once, before the first
@@ -153,7 +153,9 @@ impl Game {
     /// Asks the host for the streamer's input (`true`) or stops it; a game that never asks
     /// gets none.
     pub fn want_input(&self, enabled: bool) -> Result<(), SdkError> {
-        self.session.want_input(enabled).map_err(SdkError::session)
+        self.session
+            .want_input(enabled)
+            .map_err(|e| SdkError::from_session(&self.session, e))
     }
 
     /// Moves the input events received since the last call to the end of `out`, oldest first.
@@ -186,7 +188,7 @@ impl Game {
     pub fn request_resize(&self, width: u32, height: u32) -> Result<(), SdkError> {
         self.session
             .request_resize(width, height)
-            .map_err(SdkError::session)
+            .map_err(|e| SdkError::from_session(&self.session, e))
     }
 
     /// Why the session ended, once it has.
