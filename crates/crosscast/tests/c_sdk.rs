@@ -1,7 +1,8 @@
-//! Issue 15: a C game on the SDK's C ABI (`examples/c/game.c`), built by the system C compiler
-//! against the installed header and library found through pkg-config (`scripts/sdk.sh`),
-//! streamed with `crosscast live -- ./game`; the decoded recording shows its animation and its
-//! tone.
+//! Issue 15: the SDK's example games stream. The C game (`examples/c/game.c`) is built by the
+//! system C compiler against the header and library installed by `scripts/sdk.sh` and found
+//! through pkg-config, shared and static, and streamed with `crosscast live -- ./game`: the
+//! decoded recording shows its animation and its tone. In named mode its supervisor brings it
+//! back to a restarted host. The Rust example (`crates/sdk/examples/bars.rs`) streams too.
 
 mod common;
 #[path = "../../media/tests/common/mod.rs"]
@@ -235,4 +236,24 @@ fn a_c_game_in_named_mode_reconnects_to_a_restarted_host() {
     let gerr = stderr(&out);
     assert!(out.status.success(), "{gerr}");
     assert!(gerr.contains("reconnecting to the host"), "{gerr}");
+}
+
+#[test]
+fn the_rust_example_game_streams_too() {
+    let dir = TempDir::new("sdk-bars");
+    let example = Path::new(bin()).parent().unwrap().join("examples/bars");
+    assert!(
+        example.exists(),
+        "{} is missing: cargo build -p crosscast-sdk --example bars",
+        example.display()
+    );
+    let example = example.display().to_string();
+    let out = stream_command(&dir.0, "30", "3", &[], &[&example]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let host = HostSummary::parse(&err);
+    assert_eq!(host.frames_out, 90, "{err}");
+    assert!(host.queued >= 85, "{host:?}\n{err}");
+    assert_eq!(stat(&err, "gaps"), 0, "{err}");
+    assert!(stat(&err, "audio blocks") >= 250, "{err}");
 }
