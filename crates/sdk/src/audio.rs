@@ -21,6 +21,37 @@ pub struct AudioOut {
     bytes: Vec<u8>,
 }
 
+/// Checks a block's length (whole frames, 5 to 40 ms) and writes it into `bytes` in the
+/// config's format.
+fn encode(config: &AudioConfig, samples: &[f32], bytes: &mut Vec<u8>) -> Result<(), SdkError> {
+    let ch = usize::from(config.channels).max(1);
+    let frames = samples.len() / ch;
+    let per_ms = |ms: u32| (u64::from(config.sample_rate) * u64::from(ms) / 1000) as usize;
+    let (min, max) = (per_ms(BLOCK_MS_MIN), per_ms(BLOCK_MS_MAX));
+    if samples.len() % ch != 0 || frames < min || frames > max {
+        return Err(SdkError::Invalid(format!(
+            "an audio block of {} samples is not whole frames of {ch} channels between {min} \
+             and {max} frames ({BLOCK_MS_MIN}-{BLOCK_MS_MAX} ms)",
+            samples.len()
+        )));
+    }
+    bytes.clear();
+    match config.format {
+        SampleFormat::F32 => {
+            for s in samples {
+                bytes.extend_from_slice(&s.clamp(-1.0, 1.0).to_le_bytes());
+            }
+        }
+        SampleFormat::S16 => {
+            for s in samples {
+                let v = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
 impl AudioOut {
     pub(crate) fn new(session: Arc<GameSession>, config: AudioConfig) -> Result<Self, SdkError> {
         session
@@ -48,31 +79,7 @@ impl AudioOut {
     /// out-of-range values are clipped) whose first sample is heard at `pts_ns`
     /// (CLOCK_MONOTONIC). Its length must be whole frames of 5 to 40 ms.
     pub fn send(&mut self, samples: &[f32], pts_ns: u64) -> Result<(), SdkError> {
-        let ch = usize::from(self.config.channels);
-        let frames = samples.len() / ch.max(1);
-        let (min, max) = (self.frames_per(BLOCK_MS_MIN), self.frames_per(BLOCK_MS_MAX));
-        if samples.len() % ch.max(1) != 0 || frames < min || frames > max {
-            return Err(SdkError::Invalid(format!(
-                "an audio block of {} samples is not whole frames of {ch} channels between \
-                 {min} and {max} frames ({BLOCK_MS_MIN}-{BLOCK_MS_MAX} ms)",
-                samples.len()
-            )));
-        }
-        self.bytes.clear();
-        match self.config.format {
-            SampleFormat::F32 => {
-                for s in samples {
-                    self.bytes
-                        .extend_from_slice(&s.clamp(-1.0, 1.0).to_le_bytes());
-                }
-            }
-            SampleFormat::S16 => {
-                for s in samples {
-                    let v = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
-                    self.bytes.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-        }
+        encode(&self.config, samples, &mut self.bytes)?;
         let block = AudioBlock {
             seq: self.seq,
             pts_ns,
@@ -90,5 +97,48 @@ impl AudioOut {
     /// exact, so consecutive blocks neither overlap nor leave gaps.
     pub fn pts_of(&self, t0_ns: u64, index: u64) -> u64 {
         t0_ns + index * 1_000_000_000 / u64::from(self.config.sample_rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: AudioConfig = AudioConfig {
+        sample_rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+
+    #[test]
+    fn blocks_are_whole_frames_of_5_to_40_ms() {
+        let mut bytes = Vec::new();
+        assert!(encode(&CFG, &[0.0; 480 * 2], &mut bytes).is_ok());
+        assert_eq!(bytes.len(), 480 * 2 * 2);
+        // 4 ms, 41 ms and half a frame are refused, with the rule in the message.
+        for n in [192 * 2, 1968 * 2, 480 * 2 + 1] {
+            let e = encode(&CFG, &vec![0.0; n], &mut bytes).unwrap_err();
+            assert!(e.to_string().contains("5-40 ms"), "{e}");
+        }
+    }
+
+    #[test]
+    fn samples_are_clipped_and_converted_to_the_announced_format() {
+        let mut bytes = Vec::new();
+        let mut block = vec![0.0f32; 480 * 2];
+        block[0] = 2.0;
+        block[1] = -0.5;
+        encode(&CFG, &block, &mut bytes).unwrap();
+        assert_eq!(i16::from_le_bytes([bytes[0], bytes[1]]), 32767);
+        assert_eq!(i16::from_le_bytes([bytes[2], bytes[3]]), -16383);
+        let f32_cfg = AudioConfig {
+            format: SampleFormat::F32,
+            ..CFG
+        };
+        encode(&f32_cfg, &block, &mut bytes).unwrap();
+        assert_eq!(
+            f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            1.0
+        );
     }
 }
