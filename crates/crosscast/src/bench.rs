@@ -1,5 +1,5 @@
 //! `crosscast bench …`: handoff (here), ipc (crosscast-bench), pipeline (pipeline.rs),
-//! wayland (bench_wayland.rs).
+//! wayland (bench_wayland.rs), input (bench_input.rs), pulse (bench_pulse.rs).
 
 use std::time::{Duration, Instant};
 
@@ -108,6 +108,22 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             print!(
                 "{}",
                 report.figures_table(&crate::bench_input::columns(), 2)
+            );
+            if let Some(p) = json {
+                report.write_json(&p)?;
+            }
+            Ok(())
+        }
+        BenchCommand::Pulse {
+            seconds,
+            runs,
+            no_reference,
+            json,
+        } => {
+            let report = crate::bench_pulse::pulse(seconds, runs, !no_reference)?;
+            print!(
+                "{}",
+                report.figures_table(&crate::bench_pulse::columns(), 2)
             );
             if let Some(p) = json {
                 report.write_json(&p)?;

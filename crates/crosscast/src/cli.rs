@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use crosscast_game::Pattern;
+use crosscast_demo::Pattern;
 use crosscast_ipc::os::sandbox::SandboxLevel;
 
 /// Live-stream a sandboxed game process: the host owns the surface, the encoder and the network.
@@ -434,6 +434,26 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         probe: Option<PathBuf>,
         /// Write the JSON report here (one row per path, median and range per figure).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The game's own audio through the host's PulseAudio server: write → host-timeline delay
+    /// (p50/p99/max) and host CPU per second of audio for paplay, `pacat --latency-msec=20`
+    /// and SDL2's loopwave, beside the idle server and a pulseaudio daemon with a null sink.
+    /// Needs pulseaudio-utils and libsdl2-tests (and pulseaudio for the reference).
+    Pulse {
+        /// Seconds of audio each client plays, per run.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Rounds (each runs every client on each server once); figures are the median and
+        /// range over them.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Skip the pulseaudio-daemon reference (its rows then carry a note and no figures).
+        #[arg(long)]
+        no_reference: bool,
+        /// Write the JSON report here (one row per client and server, median and range per
+        /// figure).
         #[arg(long)]
         json: Option<PathBuf>,
     },

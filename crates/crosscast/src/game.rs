@@ -9,16 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use crosscast_game::{Mixer, Pattern, Scene};
-use crosscast_ipc::auth::{authenticate_host, DEFAULT_HANDSHAKE_TIMEOUT};
-use crosscast_ipc::connect::{adopt_spawned, connect_named, GAME_KEY_FD, GAME_SOCKET_FD};
-use crosscast_ipc::os::process::{key_pipe, spawn_with_fds};
+use crosscast_demo::{Mixer, Pattern, Scene};
 use crosscast_ipc::os::process::{resource_usage, UsageOf};
-use crosscast_ipc::os::sandbox::{apply_sandbox, SandboxLevel};
-use crosscast_ipc::os::socket::SeqPacket;
-use crosscast_ipc::os::OsError;
-use crosscast_ipc::{monotonic_ns, stamp, GameSession, IpcError, SessionKey};
-use crosscast_wire::{AudioBlock, AudioConfig, SampleFormat};
+use crosscast_ipc::stamp;
+use crosscast_sdk::{
+    monotonic_ns, AudioConfig, AudioOut, ConnectOptions, Connection, Game, Pacer, SampleFormat,
+    SdkError, SessionKey, EXIT_HOST_LOST,
+};
 use std::process::Command;
 
 use crate::cli::{GameArgs, RawWriter};
@@ -66,9 +63,6 @@ pub(crate) fn say(line: &dyn std::fmt::Display) {
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
-/// Exit code of a game whose host went away without a goodbye; its supervisor reconnects.
-const EXIT_HOST_LOST: i32 = 3;
-
 pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.raw_out {
         return run_raw(&args, path);
@@ -76,31 +70,38 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     if args.connect && !args.no_reconnect {
         return supervise(&args);
     }
-    // Connect first: once sandboxed we can open no socket.
-    let (channel, key) = if args.connect {
+    let connection = if args.connect {
         let key_file = args
             .key_file
             .as_ref()
             .context("--connect needs --key-file")?;
-        let key = SessionKey::read_file(key_file)?;
-        let (app, user) = (
-            args.app_id.as_deref().unwrap_or(""),
-            args.user_id.as_deref().unwrap_or(""),
-        );
-        let ch = connect_named(&key, app, user).context("cannot reach the host (is `crosscast host --listen` running with the same key, app id and user id?)")?;
-        (ch, key)
+        Connection::Named {
+            key: SessionKey::read_file(key_file)?,
+            app_id: args.app_id.clone().unwrap_or_default(),
+            user_id: args.user_id.clone().unwrap_or_default(),
+        }
     } else {
-        adopt_spawned().context("not started by a crosscast host (use --connect to reach a listening host, or --raw-out)")?
+        Connection::Spawned
     };
-    if args.sandbox != SandboxLevel::Off {
-        let report = apply_sandbox(args.sandbox).context("cannot sandbox the game")?;
+    let opts = ConnectOptions {
+        sandbox: args.sandbox,
+        ..ConnectOptions::default()
+    };
+    let game = match Game::connect(connection, &opts) {
+        Ok(g) => g,
+        Err(e @ SdkError::NotSpawned(_)) => {
+            return Err(anyhow::Error::new(e)
+                .context("use --connect to reach a listening host, or --raw-out"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(report) = game.sandbox_report() {
         eprintln!("game: {report}");
     }
-    let outcome = authenticate_host(&channel, &key, DEFAULT_HANDSHAKE_TIMEOUT)?;
-    let session = Arc::new(GameSession::start(channel, outcome.session_id)?);
-    let result = play(&args, &session);
-    if let Ok(s) = Arc::try_unwrap(session) {
-        s.close();
+    let game = Arc::new(game);
+    let result = play(&args, &game);
+    if let Ok(g) = Arc::try_unwrap(game) {
+        g.close();
     }
     match result {
         Ok(summary) => {
@@ -111,7 +112,10 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Err(e) if matches!(e.downcast_ref::<IpcError>(), Some(IpcError::Disconnected)) => {
+        Err(e)
+            if e.downcast_ref::<SdkError>()
+                .is_some_and(SdkError::host_lost) =>
+        {
             eprintln!("game: the host went away");
             std::process::exit(EXIT_HOST_LOST);
         }
@@ -119,58 +123,31 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Named mode with reconnection. A sandboxed process can open no socket, so this small
-/// unsandboxed parent connects (retrying while no host listens), hands the connection and the
-/// key to a sandboxed child game exactly as spawn mode does, and reconnects when the child
-/// reports that its host went away. It never reads a byte from the host itself.
+/// Named mode with reconnection: the SDK's supervisor runs this same game, in spawn mode, as
+/// its sandboxed child.
 fn supervise(args: &GameArgs) -> anyhow::Result<()> {
     let key_file = args
         .key_file
         .as_ref()
         .context("--connect needs --key-file")?;
     let key = SessionKey::read_file(key_file)?;
-    let name = key.socket_name(
+    let deadline = args
+        .seconds
+        .map(|s| std::time::Instant::now() + Duration::from_secs_f64(s));
+    let exe = std::env::current_exe().context("cannot find our own executable")?;
+    crosscast_sdk::supervise(
+        &key,
         args.app_id.as_deref().unwrap_or(""),
         args.user_id.as_deref().unwrap_or(""),
-    );
-    let started = std::time::Instant::now();
-    let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s));
-    let mut waited = false;
-    loop {
-        let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        if remaining.is_some_and(|r| r.is_zero()) {
-            return Ok(());
-        }
-        let sock = match SeqPacket::connect_abstract(&name) {
-            Ok(s) => s,
-            Err(OsError::NoListener) => {
-                if !waited {
-                    eprintln!("game: no host is listening yet; retrying");
-                    waited = true;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
-            Err(e) => return Err(e).context("cannot reach the host"),
-        };
-        waited = false;
-        let exe = std::env::current_exe().context("cannot find our own executable")?;
-        let mut cmd = Command::new(exe);
-        cmd.args(child_args(args, remaining));
-        let mut child = spawn_with_fds(
-            cmd,
-            vec![
-                (sock.into(), GAME_SOCKET_FD),
-                (key_pipe(key.as_bytes())?, GAME_KEY_FD),
-            ],
-        )?;
-        let status = child.wait()?;
-        match status.code() {
-            Some(0) => return Ok(()),
-            Some(EXIT_HOST_LOST) => eprintln!("game: reconnecting to the host"),
-            _ => anyhow::bail!("the game exited with {status}"),
-        }
-    }
+        deadline,
+        |remaining| {
+            let mut cmd = Command::new(&exe);
+            cmd.args(child_args(args, remaining));
+            cmd
+        },
+        |line| eprintln!("game: {line}"),
+    )?;
+    Ok(())
 }
 
 /// The child's command line: the same game, in spawn mode.
@@ -206,18 +183,18 @@ fn child_args(a: &GameArgs, remaining: Option<Duration>) -> Vec<String> {
     v
 }
 
-fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSummary> {
-    let config = session.wait_config(Duration::from_secs(10))?;
+fn play(args: &GameArgs, game: &Arc<Game>) -> anyhow::Result<GameSummary> {
+    let config = game.surface();
     if let Some(size) = args.size {
         if (size.width, size.height) != (config.width, config.height) {
-            session.request_resize(size.width, size.height)?;
+            game.request_resize(size.width, size.height)?;
         }
     }
     let mut scene = Scene::new(args.pattern, config.width, config.height)?;
     // The demo plays: it asks for the streamer's input (a game that does not ask gets none)
     // and shows the key marker from its first frame, so a test or a latency bench can tell "no
     // key held" from "no input yet".
-    session.want_input(true)?;
+    game.want_input(true)?;
     scene.enable_input();
     let mut events = Vec::new();
     let mut input_events = 0u64;
@@ -231,27 +208,30 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         } else {
             SampleFormat::F32
         };
-        let (session, stop, pattern) = (session.clone(), stop.clone(), args.pattern);
+        let out = game.audio(AudioConfig {
+            sample_rate: RATE,
+            channels: 2,
+            format,
+        })?;
+        let (stop, pattern) = (stop.clone(), args.pattern);
         Some(
             std::thread::Builder::new()
                 .name("game-audio".into())
-                .spawn(move || audio_loop(&session, pattern, format, t0, &stop))?,
+                .spawn(move || audio_loop(out, pattern, t0, &stop))?,
         )
     };
     let rate = args.fps;
     scene.set_frame_period(rate.period_ns());
     let end = args.seconds.map(|s| t0 + (s * 1e9) as u64);
-    let (mut n, mut rendered, mut skipped) = (0u64, 0u64, 0u64);
+    let mut pacer = Pacer::new(rate, t0);
+    let (mut rendered, mut skipped) = (0u64, 0u64);
     // Frames drawn early, on the streamer's input, between the frames of the grid: each shifts
     // the sequence numbers by one, so the host still sees the grid's skips as gaps.
     let mut early_frames = 0u64;
     let mut early_done = false;
     let mut lost = false;
     let result = loop {
-        // Frame n's time computed from n itself, exactly: adding a rounded period instead
-        // puts frame 30 at 30 fps 10 ns before the second it belongs to (one frame late
-        // against the audio, which is sample-exact).
-        let target = t0 + rate.frame_ns(n);
+        let target = pacer.next_due_ns();
         if end.is_some_and(|e| target >= e) {
             break Ok(());
         }
@@ -261,63 +241,53 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         let now = monotonic_ns();
         let early = !early_done
             && now < target
-            && session.wait_input(Duration::from_nanos(target - now))
+            && game.wait_input(Duration::from_nanos(target - now))
             && monotonic_ns() + 1_000_000 < target;
-        let pts = if early {
-            monotonic_ns()
+        let (n, pts) = if early {
+            // Drawn as the grid's coming frame, without taking it: it still comes on time.
+            (pacer.next_frame(), monotonic_ns())
         } else {
-            sleep_until_ns(target);
-            target
+            let tick = pacer.wait();
+            skipped += tick.skipped;
+            (tick.n, tick.pts_ns)
         };
-        if !early {
-            // Fell more than a frame behind (descheduled): skip ahead instead of bursting.
-            let now = monotonic_ns();
-            let current = rate.frame_at(now - t0);
-            if current > n {
-                skipped += current - n;
-                n = current;
-                early_done = false;
-                continue;
-            }
-        }
-        let mut writer = match session.dequeue(Duration::from_secs(2)) {
-            Ok(Some(w)) => w,
+        let mut frame = match game.dequeue(Duration::from_secs(2)) {
+            Ok(Some(f)) => f,
             Ok(None) => {
                 skipped += 1;
-                n += 1;
                 early_done = false;
                 continue;
             }
-            Err(IpcError::PeerClosed(_)) => break Ok(()),
-            Err(e) if host_lost(&e) => {
+            Err(SdkError::HostGone { goodbye: true }) => break Ok(()),
+            Err(e) if e.host_lost() => {
                 lost = true;
                 break Ok(());
             }
             Err(e) => break Err(e.into()),
         };
         let (w, h, stride) = (
-            writer.config().width,
-            writer.config().height,
-            writer.config().stride as usize,
+            frame.config().width,
+            frame.config().height,
+            frame.config().stride as usize,
         );
         if (scene.width(), scene.height()) != (w, h) {
             scene.resize(w, h)?;
         }
         // Everything that arrived up to now shows in this frame.
-        session.take_input(&mut events);
+        game.take_input(&mut events);
         input_events += events.len() as u64;
         for input in events.drain(..) {
             scene.input(&input.event, pts - t0);
         }
-        scene.render(writer.pixels(), stride, n, pts - t0)?;
+        scene.render(frame.pixels(), stride, n, pts - t0)?;
         let seq = n + 1 + early_frames;
         if args.stamp {
-            stamp::write(writer.pixels(), seq);
+            stamp::write(frame.pixels(), seq);
         }
-        match session.queue(writer, seq, pts) {
-            Ok(_) => rendered += 1,
-            Err(IpcError::PeerClosed(_)) => break Ok(()),
-            Err(e) if host_lost(&e) => {
+        match game.queue(frame, seq, pts) {
+            Ok(()) => rendered += 1,
+            Err(SdkError::HostGone { goodbye: true }) => break Ok(()),
+            Err(e) if e.host_lost() => {
                 lost = true;
                 break Ok(());
             }
@@ -325,15 +295,13 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
         }
         if args.resize_after == Some(rendered) {
             if let Some(size) = args.resize_to {
-                session.request_resize(size.width, size.height)?;
+                game.request_resize(size.width, size.height)?;
             }
         }
         if early {
-            // The grid's frame n still comes at its time.
             early_frames += 1;
             early_done = true;
         } else {
-            n += 1;
             early_done = false;
         }
     };
@@ -344,7 +312,7 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
     // A line of its own: the summary line's format is read by the benches.
     say(&format_args!(
         "game: input {input_events} events, {} dropped (queue full)",
-        session.input_dropped()
+        game.input_dropped()
     ));
     result.map(|()| GameSummary {
         rendered,
@@ -354,49 +322,22 @@ fn play(args: &GameArgs, session: &Arc<GameSession>) -> anyhow::Result<GameSumma
     })
 }
 
-fn audio_loop(
-    session: &GameSession,
-    pattern: Pattern,
-    format: SampleFormat,
-    t0: u64,
-    stop: &AtomicBool,
-) {
+/// The demo's sound: 10 ms blocks from its mixer, each stamped with its first sample's time.
+fn audio_loop(mut out: AudioOut, pattern: Pattern, t0: u64, stop: &AtomicBool) {
     let Ok(mut mixer) = Mixer::new(pattern, RATE, 2) else {
         return;
     };
-    let config = AudioConfig {
-        sample_rate: RATE,
-        channels: 2,
-        format,
-    };
-    if session.send_audio_config(config).is_err() {
-        return;
-    }
-    let mut buf = vec![0f32; BLOCK_FRAMES * 2];
-    let mut seq = 0u64;
+    let frames = out.frames_per(10);
+    let mut buf = vec![0f32; frames * 2];
+    let mut first = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let first = seq * BLOCK_FRAMES as u64;
-        let pts = t0 + first * 1_000_000_000 / u64::from(RATE);
+        let pts = out.pts_of(t0, first);
         sleep_until_ns(pts);
         mixer.fill(&mut buf, first);
-        let data = match format {
-            SampleFormat::F32 => buf.iter().flat_map(|s| s.to_le_bytes()).collect(),
-            SampleFormat::S16 => buf
-                .iter()
-                .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
-                .collect(),
-        };
-        let block = AudioBlock {
-            seq,
-            pts_ns: pts,
-            sent_ns: 0,
-            config,
-            data,
-        };
-        if session.send_audio(block).is_err() {
+        if out.send(&buf, pts).is_err() {
             return;
         }
-        seq += 1;
+        first += frames as u64;
     }
 }
 
@@ -654,16 +595,6 @@ impl RawSink {
             }
         }
     }
-}
-
-/// Whether a session error says that the host went away without a goodbye (killed, or it
-/// closed while the game was sending): the game still prints its summary (a bench reads it),
-/// then exits with [`EXIT_HOST_LOST`] so that a supervisor reconnects.
-fn host_lost(e: &IpcError) -> bool {
-    matches!(
-        e,
-        IpcError::Disconnected | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. })
-    )
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_input;
+mod bench_pulse;
 mod bench_wayland;
 mod cli;
 mod game;

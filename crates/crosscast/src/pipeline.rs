@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use crosscast_bench::stats::{Report, Row};
-use crosscast_game::{Mixer, Pattern, Scene};
+use crosscast_demo::{Mixer, Pattern, Scene};
 use crosscast_ipc::os::process::{resource_usage, UsageOf};
 use crosscast_media::{EncoderConfig, LiveEncoder, OutputSpec};
 

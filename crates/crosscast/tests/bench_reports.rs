@@ -1,4 +1,4 @@
-//! `bench pipeline`, `bench preview`, `bench wayland` and `bench input` run briefly and write reports of the promised shape:
+//! `bench pipeline`, `bench preview`, `bench wayland`, `bench input` and `bench pulse` run briefly and write reports of the promised shape:
 //! every variant's row present, `null` (never 0) for figures a row did not measure, each
 //! median within its range, and the comment flood accepted at no more than the rate limit.
 
@@ -341,4 +341,151 @@ fn bench_input_measures_key_to_encoded_frame_on_both_paths() {
         // The output clock has the frame before the encoder is done with it.
         assert!(measured(r, "to_clock_p50_ms") <= p50, "{r:#}");
     }
+}
+
+/// The figures `bench pulse` reports for each client and server.
+const PULSE: &[&str] = &[
+    "delay_p50_ms",
+    "delay_p99_ms",
+    "delay_max_ms",
+    "writes",
+    "audio_s",
+    "heard_s",
+    "cpu_ms_per_audio_s",
+    "cpu_core_pct",
+    "cpu_ms_per_played_s",
+    "cpu_ms_per_audio_s_over_idle",
+    "cpu_core_pct_over_idle",
+    "cpu_ratio_to_idle",
+    "cpu_ratio_to_pulseaudio",
+    "client_cpu_ms_per_audio_s",
+];
+
+/// Whether `program` is on PATH (the reference daemon is optional; its rows say so).
+fn on_path(program: &str) -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join(program).is_file())
+}
+
+/// Needs the Debian packages pulseaudio-utils and libsdl2-tests (the bench fails naming them);
+/// with pulseaudio installed the reference rows must be measured too.
+#[test]
+fn bench_pulse_measures_write_delay_and_cpu_for_every_client() {
+    let dir = TempDir::new("bench-pulse");
+    let seconds = 2.0;
+    let rows = rows(
+        &["bench", "pulse", "--runs", "1", "--seconds", "2"],
+        &dir,
+        Duration::from_secs(150),
+    );
+    assert_eq!(rows.len(), 8, "{rows:#?}");
+    let clients = ["paplay", "pacat-20ms", "sdl2-loopwave"];
+    let idle = row(&rows, "idle", "crosscast-pulse");
+    check_shape(idle, PULSE);
+    assert_eq!(idle["runs"], 1, "{idle:#}");
+    // The pump mixes in real time whether or not anyone plays, and only silence here.
+    let audio = measured(idle, "audio_s");
+    assert!((seconds * 0.9..seconds * 1.2).contains(&audio), "{idle:#}");
+    assert_eq!(measured(idle, "heard_s"), 0.0, "{idle:#}");
+    assert!(measured(idle, "cpu_ms_per_audio_s") > 0.0, "{idle:#}");
+    for f in [
+        "delay_p50_ms",
+        "writes",
+        "cpu_ms_per_audio_s_over_idle",
+        "cpu_ratio_to_idle",
+        "cpu_ms_per_played_s",
+        "client_cpu_ms_per_audio_s",
+    ] {
+        unmeasured(idle, f);
+    }
+    let daemon = on_path("pulseaudio");
+    for case in clients {
+        let r = row(&rows, case, "crosscast-pulse");
+        check_shape(r, PULSE);
+        let (p50, p99, max) = (
+            measured(r, "delay_p50_ms"),
+            measured(r, "delay_p99_ms"),
+            measured(r, "delay_max_ms"),
+        );
+        // No write reaches the timeline before it arrives, and none waits beyond the
+        // server's buffers (a few seconds at most).
+        assert!(
+            0.0 < p50 && p50 <= p99 && p99 <= max && max < 5000.0,
+            "{r:#}"
+        );
+        assert!(measured(r, "writes") >= 1.0, "{r:#}");
+        // The client's tone reached the mix: most of its two seconds were heard.
+        let heard = measured(r, "heard_s");
+        assert!(heard > seconds * 0.5, "{r:#}");
+        assert!(heard <= measured(r, "audio_s") + 1e-9, "{r:#}");
+        let (cpu, over) = (
+            measured(r, "cpu_ms_per_audio_s"),
+            measured(r, "cpu_ms_per_audio_s_over_idle"),
+        );
+        let idle_cpu = measured(idle, "cpu_ms_per_audio_s");
+        assert!((over - (cpu - idle_cpu)).abs() < 1e-9, "{r:#}");
+        let ratio = measured(r, "cpu_ratio_to_idle");
+        assert!((ratio - cpu / idle_cpu).abs() < 1e-9, "{r:#}");
+        let pct = measured(r, "cpu_core_pct");
+        assert!(0.0 < pct && pct < 100.0, "{r:#}");
+        measured(r, "client_cpu_ms_per_audio_s");
+        if daemon {
+            assert!(measured(r, "cpu_ratio_to_pulseaudio") > 0.0, "{r:#}");
+        } else {
+            unmeasured(r, "cpu_ratio_to_pulseaudio");
+        }
+    }
+    // The low-latency client asked for 20 ms: its writes reach the timeline within a few
+    // blocks (generous for a loaded CI machine), far below the casual one's default buffering.
+    let pacat = row(&rows, "pacat-20ms", "crosscast-pulse");
+    assert!(measured(pacat, "delay_p99_ms") < 100.0, "{pacat:#}");
+    assert!(
+        measured(row(&rows, "pacat-20ms", "crosscast-pulse"), "delay_p50_ms")
+            < measured(row(&rows, "paplay", "crosscast-pulse"), "delay_p50_ms"),
+        "{rows:#?}"
+    );
+    for case in std::iter::once("idle").chain(clients) {
+        let r = row(&rows, case, "pulseaudio-null-sink");
+        check_shape(r, PULSE);
+        // Only crosscast's server measures write delays and what reached the mix.
+        for f in [
+            "delay_p50_ms",
+            "writes",
+            "heard_s",
+            "cpu_ratio_to_pulseaudio",
+        ] {
+            unmeasured(r, f);
+        }
+        if daemon {
+            assert!(measured(r, "audio_s") > 0.0, "{r:#}");
+            assert!(measured(r, "cpu_ms_per_audio_s") >= 0.0, "{r:#}");
+        } else {
+            unmeasured(r, "cpu_ms_per_audio_s");
+            assert!(
+                r["note"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("apt-get install pulseaudio"),
+                "{r:#}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bench_pulse_without_its_clients_fails_naming_the_debian_package() {
+    let dir = TempDir::new("bench-pulse-missing");
+    let out = std::process::Command::new(bin())
+        .args(["bench", "pulse", "--runs", "1", "--seconds", "1"])
+        .env("PATH", dir.path("empty"))
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn crosscast");
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("apt-get install pulseaudio-utils"),
+        "the error should name the package:\n{err}"
+    );
 }

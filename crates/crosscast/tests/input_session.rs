@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crosscast_game::{KEY_MARKER_SIZE, KEY_RIGHT};
+use crosscast_demo::{KEY_MARKER_SIZE, KEY_RIGHT};
 use crosscast_ipc::auth::authenticate_game;
 use crosscast_ipc::connect::spawn_game;
 use crosscast_ipc::{

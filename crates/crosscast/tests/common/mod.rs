@@ -16,12 +16,14 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         let p = std::env::temp_dir().join(
+            // Only characters no tool quotes (pkg-config escapes braces, shells spaces).
             format!(
-                "crosscast-test-{tag}-{}-{:?}",
+                "crosscast-test-{tag}-{}-{}",
                 std::process::id(),
-                Instant::now()
-            )
-            .replace([' ', ':', '.'], ""),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
         );
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)

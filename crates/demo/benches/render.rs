@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use crosscast_game::{Mixer, Pattern, Scene};
+use crosscast_demo::{Mixer, Pattern, Scene};
 
 fn render(c: &mut Criterion) {
     let mut group = c.benchmark_group("render");

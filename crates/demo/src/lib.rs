@@ -10,7 +10,7 @@
 //! what it always drew.
 //!
 //! ```
-//! use crosscast_game::{Mixer, Pattern, Scene};
+//! use crosscast_demo::{Mixer, Pattern, Scene};
 //!
 //! let mut scene = Scene::new(Pattern::Bars, 64, 32)?;
 //! let mut frame = vec![0u8; 64 * 4 * 32];
@@ -19,7 +19,7 @@
 //! let mut mixer = Mixer::new(Pattern::Bars, 48_000, 2)?;
 //! let mut block = vec![0f32; 480 * 2];
 //! mixer.fill(&mut block, 0);
-//! # Ok::<(), crosscast_game::GameError>(())
+//! # Ok::<(), crosscast_demo::GameError>(())
 //! ```
 #![forbid(unsafe_code)]
 

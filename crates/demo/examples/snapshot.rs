@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::io::Write;
 
-use crosscast_game::{Pattern, Scene};
+use crosscast_demo::{Pattern, Scene};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

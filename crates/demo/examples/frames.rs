@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::hint::black_box;
 
-use crosscast_game::{Mixer, Pattern, Scene};
+use crosscast_demo::{Mixer, Pattern, Scene};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
