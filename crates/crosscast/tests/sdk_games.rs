@@ -2,7 +2,9 @@
 //! system C compiler against the header and library installed by `scripts/sdk.sh` and found
 //! through pkg-config, shared and static, and streamed with `crosscast live -- ./game`: the
 //! decoded recording shows its animation and its tone. In named mode its supervisor brings it
-//! back to a restarted host. The Rust example (`crates/sdk/examples/bars.rs`) streams too.
+//! back to a restarted host. The Rust example (`crates/sdk/examples/bars.rs`) streams too, and
+//! so does the GL game (`crates/gl/examples/gl_game.rs`: Mesa's llvmpipe through surfaceless
+//! EGL, each slot queued when its asynchronous readback's fence has signalled).
 
 mod common;
 #[path = "../../media/tests/common/mod.rs"]
@@ -256,4 +258,40 @@ fn the_rust_example_game_streams_too() {
     assert!(host.queued >= 85, "{host:?}\n{err}");
     assert_eq!(stat(&err, "gaps"), 0, "{err}");
     assert!(stat(&err, "audio blocks") >= 250, "{err}");
+}
+
+#[test]
+fn a_gl_game_streams_through_the_asynchronous_readback() {
+    let dir = TempDir::new("sdk-gl");
+    let example = Path::new(bin()).parent().unwrap().join("examples/gl_game");
+    assert!(
+        example.exists(),
+        "{} is missing: cargo build -p crosscast-gl --example gl_game",
+        example.display()
+    );
+    let example = example.display().to_string();
+    // The game stops itself after 3.5 s, so it prints its figures before the host ends.
+    let out = stream_command(&dir.0, "30", "4", &[], &[&example, "3.5"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let host = HostSummary::parse(&err);
+    assert_eq!(host.frames_out, 120, "{err}");
+    assert!(host.queued >= 95, "{host:?}\n{err}");
+    assert!(
+        err.contains("gl-game: ") && err.contains("dropped 0 (streamed)"),
+        "the game's readback ring never filled: {err}"
+    );
+    let frames = media::gray_frames(&dir.path("r.mp4"), 320, 240);
+    let xs: Vec<Option<usize>> = frames.iter().take(100).map(|f| bar_x(f)).collect();
+    let steps = xs
+        .windows(2)
+        .filter(|w| match (w[0], w[1]) {
+            (Some(a), Some(b)) => (b + 288 - a) % 288 == 8,
+            _ => false,
+        })
+        .count();
+    assert!(
+        steps >= 90,
+        "the GL bar moved 8 px in only {steps} of 99 steps: {xs:?}"
+    );
 }
