@@ -78,6 +78,20 @@ fn bar_x(frame: &[u8]) -> Option<usize> {
     frame[120 * 320..121 * 320].iter().position(|&v| v > 200)
 }
 
+/// How many steps from one frame to the next move the bar by the examples' 8 pixels (it wraps
+/// at 320 - 32), with the bar's positions for the failure message.
+fn bar_steps(frames: &[Vec<u8>]) -> (usize, Vec<Option<usize>>) {
+    let xs: Vec<Option<usize>> = frames.iter().map(|f| bar_x(f)).collect();
+    let steps = xs
+        .windows(2)
+        .filter(|w| match (w[0], w[1]) {
+            (Some(a), Some(b)) => (b + 288 - a) % 288 == 8,
+            _ => false,
+        })
+        .count();
+    (steps, xs)
+}
+
 #[test]
 fn a_c_game_on_the_sdk_streams_its_animation_and_tone() {
     let dir = TempDir::new("c-sdk");
@@ -115,14 +129,7 @@ fn a_c_game_on_the_sdk_streams_its_animation_and_tone() {
     let frames = media::gray_frames(&path, 320, 240);
     assert_eq!(frames.len(), 120);
     // The bar moves 8 pixels a frame (wrapping at 288): nearly every step shows it.
-    let xs: Vec<Option<usize>> = frames.iter().map(|f| bar_x(f)).collect();
-    let steps = xs
-        .windows(2)
-        .filter(|w| match (w[0], w[1]) {
-            (Some(a), Some(b)) => (b + 288 - a) % 288 == 8,
-            _ => false,
-        })
-        .count();
+    let (steps, xs) = bar_steps(&frames);
     assert!(
         steps >= 100,
         "the bar moved 8 px in only {steps} of 119 steps: {xs:?}"
@@ -282,14 +289,7 @@ fn a_gl_game_streams_through_the_asynchronous_readback() {
         "the game's readback ring never filled: {err}"
     );
     let frames = media::gray_frames(&dir.path("r.mp4"), 320, 240);
-    let xs: Vec<Option<usize>> = frames.iter().take(100).map(|f| bar_x(f)).collect();
-    let steps = xs
-        .windows(2)
-        .filter(|w| match (w[0], w[1]) {
-            (Some(a), Some(b)) => (b + 288 - a) % 288 == 8,
-            _ => false,
-        })
-        .count();
+    let (steps, xs) = bar_steps(&frames[..100]);
     assert!(
         steps >= 90,
         "the GL bar moved 8 px in only {steps} of 99 steps: {xs:?}"
