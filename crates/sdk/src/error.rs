@@ -49,12 +49,17 @@ impl SdkError {
     pub(crate) fn session(e: IpcError) -> SdkError {
         match e {
             IpcError::PeerClosed(_) => SdkError::HostGone { goodbye: true },
-            IpcError::Disconnected
-            | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. }) => {
-                SdkError::HostGone { goodbye: false }
-            }
+            e if SdkError::is_disconnect(&e) => SdkError::HostGone { goodbye: false },
             e => SdkError::Session(e),
         }
+    }
+
+    /// Whether the connection broke under a call (the host died, or closed it mid-message).
+    pub(crate) fn is_disconnect(e: &IpcError) -> bool {
+        matches!(
+            e,
+            IpcError::Disconnected | IpcError::Os(crosscast_ipc::os::OsError::Disconnected { .. })
+        )
     }
 
     /// Classifies an error from a call on `session`. A send can fail on the closed socket a

@@ -99,8 +99,15 @@ impl Game {
         } else {
             None
         };
-        let outcome = authenticate_host(&channel, &key, opts.handshake_timeout)
-            .map_err(SdkError::Handshake)?;
+        // A host that goes away during the handshake (killed, or a connection that reached
+        // it as it died) is a lost host, which a supervisor retries, not a refusal.
+        let outcome = authenticate_host(&channel, &key, opts.handshake_timeout).map_err(|e| {
+            if SdkError::is_disconnect(&e) {
+                SdkError::HostGone { goodbye: false }
+            } else {
+                SdkError::Handshake(e)
+            }
+        })?;
         let session = GameSession::start(channel, outcome.session_id).map_err(SdkError::session)?;
         session
             .wait_config(opts.config_timeout)
