@@ -1,5 +1,5 @@
 //! Writes a pattern's audio to a 48 kHz stereo 16-bit WAV file, for listening to the mixer:
-//! `cargo run -p crosscast-game --example audio -- aquarium 20 out.wav`.
+//! `cargo run -p crosscast-demo --example audio -- aquarium 20 out.wav`.
 
 use std::error::Error;
 use std::io::Write;

@@ -1,5 +1,5 @@
 //! Renders N frames of a pattern back to back and mixes the matching audio, for profiling
-//! (`perf stat`/`perf record`): `cargo run --release -p crosscast-game --example frames -- aquarium 1280 720 600`.
+//! (`perf stat`/`perf record`): `cargo run --release -p crosscast-demo --example frames -- aquarium 1280 720 600`.
 
 use std::error::Error;
 use std::hint::black_box;

@@ -1,5 +1,5 @@
 //! Renders one frame of a pattern to a binary PPM file, for looking at the scenes by eye:
-//! `cargo run -p crosscast-game --example snapshot -- aquarium 1280 720 12.5 out.ppm`.
+//! `cargo run -p crosscast-demo --example snapshot -- aquarium 1280 720 12.5 out.ppm`.
 
 use std::error::Error;
 use std::io::Write;
