@@ -52,7 +52,8 @@ impl Default for ConnectOptions {
 }
 
 /// A slot dequeued for drawing: write RGBA pixels (`stride` bytes a row, top row first), then
-/// hand it back with [`Game::queue`].
+/// hand it back with [`Game::queue`]. Queue every frame you dequeue: a dropped `Frame` keeps
+/// its slot out of use until the host's next surface configuration.
 pub struct Frame(SlotWriter);
 
 impl Frame {
