@@ -416,7 +416,8 @@ pub unsafe extern "C" fn cc_surface(
 
 /// Takes a free slot to draw into, waiting up to `timeout_ms`; `CC_TIMEOUT` (and `*out` null)
 /// when none came free (the host is behind: skip the frame). Thread-safe; the frame belongs
-/// to the calling thread until [`cc_queue`].
+/// to the calling thread until [`cc_queue`]. Queue every frame you dequeue: one never queued
+/// keeps its slot out of use until the host's next surface configuration.
 ///
 /// # Safety
 /// `g` is a live handle; `out` points to writable storage for one pointer.
