@@ -54,22 +54,6 @@ typedef enum CcStatus {
   CC_ERR_PANIC = -10,
 } CcStatus;
 
-// The sandbox a game puts itself in after connecting.
-typedef enum CcSandbox {
-  // `no_new_privs`, Landlock where available, and a seccomp filter (the default).
-  CC_SANDBOX_STRICT = 0,
-  // None: for debugging outside the sandbox.
-  CC_SANDBOX_OFF = 1,
-} CcSandbox;
-
-// Sample formats for [`cc_audio_start`].
-typedef enum CcSampleFormat {
-  // 32-bit float, little-endian, [-1, 1].
-  CC_AUDIO_F32 = 0,
-  // 16-bit signed integer, little-endian.
-  CC_AUDIO_S16 = 1,
-} CcSampleFormat;
-
 // What a [`CcInput`] is.
 typedef enum CcInputKind {
   // The stream's window gained (`pressed` 1) or lost (0) focus.
@@ -121,12 +105,13 @@ extern "C" {
 #endif // __cplusplus
 
 // Connects to the host that started this game (`crosscast live -- ./game`: fd 3 and 4),
-// sandboxes the process and authenticates. Pass `CC_ABI_VERSION`. On success `*out` is the
+// sandboxes the process (`sandbox`: a `CcSandbox` value) and authenticates. Pass
+// `CC_ABI_VERSION`. On success `*out` is the
 // session, to be closed with [`cc_close`]. Call once, before any other thread uses the SDK.
 //
 // # Safety
 // `out` must point to writable storage for one pointer.
-enum CcStatus cc_connect_spawned(uint32_t abi_version, enum CcSandbox sandbox, struct CcGame **out);
+enum CcStatus cc_connect_spawned(uint32_t abi_version, uint32_t sandbox, struct CcGame **out);
 
 // Connects in named mode to `crosscast host --listen` with the key in `key_file` (made by
 // `crosscast keygen`) for `app_id` and `user_id`, then sandboxes and authenticates as
@@ -140,7 +125,7 @@ enum CcStatus cc_connect_named(uint32_t abi_version,
                                const char *key_file,
                                const char *app_id,
                                const char *user_id,
-                               enum CcSandbox sandbox,
+                               uint32_t sandbox,
                                struct CcGame **out);
 
 // Named mode that survives host restarts: call it first thing in `main`, before anything
@@ -195,7 +180,8 @@ uint8_t *cc_frame_pixels(struct CcFrame *f, uint32_t *width, uint32_t *height, u
 // `g` is a live handle and `f` a frame dequeued from it, not used after this call.
 enum CcStatus cc_queue(const struct CcGame *g, struct CcFrame *f, uint64_t seq, uint64_t pts_ns);
 
-// Announces the game's audio format: `sample_rate` 44100 or 48000, `channels` 1 or 2. Call
+// Announces the game's audio format: `sample_rate` 44100 or 48000, `channels` 1 or 2,
+// `format` a `CcSampleFormat` value. Call
 // once before [`cc_audio_send`]. Thread-safe.
 //
 // # Safety
@@ -203,7 +189,7 @@ enum CcStatus cc_queue(const struct CcGame *g, struct CcFrame *f, uint64_t seq, 
 enum CcStatus cc_audio_start(const struct CcGame *g,
                              uint32_t sample_rate,
                              uint32_t channels,
-                             enum CcSampleFormat format);
+                             uint32_t format);
 
 // Sends one block of `frames` interleaved float samples in [-1, 1] (converted to the
 // announced format) whose first sample is heard at `pts_ns`. A block is 5 to 40 ms (10 ms is

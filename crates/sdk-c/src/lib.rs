@@ -211,7 +211,7 @@ fn version_mismatch(abi_version: u32) -> CcStatus {
 fn connect(
     abi_version: u32,
     connection: Connection,
-    sandbox: CcSandbox,
+    sandbox: u32,
     out: *mut *mut CcGame,
 ) -> CcStatus {
     if abi_version != CC_ABI_VERSION {
@@ -220,11 +220,15 @@ fn connect(
     if out.is_null() {
         return invalid("out is null");
     }
+    // Enums arrive as plain integers: C may pass any value, and an out-of-range one must be
+    // an error, not an invalid Rust enum.
+    let sandbox = match sandbox {
+        s if s == CcSandbox::CC_SANDBOX_STRICT as u32 => SandboxLevel::Strict,
+        s if s == CcSandbox::CC_SANDBOX_OFF as u32 => SandboxLevel::Off,
+        s => return invalid(&format!("sandbox {s} is not a CcSandbox value")),
+    };
     let opts = ConnectOptions {
-        sandbox: match sandbox {
-            CcSandbox::CC_SANDBOX_STRICT => SandboxLevel::Strict,
-            CcSandbox::CC_SANDBOX_OFF => SandboxLevel::Off,
-        },
+        sandbox,
         ..ConnectOptions::default()
     };
     match Game::connect(connection, &opts) {
@@ -265,7 +269,8 @@ unsafe fn handle<'a>(g: *const CcGame) -> Option<&'a CcGame> {
 }
 
 /// Connects to the host that started this game (`crosscast live -- ./game`: fd 3 and 4),
-/// sandboxes the process and authenticates. Pass `CC_ABI_VERSION`. On success `*out` is the
+/// sandboxes the process (`sandbox`: a `CcSandbox` value) and authenticates. Pass
+/// `CC_ABI_VERSION`. On success `*out` is the
 /// session, to be closed with [`cc_close`]. Call once, before any other thread uses the SDK.
 ///
 /// # Safety
@@ -273,7 +278,7 @@ unsafe fn handle<'a>(g: *const CcGame) -> Option<&'a CcGame> {
 #[no_mangle]
 pub unsafe extern "C" fn cc_connect_spawned(
     abi_version: u32,
-    sandbox: CcSandbox,
+    sandbox: u32,
     out: *mut *mut CcGame,
 ) -> CcStatus {
     guard(|| connect(abi_version, Connection::Spawned, sandbox, out))
@@ -293,7 +298,7 @@ pub unsafe extern "C" fn cc_connect_named(
     key_file: *const c_char,
     app_id: *const c_char,
     user_id: *const c_char,
-    sandbox: CcSandbox,
+    sandbox: u32,
     out: *mut *mut CcGame,
 ) -> CcStatus {
     guard(|| {
@@ -506,7 +511,8 @@ pub unsafe extern "C" fn cc_queue(
     })
 }
 
-/// Announces the game's audio format: `sample_rate` 44100 or 48000, `channels` 1 or 2. Call
+/// Announces the game's audio format: `sample_rate` 44100 or 48000, `channels` 1 or 2,
+/// `format` a `CcSampleFormat` value. Call
 /// once before [`cc_audio_send`]. Thread-safe.
 ///
 /// # Safety
@@ -516,7 +522,7 @@ pub unsafe extern "C" fn cc_audio_start(
     g: *const CcGame,
     sample_rate: u32,
     channels: u32,
-    format: CcSampleFormat,
+    format: u32,
 ) -> CcStatus {
     guard(|| {
         // SAFETY: the caller guarantees `g` is null or live.
@@ -530,8 +536,9 @@ pub unsafe extern "C" fn cc_audio_start(
             sample_rate,
             channels,
             format: match format {
-                CcSampleFormat::CC_AUDIO_F32 => SampleFormat::F32,
-                CcSampleFormat::CC_AUDIO_S16 => SampleFormat::S16,
+                f if f == CcSampleFormat::CC_AUDIO_F32 as u32 => SampleFormat::F32,
+                f if f == CcSampleFormat::CC_AUDIO_S16 as u32 => SampleFormat::S16,
+                f => return invalid(&format!("format {f} is not a CcSampleFormat value")),
             },
         };
         let mut audio = g.audio.lock().unwrap_or_else(|p| p.into_inner());
@@ -736,4 +743,77 @@ pub extern "C" fn cc_monotonic_ns() -> u64 {
 #[no_mangle]
 pub extern "C" fn cc_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: cc_last_error returns this thread's NUL-terminated message, alive until the
+        // next failing call on this thread.
+        unsafe { CStr::from_ptr(cc_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_before_anything_is_touched() {
+        let mut g: *mut CcGame = std::ptr::null_mut();
+        // SAFETY: `g` is writable; the calls fail before using any fd.
+        unsafe {
+            assert_eq!(
+                cc_connect_spawned(CC_ABI_VERSION + 1, 0, &mut g),
+                CC_ERR_VERSION
+            );
+            assert!(last_error().contains("ABI version 2"), "{}", last_error());
+            assert_eq!(
+                cc_connect_spawned(CC_ABI_VERSION, 7, &mut g),
+                CC_ERR_INVALID
+            );
+            assert!(last_error().contains("sandbox 7"), "{}", last_error());
+            assert_eq!(
+                cc_connect_spawned(CC_ABI_VERSION, 0, std::ptr::null_mut()),
+                CC_ERR_INVALID
+            );
+            assert_eq!(
+                cc_surface(
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut()
+                ),
+                CC_ERR_INVALID
+            );
+            assert_eq!(
+                cc_queue(std::ptr::null(), std::ptr::null_mut(), 1, 0),
+                CC_ERR_INVALID
+            );
+            assert!(cc_frame_pixels(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut()
+            )
+            .is_null());
+            assert_eq!(cc_close(std::ptr::null_mut()), CC_OK);
+        }
+        assert!(g.is_null());
+    }
+
+    #[test]
+    fn input_events_flatten_to_their_documented_fields() {
+        use crosscast_sdk::InputEvent;
+        let key = flatten(&Input {
+            time_ns: 5,
+            event: InputEvent::Key {
+                code: 30,
+                pressed: true,
+            },
+        });
+        assert_eq!(
+            (key.kind, key.code, key.pressed, key.time_ns),
+            (CcInputKind::CC_INPUT_KEY, 30, 1, 5)
+        );
+    }
 }
