@@ -76,6 +76,22 @@ typedef enum CcInputKind {
   CC_INPUT_TOUCH = 8,
 } CcInputKind;
 
+// The sandbox a game puts itself in after connecting.
+typedef enum CcSandbox {
+  // `no_new_privs`, Landlock where available, and a seccomp filter (the default).
+  CC_SANDBOX_STRICT = 0,
+  // None: for debugging outside the sandbox.
+  CC_SANDBOX_OFF = 1,
+} CcSandbox;
+
+// Sample formats for [`cc_audio_start`].
+typedef enum CcSampleFormat {
+  // 32-bit float, little-endian, [-1, 1].
+  CC_AUDIO_F32 = 0,
+  // 16-bit signed integer, little-endian.
+  CC_AUDIO_S16 = 1,
+} CcSampleFormat;
+
 // A slot dequeued for drawing (opaque); it belongs to the dequeuing thread until queued.
 typedef struct CcFrame CcFrame;
 
