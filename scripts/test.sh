@@ -40,6 +40,9 @@ cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 cargo clippy --locked -p crosscast -p crosscast-bench --all-targets -- -D warnings
 
 echo "test.sh: tests"
+# The C SDK tests link libcrosscast.so/.a, which `cargo test` does not build (it builds the
+# crate's test harness, not its cdylib and staticlib).
+cargo build --locked -p crosscast-sdk-c
 # --all-features: `bench ipc` with its iceoryx2 reference and chart, which its test requires.
 cargo test --locked --workspace --all-features --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 
