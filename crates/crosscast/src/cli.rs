@@ -120,6 +120,18 @@ pub(crate) struct StreamArgs {
     /// Publish to rtmp://host[:port]/app/key; repeatable.
     #[arg(long = "rtmp", value_name = "URL")]
     pub(crate) rtmps: Vec<String>,
+    /// Lowest video bitrate (kb/s) adaptive bitrate may step network outputs down to when
+    /// their link backs up (default: a quarter of the bitrate, at least 300).
+    #[arg(long, value_name = "KBPS")]
+    pub(crate) min_bitrate: Option<u32>,
+    /// Keep the network outputs' bitrate fixed, whatever their link does.
+    #[arg(long)]
+    pub(crate) no_adaptive_bitrate: bool,
+    /// One encode for recordings and network outputs: while a link is squeezed, recordings
+    /// follow the lowered bitrate instead of a second encode keeping them at full rate
+    /// (saves that encode's CPU).
+    #[arg(long)]
+    pub(crate) shared_encode: bool,
     /// Nice value for the encoder threads (negative = higher priority; needs privileges).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) encoder_nice: Option<i32>,
@@ -434,6 +446,49 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         probe: Option<PathBuf>,
         /// Write the JSON report here (one row per path, median and range per figure).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Adaptive bitrate on a real squeezed link: two network namespaces joined by a veth pair,
+    /// nginx-rtmp in one, `crosscast live` (streaming and recording) in the other; tc limits
+    /// the link for a while, then lifts it. Reports how fast the bitrate stepped down and came
+    /// back, the send queue, reconnects, and frames lost in the recording and at the ingest.
+    /// Needs root, iproute2, nginx with libnginx-mod-rtmp, and ffprobe.
+    Squeeze {
+        /// Seconds of clear link before the squeeze.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        before: f64,
+        /// Seconds the link is limited.
+        #[arg(long, default_value_t = 30.0, value_parser = parse_seconds)]
+        squeeze: f64,
+        /// Seconds of clear link after it.
+        #[arg(long, default_value_t = 40.0, value_parser = parse_seconds)]
+        after: f64,
+        /// The limit during the squeeze, kb/s on the wire.
+        #[arg(long, default_value_t = 1200)]
+        link_kbps: u32,
+        /// The stream's video bitrate, kb/s.
+        #[arg(long, default_value_t = 2500)]
+        bitrate: u32,
+        /// The lowest bitrate adaptive bitrate may use, kb/s.
+        #[arg(long, default_value_t = 400)]
+        min_bitrate: u32,
+        /// The stream's size.
+        #[arg(long, default_value = "960x540")]
+        size: Size,
+        /// The stream's frame rate.
+        #[arg(long, default_value = "30", value_parser = parse_fps)]
+        fps: FrameRate,
+        /// Stop and restart the ingest in the middle of the squeeze (reconnect under pressure).
+        #[arg(long)]
+        restart_ingest: bool,
+        /// Run `live` with --shared-encode (recordings follow the live bitrate).
+        #[arg(long)]
+        shared_encode: bool,
+        /// Runs; figures are the median and range over them.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
     },

@@ -80,6 +80,15 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
         cfg.keyint_frames = s.fps.frames_in(s.keyint);
         cfg.encoder_nice = s.encoder_nice;
         cfg.frame_times = s.frame_times.clone();
+        cfg.adaptive_min_kbps = if s.no_adaptive_bitrate {
+            None
+        } else {
+            Some(
+                s.min_bitrate
+                    .unwrap_or_else(|| (cfg.video_bitrate_kbps / 4).max(300)),
+            )
+        };
+        cfg.shared_encode = s.shared_encode;
         if s.policy == Policy::Fifo {
             cfg.block_when_full = true;
         }
@@ -235,8 +244,8 @@ fn print_summary(report: &LiveReport) {
         ));
         for o in &e.outputs {
             eprintln!(
-                "crosscast: output {}: {:?}, {} bytes, {} reconnects",
-                o.name, o.state, o.bytes, o.reconnects
+                "crosscast: output {}: {:?}, {} bytes, {} packets dropped, {} reconnects",
+                o.name, o.state, o.bytes, o.packets_dropped, o.reconnects
             );
         }
     }

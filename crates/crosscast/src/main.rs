@@ -10,6 +10,7 @@
 mod bench;
 mod bench_input;
 mod bench_pulse;
+mod bench_squeeze;
 mod bench_wayland;
 mod cli;
 mod game;

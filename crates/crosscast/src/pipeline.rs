@@ -99,7 +99,8 @@ fn game_line(stderr: &str) -> anyhow::Result<(f64, f64, f64)> {
     }
 }
 
-fn frames_in(path: &Path) -> anyhow::Result<f64> {
+/// Video frames (packets) in a recording, counted by ffprobe.
+pub(crate) fn frames_in(path: &Path) -> anyhow::Result<f64> {
     let out = Command::new("ffprobe")
         .args([
             "-v",

@@ -310,6 +310,11 @@ pub fn run_live(
         for n in sink.notes.drain(..) {
             note(n);
         }
+        if let Some(e) = sink.encoder.as_ref() {
+            for n in e.take_notes() {
+                note(format!("encoder: {n}"));
+            }
+        }
         if sink.preview.as_ref().is_some_and(|p| p.closed) {
             opts.stop.store(true, Ordering::Relaxed);
         }

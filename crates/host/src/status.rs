@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crosscast_media::{EncoderStats, OutputState};
+use crosscast_media::{EncoderStats, OutputKind, OutputState};
 
 /// A snapshot of the stream's health.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +65,16 @@ impl fmt::Display for LiveStatus {
         if let Some(e) = &self.encoder {
             for o in &e.outputs {
                 write!(f, " | {} {}", o.name, state_word(&o.state))?;
+                if o.kind == OutputKind::Rtmp && o.backlog_ms >= 500 {
+                    write!(f, " ({:.1} s queued)", o.backlog_ms as f64 / 1000.0)?;
+                }
+            }
+            // Adaptive bitrate: what the network outputs get now, against the full rate.
+            if let Some(live) = e.live_bitrate_kbps {
+                write!(f, " | live bitrate {live}/{} kb/s", e.video_bitrate_kbps)?;
+                if e.second_encode {
+                    write!(f, " (recordings at full rate on a 2nd encode)")?;
+                }
             }
         }
         Ok(())

@@ -53,6 +53,15 @@ pub struct EncoderConfig {
     /// over (before conversion) and when the encoder thread took it (0 for repeats): what
     /// `bench input` joins with its injection times.
     pub frame_times: Option<std::path::PathBuf>,
+    /// Adaptive bitrate for network outputs: `Some(min)` lets their video bitrate step down
+    /// to `min` kb/s while a link backs up (and back up after sustained headroom); `None`
+    /// keeps it fixed. Recordings keep `video_bitrate_kbps` (see `shared_encode`).
+    pub adaptive_min_kbps: Option<u32>,
+    /// With adaptive bitrate and both recordings and network outputs, a lowered live bitrate
+    /// normally runs on a second video encode (only while it is lowered) so recordings keep
+    /// the full bitrate; `true` keeps one encode and lets recordings follow the live bitrate
+    /// (half the video CPU while a link is squeezed).
+    pub shared_encode: bool,
 }
 
 impl EncoderConfig {
@@ -74,7 +83,14 @@ impl EncoderConfig {
             block_when_full: false,
             rtmp_timeout: Duration::from_secs(10),
             frame_times: None,
+            adaptive_min_kbps: Some(Self::default_min_bitrate_kbps(width, height)),
+            shared_encode: false,
         }
+    }
+
+    /// Default floor for adaptive bitrate: a quarter of the default bitrate, at least 300 kb/s.
+    pub fn default_min_bitrate_kbps(width: u32, height: u32) -> u32 {
+        (Self::default_bitrate_kbps(width, height) / 4).max(300)
     }
 
     /// Default video bitrate: 4500 kb/s at 1280x720, 6000 kb/s at 1920x1080, scaled by area elsewhere.
@@ -157,6 +173,12 @@ impl EncoderConfig {
                 "video queue {} frames must be 1..=120",
                 self.video_queue_frames
             ));
+        }
+        if let Some(min) = self.adaptive_min_kbps {
+            // Above the bitrate it just means "never lower it".
+            if min < 100 {
+                return bad(format!("minimum bitrate {min} kb/s must be at least 100"));
+            }
         }
         if self.rtmp_timeout < Duration::from_millis(200)
             || self.rtmp_timeout > Duration::from_secs(300)

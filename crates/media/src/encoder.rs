@@ -7,6 +7,7 @@
 //!   audio, encodes both streams and writes local files directly;
 //! - each RTMP output has its own writer thread behind a bounded queue (see `rtmp`).
 
+use crate::abr::{BitrateController, LinkView};
 use crate::audio::AudioFramer;
 use crate::config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl};
 use crate::convert::I420Image;
@@ -238,9 +239,11 @@ impl LiveEncoder {
             drop(ptx);
             let setup = setup.clone();
             let name = format!("cc-rtmp-{}", rtmp_threads.len());
+            let send_buffer =
+                rtmp::send_buffer_bytes(cfg.video_bitrate_kbps + cfg.audio_bitrate_kbps);
             match std::thread::Builder::new()
                 .name(name)
-                .spawn(move || rtmp::run(url, setup, prx, shared, watch))
+                .spawn(move || rtmp::run(url, setup, prx, shared, watch, send_buffer))
             {
                 Ok(h) => rtmp_threads.push(h),
                 Err(_) => {
@@ -512,7 +515,23 @@ impl LiveEncoder {
             audio_gap_samples: c.audio_gap.load(Ordering::Relaxed),
             audio_overlap_samples: c.audio_overlap.load(Ordering::Relaxed),
             outputs,
+            live_bitrate_kbps: match c.live_kbps.load(Ordering::Relaxed) {
+                0 => None,
+                k => Some(k),
+            },
+            video_bitrate_kbps: self.cfg.video_bitrate_kbps,
+            second_encode: c.second_encode.load(Ordering::Relaxed) != 0,
         }
+    }
+
+    /// Lines worth logging since the last call (bitrate steps and why), oldest first.
+    pub fn take_notes(&self) -> Vec<String> {
+        self.counters
+            .notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect()
     }
 
     /// Flushes the encoders, writes every trailer, joins the threads; errors if a recording failed.
@@ -643,7 +662,11 @@ fn open_video(cfg: &EncoderConfig) -> Result<ff::encoder::Video, MediaError> {
         "x264-params",
         &format!("keyint={k}:min-keyint={k}:scenecut=0:vbv-maxrate={kbps}:vbv-bufsize={kbps}"),
     );
-    enc.open_as_with(codec, opts).map_err(ff_err("libx264"))
+    let mut enc = enc.open_as_with(codec, opts).map_err(ff_err("libx264"))?;
+    // The context's rate fields must match the VBV given to x264 above: FFmpeg's wrapper
+    // reconfigures x264 from them before each frame (a zero buffer size would turn VBV off).
+    crate::ffi_io::set_video_rate(&mut enc, kbps);
+    Ok(enc)
 }
 
 fn open_audio(cfg: &EncoderConfig) -> Result<ff::encoder::Audio, MediaError> {
@@ -719,6 +742,46 @@ struct Encoding {
     /// Frames in the encoder: pts, when each was handed over and when this thread took it,
     /// until its packet comes out (a few at most; bounded in case the encoder holds more).
     handed: std::collections::VecDeque<(i64, u64, u64)>,
+    /// Adaptive bitrate, when on and there is a network output.
+    abr: Option<Abr>,
+}
+
+/// Which encode a packet came out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The main video encode (recordings always take this one).
+    Main,
+    /// The second video encode that runs for network outputs while their bitrate is lowered.
+    Live,
+    /// The one audio encode (every output takes it).
+    Audio,
+}
+
+/// Which video encode the network outputs take, switching only where the stream stays
+/// decodable: onto the live encode at its first frame (an IDR), back onto the main one at
+/// one of its keyframes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The main encode.
+    Main,
+    /// The live encode for frames from this pts on (`None` until it has taken one), main before.
+    Live(Option<i64>),
+    /// Going back: the live encode until the main encode's next keyframe (its pts once seen),
+    /// main from there; the first field is the live encode's start, should the rate drop again.
+    Back(Option<i64>, Option<i64>),
+}
+
+/// Adaptive bitrate state on the encoder thread (see `abr.rs` for the controller).
+struct Abr {
+    ctl: BitrateController,
+    next_tick: Instant,
+    /// Recordings exist and must keep the full bitrate: lower the live rate on a second encode.
+    separate: bool,
+    /// The second encode, open while the live bitrate is below full.
+    live: Option<ff::encoder::Video>,
+    route: Route,
+    /// The configuration the main encode was opened with (the live one copies it).
+    cfg: EncoderConfig,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -771,6 +834,7 @@ fn encoder_main(
         if result.is_err() {
             break;
         }
+        enc.abr_tick();
     }
     if result.is_ok() {
         result = enc.flush(&mut framer);
@@ -828,6 +892,27 @@ fn init(
     let mut video_frame = ff::frame::Video::new(ff::format::Pixel::YUV420P, cfg.width, cfg.height);
     video_frame.set_color_range(ff::color::Range::MPEG);
     video_frame.set_color_space(ff::color::Space::BT709);
+    let abr = match cfg.adaptive_min_kbps {
+        Some(min) if !rtmp.is_empty() => {
+            counters
+                .live_kbps
+                .store(cfg.video_bitrate_kbps, Ordering::Relaxed);
+            Some(Abr {
+                ctl: BitrateController::new(
+                    min,
+                    cfg.video_bitrate_kbps,
+                    cfg.audio_bitrate_kbps,
+                    rtmp.len(),
+                ),
+                next_tick: Instant::now(),
+                separate: !files.is_empty() && !cfg.shared_encode,
+                live: None,
+                route: Route::Main,
+                cfg: cfg.clone(),
+            })
+        }
+        _ => None,
+    };
     Ok((
         Encoding {
             video,
@@ -850,6 +935,7 @@ fn init(
                 None => None,
             },
             handed: std::collections::VecDeque::new(),
+            abr,
         },
         setup,
     ))
@@ -876,11 +962,105 @@ impl Encoding {
         let s2 = f.stride(2);
         copy_plane(f.data_mut(2), s2, img.v(), w / 2, h / 2);
         f.set_pts(Some(pts));
+        if let Some(abr) = self.abr.as_mut() {
+            if abr.live.is_some() && abr.route == Route::Live(None) {
+                // This frame is the live encode's first (an IDR): the network outputs take it
+                // from there, and the main encode's copy of it no more.
+                abr.route = Route::Live(Some(pts));
+            }
+        }
         self.video
             .send_frame(&self.video_frame)
             .map_err(|e| format!("H.264 encode failed: {e}"))?;
         self.counters.video_encoded.fetch_add(1, Ordering::Relaxed);
-        self.drain(Kind::Video)
+        self.drain(Source::Main)?;
+        let Some(abr) = self.abr.as_mut() else {
+            return Ok(());
+        };
+        if let Route::Back(_, Some(_)) = abr.route {
+            // The main encode's keyframe took the network outputs back: the live one is done.
+            abr.live = None;
+            abr.route = Route::Main;
+            self.counters.second_encode.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        let Some(live) = abr.live.as_mut() else {
+            return Ok(());
+        };
+        live.send_frame(&self.video_frame)
+            .map_err(|e| format!("H.264 encode (live) failed: {e}"))?;
+        self.drain(Source::Live)
+    }
+
+    /// Feeds the bitrate controller every `abr::TICK_NS` and applies what it decides.
+    fn abr_tick(&mut self) {
+        let Some(abr) = self.abr.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < abr.next_tick {
+            return;
+        }
+        abr.next_tick = now + Duration::from_nanos(crate::abr::TICK_NS);
+        let views: Vec<LinkView> = self
+            .rtmp
+            .iter()
+            .map(|r| LinkView {
+                live: r.shared.state() == OutputState::Live,
+                connections: r.shared.connections.load(Ordering::Relaxed),
+                backlog_us: r.shared.backlog_us(),
+                sent_bytes: r.shared.bytes.load(Ordering::Relaxed),
+            })
+            .collect();
+        let Some(change) = abr.ctl.tick(monotonic_ns(), &views) else {
+            return;
+        };
+        let full = abr.cfg.video_bitrate_kbps;
+        let to = change.to_kbps;
+        let mut how = "";
+        if !abr.separate {
+            crate::ffi_io::set_video_rate(&mut self.video, to);
+        } else if let Some(live) = abr.live.as_mut() {
+            crate::ffi_io::set_video_rate(live, to);
+            abr.route = match (abr.route, to < full) {
+                // Full rate again: the network outputs go back to the main encode at its next
+                // keyframe; the live one keeps them fed (at full rate) until then.
+                (Route::Live(since), false) => Route::Back(since, None),
+                (Route::Back(since, None), true) => Route::Live(since),
+                (route, _) => route,
+            };
+        } else if to < full {
+            let mut live_cfg = abr.cfg.clone();
+            live_cfg.video_bitrate_kbps = to;
+            match open_video(&live_cfg) {
+                Ok(live)
+                    if crate::ffi_io::video_extradata(&live)
+                        == crate::ffi_io::video_extradata(&self.video) =>
+                {
+                    abr.live = Some(live);
+                    abr.route = Route::Live(None);
+                    self.counters.second_encode.store(1, Ordering::Relaxed);
+                    how = " on a second encode (recordings keep the full bitrate)";
+                }
+                Ok(_) => {
+                    abr.separate = false;
+                    crate::ffi_io::set_video_rate(&mut self.video, to);
+                    how = " (a second encode would not match the stream's headers: recordings follow the live bitrate from now on)";
+                }
+                Err(e) => {
+                    abr.separate = false;
+                    crate::ffi_io::set_video_rate(&mut self.video, to);
+                    how = " (recordings follow it: no second encode)";
+                    self.counters
+                        .note(format!("cannot open a second encode: {e}"));
+                }
+            }
+        }
+        self.counters.live_kbps.store(to, Ordering::Relaxed);
+        self.counters.note(format!(
+            "bitrate {} -> {} kb/s{how}: {}",
+            change.from_kbps, to, change.reason
+        ));
     }
 
     fn encode_audio_block(
@@ -922,23 +1102,27 @@ impl Encoding {
             .send_frame(&self.audio_frame)
             .map_err(|e| format!("AAC encode failed: {e}"))?;
         self.counters.audio_encoded.fetch_add(1, Ordering::Relaxed);
-        self.drain(Kind::Audio)
+        self.drain(Source::Audio)
     }
 
-    fn drain(&mut self, kind: Kind) -> Result<(), String> {
+    fn drain(&mut self, from: Source) -> Result<(), String> {
         let mut pkt = ff::Packet::empty();
         loop {
-            let r = match kind {
-                Kind::Video => self.video.receive_packet(&mut pkt),
-                Kind::Audio => self.audio.receive_packet(&mut pkt),
+            let r = match from {
+                Source::Main => self.video.receive_packet(&mut pkt),
+                Source::Audio => self.audio.receive_packet(&mut pkt),
+                Source::Live => match self.abr.as_mut().and_then(|a| a.live.as_mut()) {
+                    Some(live) => live.receive_packet(&mut pkt),
+                    None => return Ok(()),
+                },
             };
             match r {
                 Ok(()) => {
-                    let tb = match kind {
-                        Kind::Video => self.video_tb,
-                        Kind::Audio => self.audio_tb,
+                    let (kind, tb) = match from {
+                        Source::Main | Source::Live => (Kind::Video, self.video_tb),
+                        Source::Audio => (Kind::Audio, self.audio_tb),
                     };
-                    if let (Kind::Video, Some(w)) = (kind, self.frame_times.as_mut()) {
+                    if let (Source::Main, Some(w)) = (from, self.frame_times.as_mut()) {
                         let pts = pkt.pts().unwrap_or(-1);
                         // Repeats were never handed over: 0 for those columns.
                         while self.handed.front().is_some_and(|&(p, _, _)| p < pts) {
@@ -951,7 +1135,7 @@ impl Encoding {
                         // A diagnostic: a failed write must not stop the stream.
                         let _ = writeln!(w, "{pts} {} {handed} {taken}", monotonic_ns());
                     }
-                    self.distribute(EncodedPacket::new(kind, &pkt, tb));
+                    self.distribute(EncodedPacket::new(kind, &pkt, tb), from);
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(()),
                 Err(ff::Error::Eof) => return Ok(()),
@@ -960,7 +1144,32 @@ impl Encoding {
         }
     }
 
-    fn distribute(&mut self, p: Arc<EncodedPacket>) {
+    /// Whether the network outputs take this packet (see [`Route`]).
+    fn network_takes(&mut self, p: &EncodedPacket, from: Source) -> bool {
+        let Some(abr) = self.abr.as_mut() else {
+            return from != Source::Live;
+        };
+        let pts = p.pts.unwrap_or(i64::MIN);
+        match (abr.route, from) {
+            (_, Source::Audio) | (Route::Main, Source::Main) => true,
+            (Route::Main, Source::Live) => false,
+            (Route::Live(since), Source::Main) => since.is_none_or(|s| pts < s),
+            (Route::Live(since), Source::Live) => since.is_some_and(|s| pts >= s),
+            (Route::Back(live_since, None), Source::Main) => {
+                if p.key {
+                    abr.route = Route::Back(live_since, Some(pts));
+                    true
+                } else {
+                    false
+                }
+            }
+            (Route::Back(_, None), Source::Live) => true,
+            (Route::Back(_, Some(k)), Source::Main) => pts >= k,
+            (Route::Back(_, Some(k)), Source::Live) => pts < k,
+        }
+    }
+
+    fn distribute(&mut self, p: Arc<EncodedPacket>, from: Source) {
         // The AAC encoder labels its output with the input pts minus its delay (1024 samples),
         // so the first packet (encoder priming) lands before zero. Muxers would "fix" that by
         // shifting every stream (FLV) or by moving the first video frame (fragmented MP4), and
@@ -969,21 +1178,13 @@ impl Encoding {
         if p.kind == Kind::Audio && p.pts.is_some_and(|t| t < 0) {
             return;
         }
-        for f in &mut self.files {
-            if let Some(m) = f.muxer.as_mut() {
-                match m.write(&p, 0) {
-                    Ok(n) => {
-                        f.shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        // Stop this file (it stays playable up to here); the others continue.
-                        f.muxer = None;
-                        f.shared
-                            .set_state(OutputState::Failed(format!("write failed: {e}")));
-                    }
-                }
-            }
+        if from != Source::Live {
+            self.write_files(&p);
         }
+        if !self.network_takes(&p, from) {
+            return;
+        }
+        let dts_us = p.dts_us();
         for r in &mut self.rtmp {
             if r.need_key {
                 if p.kind == Kind::Video && p.key {
@@ -994,13 +1195,35 @@ impl Encoding {
                 }
             }
             match r.tx.try_send(p.clone()) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Some(us) = dts_us {
+                        r.shared.queued_until_us.fetch_max(us, Ordering::Relaxed);
+                    }
+                }
                 Err(TrySendError::Full(_)) => {
                     // A hole in the stream: skip to the next keyframe so the ingest can decode again.
                     r.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     r.need_key = true;
                 }
                 Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    fn write_files(&mut self, p: &EncodedPacket) {
+        for f in &mut self.files {
+            if let Some(m) = f.muxer.as_mut() {
+                match m.write(p, 0) {
+                    Ok(n) => {
+                        f.shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        // Stop this file (it stays playable up to here); the others continue.
+                        f.muxer = None;
+                        f.shared
+                            .set_state(OutputState::Failed(format!("write failed: {e}")));
+                    }
+                }
             }
         }
     }
@@ -1016,11 +1239,16 @@ impl Encoding {
         self.video
             .send_eof()
             .map_err(|e| format!("H.264 flush failed: {e}"))?;
-        self.drain(Kind::Video)?;
+        self.drain(Source::Main)?;
+        if let Some(live) = self.abr.as_mut().and_then(|a| a.live.as_mut()) {
+            live.send_eof()
+                .map_err(|e| format!("H.264 flush (live) failed: {e}"))?;
+            self.drain(Source::Live)?;
+        }
         self.audio
             .send_eof()
             .map_err(|e| format!("AAC flush failed: {e}"))?;
-        self.drain(Kind::Audio)
+        self.drain(Source::Audio)
     }
 
     fn close(mut self) {

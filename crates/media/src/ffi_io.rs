@@ -168,3 +168,36 @@ pub(crate) fn output_as_with_interrupt(
         },
     })
 }
+
+// ---- Rate control of a running H.264 encode (adaptive bitrate) ----
+
+/// Sets the bitrate of an open video encoder to `kbps` (target, VBV max rate and a one-second
+/// VBV buffer). FFmpeg's libx264 wrapper compares these context fields with x264's before
+/// every frame and calls `x264_encoder_reconfig` when they differ, so the next frame is
+/// encoded at the new rate; ffmpeg-next has no setter for `rc_buffer_size`.
+pub(crate) fn set_video_rate(enc: &mut ff::encoder::Video, kbps: u32) {
+    let bps = i64::from(kbps) * 1000;
+    // SAFETY: `enc` is an open encoder context owned by the caller and used by this thread
+    // only; these are plain integer fields FFmpeg reads at the next `send_frame`.
+    unsafe {
+        let ctx = enc.as_mut_ptr();
+        (*ctx).bit_rate = bps;
+        (*ctx).rc_max_rate = bps;
+        (*ctx).rc_buffer_size = i32::try_from(bps).unwrap_or(i32::MAX);
+    }
+}
+
+/// The encoder's global header (SPS/PPS for H.264): two encodes whose headers match can feed
+/// the same stream one after the other.
+pub(crate) fn video_extradata(enc: &ff::encoder::Video) -> Vec<u8> {
+    // SAFETY: the context is open and owned by the caller; FFmpeg sets `extradata` (or leaves
+    // it null) at open and owns it until close, and `extradata_size` is its length.
+    unsafe {
+        let ctx = enc.as_ptr();
+        let (data, size) = ((*ctx).extradata, (*ctx).extradata_size);
+        match usize::try_from(size) {
+            Ok(n) if !data.is_null() && n > 0 => std::slice::from_raw_parts(data, n).to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}

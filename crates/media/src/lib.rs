@@ -36,6 +36,7 @@
 // Unsafe only in `ffi_io` (an FFmpeg call ffmpeg-next lacks), each block with a SAFETY note.
 #![deny(unsafe_code)]
 
+mod abr;
 mod audio;
 mod config;
 mod convert;

@@ -23,6 +23,16 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(1500);
 /// Packets (audio + video) an RTMP output may have waiting, about 4 s at 60 fps.
 pub(crate) const QUEUE_PACKETS: usize = 512;
 
+/// The socket send buffer for a stream of `kbps` (audio and video): half a second of it, at
+/// least 64 KiB (the kernel doubles what it is given). Linux would otherwise grow it to
+/// megabytes, where a squeezed link hides seconds of stream that adaptive bitrate cannot see
+/// (it watches our queue) and the viewers get late; half a second still covers the
+/// bandwidth-delay product of any link that carries the stream at full rate with under
+/// 500 ms of round trip.
+pub(crate) fn send_buffer_bytes(kbps: u32) -> usize {
+    (kbps as usize * 1000 / 8 / 2).max(64 << 10)
+}
+
 enum SessionEnd {
     /// The encoder finished; the trailer was written.
     Finished,
@@ -36,6 +46,7 @@ pub(crate) fn run(
     rx: Receiver<Arc<EncodedPacket>>,
     shared: Arc<OutputShared>,
     watch: Arc<IoWatch>,
+    send_buffer: usize,
 ) {
     let mut backoff = BACKOFF_START;
     let mut attempt = 0u32;
@@ -45,9 +56,10 @@ pub(crate) fn run(
             shared.set_state(OutputState::Finished);
             return;
         }
-        match connect(&url, &setup, &watch) {
+        match connect(&url, &setup, &watch, send_buffer) {
             Ok(mux) => {
                 sessions += 1;
+                shared.connections.fetch_add(1, Ordering::Relaxed);
                 if sessions > 1 {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
@@ -81,8 +93,9 @@ pub(crate) fn run(
         let deadline = Instant::now() + backoff;
         loop {
             match rx.recv_deadline(deadline) {
-                Ok(_) => {
+                Ok(p) => {
                     shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    shared.left_queue(p.dts_us());
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -107,7 +120,15 @@ fn io_error(what: &str, e: impl std::fmt::Display, watch: &IoWatch) -> String {
     }
 }
 
-fn connect(url: &RtmpUrl, setup: &StreamSetup, watch: &Arc<IoWatch>) -> Result<Muxer, String> {
+fn connect(
+    url: &RtmpUrl,
+    setup: &StreamSetup,
+    watch: &Arc<IoWatch>,
+    send_buffer: usize,
+) -> Result<Muxer, String> {
+    // A bounded socket send buffer (see `send_buffer_bytes`), passed down to FFmpeg's tcp.
+    let mut io_opts = ff::Dictionary::new();
+    io_opts.set("send_buffer_size", &send_buffer.to_string());
     let mut mux_opts = ff::Dictionary::new();
     // A live stream cannot seek back to patch duration and size into the header.
     mux_opts.set("flvflags", "no_duration_filesize");
@@ -118,7 +139,7 @@ fn connect(url: &RtmpUrl, setup: &StreamSetup, watch: &Arc<IoWatch>) -> Result<M
     let r = Muxer::open(
         url.as_str(),
         "flv",
-        ff::Dictionary::new(),
+        io_opts,
         mux_opts,
         setup,
         Some(watch.clone()),
@@ -142,7 +163,9 @@ fn send_loop(
             shared
                 .dropped
                 .fetch_add(backlog.len() as u64, Ordering::Relaxed);
-            backlog.clear();
+            for old in backlog.drain(..) {
+                shared.left_queue(old.dts_us());
+            }
         }
         backlog.push(p);
     }
@@ -168,17 +191,20 @@ fn send_loop(
             }
             None => {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
+                shared.left_queue(p.dts_us());
                 continue;
             }
         };
         // Audio encoded before the session's first keyframe would get a negative timestamp.
         if p.dts_us().is_some_and(|t| t < base) {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.left_queue(p.dts_us());
             continue;
         }
         watch.begin();
         let r = mux.write(&p, base);
         watch.end();
+        shared.left_queue(p.dts_us());
         match r {
             Ok(n) => {
                 shared.bytes.fetch_add(n as u64, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! Counters and per-output states, readable at any time through `LiveEncoder::stats`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What kind of sink an output is.
@@ -51,6 +51,8 @@ pub struct OutputStats {
     pub packets_dropped: u64,
     /// Successful RTMP connections after the first.
     pub reconnects: u64,
+    /// Media time waiting in this output's queue (network outputs), in milliseconds.
+    pub backlog_ms: u64,
 }
 
 /// Whole-encoder figures.
@@ -74,6 +76,14 @@ pub struct EncoderStats {
     pub audio_overlap_samples: u64,
     /// Per-output figures, in the order the outputs were given.
     pub outputs: Vec<OutputStats>,
+    /// The bitrate network outputs get now, in kb/s, when adaptive bitrate is on and there
+    /// is a network output (recordings keep `EncoderConfig::video_bitrate_kbps`).
+    pub live_bitrate_kbps: Option<u32>,
+    /// The configured (full) video bitrate in kb/s: recordings always get it.
+    pub video_bitrate_kbps: u32,
+    /// Whether a second video encode runs for the network outputs (so recordings keep the
+    /// full bitrate while the live bitrate is lowered).
+    pub second_encode: bool,
 }
 
 /// Shared between an output's writer and `stats()`.
@@ -85,6 +95,12 @@ pub(crate) struct OutputShared {
     pub(crate) bytes: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    /// Connections made so far (the bitrate controller sees a change as a reconnect).
+    pub(crate) connections: AtomicU64,
+    /// Timestamp (µs) of the newest packet put in the queue, and of the newest that left it
+    /// (written or dropped): their difference is the media time waiting.
+    pub(crate) queued_until_us: AtomicI64,
+    pub(crate) sent_until_us: AtomicI64,
 }
 
 impl OutputShared {
@@ -96,6 +112,9 @@ impl OutputShared {
             bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            queued_until_us: AtomicI64::new(0),
+            sent_until_us: AtomicI64::new(0),
         })
     }
 
@@ -122,6 +141,21 @@ impl OutputShared {
             bytes: self.bytes.load(Ordering::Relaxed),
             packets_dropped: self.dropped.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            backlog_ms: u64::try_from(self.backlog_us() / 1000).unwrap_or(0),
+        }
+    }
+
+    /// Media time queued and not yet written, in microseconds (0 for files).
+    pub(crate) fn backlog_us(&self) -> i64 {
+        let q = self.queued_until_us.load(Ordering::Relaxed);
+        let s = self.sent_until_us.load(Ordering::Relaxed);
+        (q - s).max(0)
+    }
+
+    /// Notes that a packet with timestamp `us` left the queue (written or dropped).
+    pub(crate) fn left_queue(&self, us: Option<i64>) {
+        if let Some(us) = us {
+            self.sent_until_us.fetch_max(us, Ordering::Relaxed);
         }
     }
 }
@@ -135,4 +169,24 @@ pub(crate) struct Counters {
     pub(crate) audio_dropped: AtomicU64,
     pub(crate) audio_gap: AtomicU64,
     pub(crate) audio_overlap: AtomicU64,
+    /// The live bitrate in force (0: adaptive bitrate off or no network output).
+    pub(crate) live_kbps: AtomicU32,
+    /// 1 while a second video encode serves the network outputs.
+    pub(crate) second_encode: AtomicU32,
+    /// Things worth a log line (bitrate steps), oldest first, bounded.
+    pub(crate) notes: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+/// Notes kept until the host reads them; older ones go first.
+const MAX_NOTES: usize = 64;
+
+impl Counters {
+    /// Keeps a line for the log.
+    pub(crate) fn note(&self, line: String) {
+        let mut n = self.notes.lock().unwrap_or_else(PoisonError::into_inner);
+        if n.len() >= MAX_NOTES {
+            n.pop_front();
+        }
+        n.push_back(line);
+    }
 }
