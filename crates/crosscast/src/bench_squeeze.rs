@@ -37,7 +37,10 @@ pub(crate) const COLUMNS: &[&str] = &[
     "recording_frames_lost",
     "live_frames_lost",
     "live_packets_dropped",
+    "live_decode_errors",
+    "recording_decode_errors",
     "recording_kbps",
+    "full_before_release",
 ];
 
 /// What one squeeze run does.
@@ -371,13 +374,29 @@ fn one_run(exe: &Path, s: &Squeeze, run_no: u32) -> anyhow::Result<Figures> {
     let encoded = f.get("encoded_frames").copied().unwrap_or(0.0);
     f.insert("recording_frames_lost", encoded - frames_in(&recording)?);
     let mut at_ingest = 0.0;
+    let mut live_errors = 0.0;
     for r in ingest.recordings() {
         at_ingest += frames_in(&r).unwrap_or(0.0);
+        live_errors += decode_errors(&r)?;
     }
     f.insert("live_frames_lost", encoded - at_ingest);
+    f.insert("live_decode_errors", live_errors);
+    f.insert("recording_decode_errors", decode_errors(&recording)?);
     let bytes = std::fs::metadata(&recording)?.len() as f64;
     f.insert("recording_kbps", bytes * 8.0 / 1000.0 / total.max(1.0));
     Ok(f)
+}
+
+/// Lines FFmpeg prints at level `error` while decoding a whole file (0: it decodes cleanly,
+/// across every switch between encodes and every reconnect).
+fn decode_errors(path: &Path) -> anyhow::Result<f64> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .context("ffmpeg is needed to decode the recordings (apt-get install ffmpeg)")?;
+    Ok(String::from_utf8_lossy(&out.stderr).lines().count() as f64)
 }
 
 /// Reads crosscast's stderr, where status lines end in `\r` on a terminal and in `\n` here.
@@ -488,6 +507,12 @@ fn figures(lines: &[Timed], s: &Squeeze) -> anyhow::Result<Figures> {
     if let Some(&(t, _, _)) = last_full {
         f.insert("recovery_s", t - release_at);
     }
+    // 1 if the bitrate went back to full while the link was still squeezed (a reconnect
+    // that reset it, say).
+    let early_full = steps
+        .iter()
+        .any(|&(t, _, to)| t > squeeze_at && t < release_at && to == s.bitrate);
+    f.insert("full_before_release", if early_full { 1.0 } else { 0.0 });
     f.insert("max_queue_s", max_queue);
     f.insert("steps", steps.len() as f64);
     Ok(f)
