@@ -122,7 +122,7 @@ pub(crate) struct StreamArgs {
     pub(crate) rtmps: Vec<String>,
     /// Lowest video bitrate (kb/s) adaptive bitrate may step network outputs down to when
     /// their link backs up (default: a quarter of the bitrate, at least 300).
-    #[arg(long, value_name = "KBPS")]
+    #[arg(long, value_name = "KBPS", conflicts_with = "no_adaptive_bitrate")]
     pub(crate) min_bitrate: Option<u32>,
     /// Keep the network outputs' bitrate fixed, whatever their link does.
     #[arg(long)]
