@@ -130,36 +130,11 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BenchCommand::Squeeze {
-            before,
-            squeeze,
-            after,
-            link_kbps,
-            bitrate,
-            min_bitrate,
-            size,
-            fps,
-            restart_ingest,
-            shared_encode,
-            runs,
-            json,
-        } => {
-            let s = crate::bench_squeeze::Squeeze {
-                before,
-                squeeze,
-                after,
-                link_kbps,
-                bitrate,
-                min_bitrate,
-                size,
-                fps,
-                restart_ingest,
-                shared_encode,
-            };
-            let report = crate::bench_squeeze::squeeze(&s, runs)?;
+        BenchCommand::Squeeze(s) => {
+            let report = crate::bench_squeeze::squeeze(&s)?;
             print!("{}", report.figures_table(crate::bench_squeeze::COLUMNS, 2));
-            if let Some(p) = json {
-                report.write_json(&p)?;
+            if let Some(p) = &s.json {
+                report.write_json(p)?;
             }
             Ok(())
         }

@@ -24,7 +24,7 @@ use anyhow::{bail, Context};
 use crosscast_bench::stats::Report;
 use crosscast_wire::FrameRate;
 
-use crate::cli::Size;
+use crate::cli::{parse_fps, parse_seconds, Size};
 use crate::pipeline::{aggregate, frames_in, Figures};
 
 /// Columns of the report, in table order.
@@ -43,33 +43,50 @@ pub(crate) const COLUMNS: &[&str] = &[
     "full_before_release",
 ];
 
-/// What one squeeze run does.
-#[derive(Debug, Clone)]
+/// What the squeeze bench runs (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Squeeze {
     /// Seconds of clear link before the squeeze.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
     pub(crate) before: f64,
     /// Seconds the link is limited.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_seconds)]
     pub(crate) squeeze: f64,
     /// Seconds of clear link after it.
+    #[arg(long, default_value_t = 40.0, value_parser = parse_seconds)]
     pub(crate) after: f64,
-    /// The limit, in kb/s on the wire.
+    /// The limit during the squeeze, kb/s on the wire.
+    #[arg(long, default_value_t = 1200)]
     pub(crate) link_kbps: u32,
-    /// The stream's full video bitrate.
+    /// The stream's video bitrate, kb/s.
+    #[arg(long, default_value_t = 2500)]
     pub(crate) bitrate: u32,
-    /// `--min-bitrate`.
+    /// The lowest bitrate adaptive bitrate may use, kb/s.
+    #[arg(long, default_value_t = 400)]
     pub(crate) min_bitrate: u32,
     /// The stream's size.
+    #[arg(long, default_value = "960x540")]
     pub(crate) size: Size,
     /// The stream's frame rate.
+    #[arg(long, default_value = "30", value_parser = parse_fps)]
     pub(crate) fps: FrameRate,
-    /// Stop and restart the ingest in the middle of the squeeze.
+    /// Stop and restart the ingest in the middle of the squeeze (reconnect under pressure).
+    #[arg(long)]
     pub(crate) restart_ingest: bool,
-    /// `--shared-encode` (recordings follow the live bitrate).
+    /// Run `live` with --shared-encode (recordings follow the live bitrate).
+    #[arg(long)]
     pub(crate) shared_encode: bool,
+    /// Runs; figures are the median and range over them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) runs: u32,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
 }
 
-/// Runs the bench `runs` times and reports the median and range of each figure.
-pub(crate) fn squeeze(s: &Squeeze, runs: u32) -> anyhow::Result<Report> {
+/// Runs the bench `s.runs` times and reports the median and range of each figure.
+pub(crate) fn squeeze(s: &Squeeze) -> anyhow::Result<Report> {
+    let runs = s.runs;
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     let mut rounds = Vec::new();
     for run in 0..runs {

@@ -73,11 +73,13 @@ impl std::fmt::Display for Size {
     }
 }
 
-fn parse_fps(s: &str) -> Result<FrameRate, String> {
+/// Parses a frame rate (`30`, `59.94`, `60000/1001`).
+pub(crate) fn parse_fps(s: &str) -> Result<FrameRate, String> {
     s.parse::<FrameRate>().map_err(|e| e.to_string())
 }
 
-fn parse_seconds(s: &str) -> Result<f64, String> {
+/// Parses a positive number of seconds.
+pub(crate) fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("'{s}' is not a positive number of seconds")),
@@ -454,44 +456,7 @@ pub(crate) enum BenchCommand {
     /// the link for a while, then lifts it. Reports how fast the bitrate stepped down and came
     /// back, the send queue, reconnects, and frames lost in the recording and at the ingest.
     /// Needs root, iproute2, nginx with libnginx-mod-rtmp, and ffprobe.
-    Squeeze {
-        /// Seconds of clear link before the squeeze.
-        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
-        before: f64,
-        /// Seconds the link is limited.
-        #[arg(long, default_value_t = 30.0, value_parser = parse_seconds)]
-        squeeze: f64,
-        /// Seconds of clear link after it.
-        #[arg(long, default_value_t = 40.0, value_parser = parse_seconds)]
-        after: f64,
-        /// The limit during the squeeze, kb/s on the wire.
-        #[arg(long, default_value_t = 1200)]
-        link_kbps: u32,
-        /// The stream's video bitrate, kb/s.
-        #[arg(long, default_value_t = 2500)]
-        bitrate: u32,
-        /// The lowest bitrate adaptive bitrate may use, kb/s.
-        #[arg(long, default_value_t = 400)]
-        min_bitrate: u32,
-        /// The stream's size.
-        #[arg(long, default_value = "960x540")]
-        size: Size,
-        /// The stream's frame rate.
-        #[arg(long, default_value = "30", value_parser = parse_fps)]
-        fps: FrameRate,
-        /// Stop and restart the ingest in the middle of the squeeze (reconnect under pressure).
-        #[arg(long)]
-        restart_ingest: bool,
-        /// Run `live` with --shared-encode (recordings follow the live bitrate).
-        #[arg(long)]
-        shared_encode: bool,
-        /// Runs; figures are the median and range over them.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// Write the JSON report here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    Squeeze(crate::bench_squeeze::Squeeze),
     /// The game's own audio through the host's PulseAudio server: write → host-timeline delay
     /// (p50/p99/max) and host CPU per second of audio for paplay, `pacat --latency-msec=20`
     /// and SDL2's loopwave, beside the idle server and a pulseaudio daemon with a null sink.
