@@ -1,4 +1,4 @@
-//! One libavformat muxer (file or RTMP) fed with packets from the shared encode.
+//! One libavformat muxer (file or push output) fed with packets from the shared encode.
 
 use crate::ffi_io::{output_as_with_interrupt, IoWatch};
 use ffmpeg_next as ff;
@@ -36,7 +36,7 @@ impl EncodedPacket {
         })
     }
 
-    /// Decode timestamp in microseconds, for rebasing RTMP sessions.
+    /// Decode timestamp in microseconds, for rebasing push sessions.
     pub(crate) fn dts_us(&self) -> Option<i64> {
         use ff::Rescale;
         self.dts
@@ -64,7 +64,7 @@ pub(crate) struct Muxer {
 }
 
 impl Muxer {
-    /// Opens `url` (file path or RTMP URL), adds video and audio streams and writes the header.
+    /// Opens `url` (file path or push URL), adds video and audio streams and writes the header.
     ///
     /// With a `watch`, blocking network I/O (connect, writes, close) gives up when the watch
     /// says so.
@@ -78,9 +78,17 @@ impl Muxer {
     ) -> Result<Self, String> {
         let (mut ctx, interrupt) = match watch {
             Some(w) => {
-                let (ctx, guard) = output_as_with_interrupt(url, format, io_options, w)
-                    .map_err(|e| e.to_string())?
-                    .into_parts();
+                let out = output_as_with_interrupt(url, format, io_options, w)
+                    .map_err(|e| e.to_string())?;
+                if !out.unused_options.is_empty() {
+                    // An option FFmpeg ignores silently could be `tls_verify`: never go on
+                    // without what was asked for.
+                    return Err(format!(
+                        "this FFmpeg build does not take the option(s) {}",
+                        out.unused_options.join(", ")
+                    ));
+                }
+                let (ctx, guard) = out.into_parts();
                 (ctx, Some(guard))
             }
             None => (

@@ -1,12 +1,16 @@
-//! One RTMP output: its own thread, a bounded packet queue, reconnect with exponential backoff.
+//! One push output (RTMP, RTMPS or SRT): its own thread, a bounded packet queue, reconnect with
+//! exponential backoff.
 //!
 //! The encoder thread only ever `try_send`s into the queue, so a slow or dead server can never
-//! hold up encoding or the local recordings. Every (re)connection is a fresh FLV session: the
-//! header carries the codec extradata again, the session starts at the next video keyframe, and
-//! its timestamps are rebased to start at zero there.
+//! hold up encoding or the local recordings. The loop is the same for every protocol; the URL
+//! picks the muxer (FLV for RTMP, MPEG-TS for SRT) and the I/O options. Every (re)connection is
+//! a fresh muxer session: FLV's header or MPEG-TS's PAT/PMT come first with the codec
+//! parameters again, the session starts at the next video keyframe (which carries SPS/PPS for
+//! MPEG-TS), and its timestamps are rebased to start at zero there, so a reader joining a new
+//! session sees continuous timestamps from a decodable start.
 
-use crate::config::RtmpUrl;
-use crate::ffi_io::IoWatch;
+use crate::config::{PushScheme, PushUrl};
+use crate::ffi_io::{clear_log_errors, take_log_errors, IoWatch};
 use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
 use crate::stats::{OutputShared, OutputState};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -20,8 +24,65 @@ pub(crate) const BACKOFF_START: Duration = Duration::from_millis(250);
 /// Longest retry delay: short enough that a returning ingest gets the stream back within 2 s
 /// (a refused connect costs nothing, so retrying this often is cheap).
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(1500);
-/// Packets (audio + video) an RTMP output may have waiting, about 4 s at 60 fps.
+/// Packets (audio + video) a push output may have waiting, about 4 s at 60 fps.
 pub(crate) const QUEUE_PACKETS: usize = 512;
+
+/// What every `rtmps://` output of one encoder verifies against.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsSetup {
+    /// `tls_verify=1` (everything but `--insecure-tls`).
+    pub(crate) verify: bool,
+    /// The system bundle plus `--ca-file`, in a private temp file removed when the last writer
+    /// lets go of it.
+    pub(crate) ca_bundle: Option<Arc<tempfile::TempPath>>,
+}
+
+impl TlsSetup {
+    /// Writes the system bundle (when present) and the extra CA file into a 0600 temp file: with
+    /// gnutls, FFmpeg's `ca_file` replaces the system store rather than adding to it.
+    pub(crate) fn new(tls: &crate::config::TlsOptions) -> Result<Self, crate::MediaError> {
+        tls.check()?;
+        let ca_bundle = match &tls.ca_file {
+            None => None,
+            Some(extra) => {
+                let err = |reason: String| crate::MediaError::CaFile {
+                    path: extra.clone(),
+                    reason,
+                };
+                let mut pem = Vec::new();
+                match std::fs::read(crate::config::TlsOptions::SYSTEM_BUNDLE) {
+                    Ok(system) => {
+                        pem.extend_from_slice(&system);
+                        pem.push(b'\n');
+                    }
+                    // No system store: only the given CA is trusted, as asked.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(err(format!(
+                            "cannot read the system bundle {}: {e}",
+                            crate::config::TlsOptions::SYSTEM_BUNDLE
+                        )))
+                    }
+                }
+                pem.extend_from_slice(&std::fs::read(extra).map_err(|e| err(e.to_string()))?);
+                // tempfile creates it 0600 and the path is removed on drop.
+                let mut f = tempfile::Builder::new()
+                    .prefix("crosscast-ca-")
+                    .suffix(".pem")
+                    .tempfile()
+                    .map_err(|e| err(format!("cannot create the combined CA file: {e}")))?;
+                std::io::Write::write_all(&mut f, &pem)
+                    .and_then(|()| f.as_file().sync_all())
+                    .map_err(|e| err(format!("cannot write the combined CA file: {e}")))?;
+                Some(Arc::new(f.into_temp_path()))
+            }
+        };
+        Ok(Self {
+            verify: !tls.insecure,
+            ca_bundle,
+        })
+    }
+}
 
 enum SessionEnd {
     /// The encoder finished; the trailer was written.
@@ -31,7 +92,8 @@ enum SessionEnd {
 }
 
 pub(crate) fn run(
-    url: RtmpUrl,
+    url: PushUrl,
+    tls: TlsSetup,
     setup: StreamSetup,
     rx: Receiver<Arc<EncodedPacket>>,
     shared: Arc<OutputShared>,
@@ -45,7 +107,7 @@ pub(crate) fn run(
             shared.set_state(OutputState::Finished);
             return;
         }
-        match connect(&url, &setup, &watch) {
+        match connect(&url, &tls, &setup, &watch) {
             Ok(mux) => {
                 sessions += 1;
                 if sessions > 1 {
@@ -54,7 +116,7 @@ pub(crate) fn run(
                 attempt = 0;
                 backoff = BACKOFF_START;
                 shared.set_state(OutputState::Live);
-                match send_loop(mux, &rx, &shared, &watch) {
+                match send_loop(mux, &url, &rx, &shared, &watch) {
                     SessionEnd::Finished => {
                         shared.set_state(OutputState::Finished);
                         return;
@@ -95,40 +157,69 @@ pub(crate) fn run(
     }
 }
 
-/// Describes a failed FFmpeg call, naming the timeout when that is what stopped it.
-fn io_error(what: &str, e: impl std::fmt::Display, watch: &IoWatch) -> String {
-    if watch.timed_out() {
+/// Describes a failed FFmpeg call: FFmpeg's own message when it logged one (the error code
+/// alone is often a bare "I/O error"), naming the timeout when that is what stopped it, with
+/// the URL's secrets scrubbed.
+fn io_error(what: &str, e: impl std::fmt::Display, url: &PushUrl, watch: &IoWatch) -> String {
+    let logged = take_log_errors();
+    let text = if watch.timed_out() {
         format!(
             "{what}: no progress for {:.1} s (server not answering)",
             watch.timeout().as_secs_f64()
         )
     } else {
-        format!("{what}: {e}")
-    }
+        match logged {
+            Some(l) => format!("{what}: {l}"),
+            None => format!("{what}: {e}"),
+        }
+    };
+    url.scrub(&text)
 }
 
-fn connect(url: &RtmpUrl, setup: &StreamSetup, watch: &Arc<IoWatch>) -> Result<Muxer, String> {
+fn connect(
+    url: &PushUrl,
+    tls: &TlsSetup,
+    setup: &StreamSetup,
+    watch: &Arc<IoWatch>,
+) -> Result<Muxer, String> {
     let mut mux_opts = ff::Dictionary::new();
-    // A live stream cannot seek back to patch duration and size into the header.
-    mux_opts.set("flvflags", "no_duration_filesize");
     // If audio stops arriving, send video after 1 s instead of the default 10 s of waiting
     // for packets to interleave with.
     mux_opts.set("max_interleave_delta", "1000000");
+    match url.scheme() {
+        PushScheme::Rtmp | PushScheme::Rtmps => {
+            // A live stream cannot seek back to patch duration and size into the header.
+            mux_opts.set("flvflags", "no_duration_filesize");
+        }
+        PushScheme::Srt => {
+            // PAT/PMT go out first in every session anyway (a fresh muxer); resend them with
+            // the first packet too, so a listener that starts reading mid-write gets them at
+            // once rather than after the next period.
+            mux_opts.set("mpegts_flags", "resend_headers");
+        }
+    }
+    let ca = tls.ca_bundle.as_ref().and_then(|p| p.to_str());
+    let mut io_opts = ff::Dictionary::new();
+    for (k, v) in url.io_options(tls.verify, ca) {
+        io_opts.set(&k, &v);
+    }
+    clear_log_errors();
     watch.begin();
     let r = Muxer::open(
-        url.as_str(),
-        "flv",
-        ff::Dictionary::new(),
+        url.open_url(),
+        url.scheme().muxer_name(),
+        io_opts,
         mux_opts,
         setup,
         Some(watch.clone()),
     );
     watch.end();
-    r.map_err(|e| io_error("connect failed", e, watch))
+    r.map_err(|e| io_error("connect failed", e, url, watch))
 }
 
 fn send_loop(
     mut mux: Muxer,
+    url: &PushUrl,
     rx: &Receiver<Arc<EncodedPacket>>,
     shared: &OutputShared,
     watch: &IoWatch,
@@ -176,6 +267,7 @@ fn send_loop(
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        clear_log_errors();
         watch.begin();
         let r = mux.write(&p, base);
         watch.end();
@@ -183,7 +275,7 @@ fn send_loop(
             Ok(n) => {
                 shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
-            Err(e) => return SessionEnd::Failed(io_error("write failed", e, watch)),
+            Err(e) => return SessionEnd::Failed(io_error("write failed", e, url, watch)),
         }
     }
 }
