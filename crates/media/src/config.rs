@@ -432,6 +432,9 @@ impl PushUrl {
             }
             PushScheme::Srt => {
                 o.push(("mode".into(), "caller".into()));
+                // Live mode closes without waiting for the receiver's acknowledgements, which
+                // cuts the last fraction of a second off a finished stream: wait up to 1 s.
+                o.push(("linger".into(), "1".into()));
                 let s = &self.srt;
                 if let Some(v) = &s.streamid {
                     o.push(("streamid".into(), v.clone()));
@@ -622,13 +625,16 @@ fn percent_decode(s: &str) -> Result<String, String> {
 /// segment (the RTMP stream key) and every query value but the few known not to be secret.
 fn mask_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        // Not a URL: show only what comes before any separator.
-        let head: String = url
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .take(16)
-            .collect();
-        return format!("{head}***");
+        // Not a URL: show at most what looks like its scheme.
+        return match url.split_once(':') {
+            Some((head, _))
+                if (1..=16).contains(&head.len())
+                    && head.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                format!("{head}:***")
+            }
+            _ => "***".to_owned(),
+        };
     };
     let scheme: String = scheme.chars().take(16).collect();
     let end = rest.find(['/', '?']).unwrap_or(rest.len());

@@ -210,7 +210,7 @@ fn tidy_line(line: &str) -> Option<String> {
     let mut rest = line.trim();
     let mut name = None;
     while let Some(inner) = rest.strip_prefix('[') {
-        let Some((tag, after)) = inner.split_once("] ") else {
+        let Some((tag, after)) = inner.split_once(']') else {
             break;
         };
         match tag.split_once(" @ ") {

@@ -24,6 +24,9 @@ pub(crate) const BACKOFF_START: Duration = Duration::from_millis(250);
 /// Longest retry delay: short enough that a returning ingest gets the stream back within 2 s
 /// (a refused connect costs nothing, so retrying this often is cheap).
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(1500);
+/// An SRT connect refused faster than this was answered (rejected) by the listener; libsrt's
+/// own connect timeout, for a listener that is not there, is 3 s.
+const SRT_REJECT_WITHIN: Duration = Duration::from_millis(1500);
 /// Packets (audio + video) a push output may have waiting, about 4 s at 60 fps.
 pub(crate) const QUEUE_PACKETS: usize = 512;
 
@@ -204,6 +207,7 @@ fn connect(
         io_opts.set(&k, &v);
     }
     clear_log_errors();
+    let started = Instant::now();
     watch.begin();
     let r = Muxer::open(
         url.open_url(),
@@ -214,7 +218,31 @@ fn connect(
         Some(watch.clone()),
     );
     watch.end();
-    r.map_err(|e| io_error("connect failed", e, url, watch))
+    r.map_err(|e| {
+        let text = io_error("connect failed", e, url, watch);
+        match url.scheme() {
+            PushScheme::Srt if !watch.timed_out() => srt_hint(text, started.elapsed()),
+            _ => text,
+        }
+    })
+}
+
+/// SRT's answer to a refused caller is a bare "Input/output error" in FFmpeg, whether the
+/// listener rejected the handshake (wrong or missing passphrase, a stream id it refuses: it
+/// answers within a round trip) or nobody answered (libsrt gives up after its 3 s connect
+/// timeout). Name the likely cause from how long the attempt took.
+fn srt_hint(text: String, took: Duration) -> String {
+    if !text.contains("Input/output error") {
+        return text;
+    }
+    if took < SRT_REJECT_WITHIN {
+        format!("{text}: rejected by the listener (a wrong or missing passphrase, or a streamid it refuses)")
+    } else {
+        format!(
+            "{text}: no SRT listener answered within {:.1} s",
+            took.as_secs_f64()
+        )
+    }
 }
 
 fn send_loop(

@@ -93,6 +93,11 @@ fn bad_names_and_urls_are_rejected_before_anything_starts() {
         "rtmp://127.0.0.1:notaport/live/key",
         "rtmp:///live/key",
         "",
+        "udp://127.0.0.1:9000",
+        "srt://127.0.0.1",
+        "srt://127.0.0.1:9000?pbkeylen=16",
+        "srt://127.0.0.1:9000?mode=listener",
+        "srt://127.0.0.1:9000?passphrase=short",
     ] {
         let e = start_err(&[OutputSpec::Push(url.into())]);
         assert!(matches!(e, MediaError::InvalidPushUrl { .. }), "{url}: {e}");

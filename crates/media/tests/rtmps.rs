@@ -6,7 +6,9 @@
 mod common;
 
 use common::{gradient_frame, probe, wait_until, Nginx, SyncPattern, TestPki};
-use crosscast_media::{EncoderConfig, LiveEncoder, MediaError, OutputSpec, OutputState, TlsOptions};
+use crosscast_media::{
+    EncoderConfig, LiveEncoder, MediaError, OutputSpec, OutputState, TlsOptions,
+};
 use std::time::{Duration, Instant};
 
 const W: u32 = 320;
@@ -40,7 +42,12 @@ fn stream(enc: &mut LiveEncoder, frames: u64) {
 
 /// Streams 3 s to `key` over RTMPS plus a local MP4; returns the RTMPS output's final state
 /// and its last state before finishing.
-fn run(nginx: &Nginx, tls: TlsOptions, key: &str, local: &std::path::Path) -> (OutputState, OutputState) {
+fn run(
+    nginx: &Nginx,
+    tls: TlsOptions,
+    key: &str,
+    local: &std::path::Path,
+) -> (OutputState, OutputState) {
     let mut enc = LiveEncoder::start(
         config(tls),
         &[
@@ -87,7 +94,12 @@ fn trusted_through_ca_file_streams_untrusted_is_refused_insecure_streams() {
     assert_eq!(end, OutputState::Finished);
 
     // Untrusted: no CA file (the system store does not know the test CA)…
-    let (_, before) = run(&nginx, TlsOptions::default(), "untrusted", &dir.path().join("b.mp4"));
+    let (_, before) = run(
+        &nginx,
+        TlsOptions::default(),
+        "untrusted",
+        &dir.path().join("b.mp4"),
+    );
     eprintln!("untrusted: {before:?}");
     match &before {
         OutputState::Reconnecting { last_error, .. } => assert!(
@@ -129,7 +141,10 @@ fn trusted_through_ca_file_streams_untrusted_is_refused_insecure_streams() {
         assert_eq!(recs.len(), 1, "{key}: {recs:?}\n{}", nginx.error_log());
         let p = probe(&recs[0]);
         eprintln!("{key}: nginx recorded {p:?}");
-        assert_eq!((p.video_codec.as_str(), p.audio_codec.as_str()), ("h264", "aac"));
+        assert_eq!(
+            (p.video_codec.as_str(), p.audio_codec.as_str()),
+            ("h264", "aac")
+        );
         assert!(p.video_frames as f64 >= frames * 0.97, "{key}: {p:?}");
     }
     for key in ["untrusted", "other"] {
@@ -159,7 +174,10 @@ fn a_bad_ca_file_is_refused_before_anything_starts() {
             ],
         )
         .err();
-        assert!(matches!(e, Some(MediaError::CaFile { .. })), "{ca:?}: {e:?}");
+        assert!(
+            matches!(e, Some(MediaError::CaFile { .. })),
+            "{ca:?}: {e:?}"
+        );
         assert!(!out.exists(), "a file was started");
     }
 }

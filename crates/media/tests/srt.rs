@@ -67,7 +67,10 @@ fn srt_rtmp_and_a_file_from_one_encode_with_streamid_and_passphrase() {
     .expect("start");
     let names: Vec<String> = enc.stats().outputs.iter().map(|o| o.name.clone()).collect();
     assert!(
-        names[1].starts_with(&format!("srt://127.0.0.1:{}?streamid=***&passphrase=***", listener.port)),
+        names[1].starts_with(&format!(
+            "srt://127.0.0.1:{}?streamid=***&passphrase=***",
+            listener.port
+        )),
         "{names:?}"
     );
     assert!(
@@ -87,7 +90,10 @@ fn srt_rtmp_and_a_file_from_one_encode_with_streamid_and_passphrase() {
     for o in &stats.outputs {
         assert_eq!(o.state, OutputState::Finished, "{o:?}");
         assert!(o.bytes > 0, "{o:?}");
-        assert!(!o.name.contains("secret") && !o.name.contains(PASS), "{o:?}");
+        assert!(
+            !o.name.contains("secret") && !o.name.contains(PASS),
+            "{o:?}"
+        );
     }
     assert_eq!(stats.outputs[1].kind, OutputKind::Srt);
     nginx.stop();
@@ -104,7 +110,10 @@ fn srt_rtmp_and_a_file_from_one_encode_with_streamid_and_passphrase() {
         ("h264", u64::from(W), u64::from(H)),
         "{log}"
     );
-    assert_eq!((p.audio_codec.as_str(), p.sample_rate, p.channels), ("aac", 48_000, 2));
+    assert_eq!(
+        (p.audio_codec.as_str(), p.sample_rate, p.channels),
+        ("aac", 48_000, 2)
+    );
     assert!(
         p.video_frames as f64 >= frames as f64 * 0.97,
         "the listener decoded {} of {frames} frames",
@@ -119,7 +128,7 @@ fn srt_rtmp_and_a_file_from_one_encode_with_streamid_and_passphrase() {
 #[test]
 fn a_wrong_passphrase_is_refused_clearly_and_the_recording_completes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut listener = SrtListener::start(dir.path(), "srt-locked", Some(PASS));
+    let listener = SrtListener::start(dir.path(), "srt-locked", Some(PASS));
     let local = dir.path().join("local.flv");
     let wrong = "not-the-passphrase-at-all";
     let mut enc = LiveEncoder::start(
@@ -185,12 +194,19 @@ fn a_listener_that_vanishes_is_retried_and_the_recording_has_no_gap() {
     while Instant::now() < deadline {
         stream(&mut enc, i, 5);
         i += 5;
-        if matches!(state_of(&enc, OutputKind::Srt), OutputState::Reconnecting { .. }) {
+        if matches!(
+            state_of(&enc, OutputKind::Srt),
+            OutputState::Reconnecting { .. }
+        ) {
             noticed = true;
             break;
         }
     }
-    assert!(noticed, "the loss was never noticed: {:?}", enc.stats().outputs);
+    assert!(
+        noticed,
+        "the loss was never noticed: {:?}",
+        enc.stats().outputs
+    );
     stream(&mut enc, i, u64::from(FPS));
     i += u64::from(FPS);
     let stats = enc.finish().expect("finish");
