@@ -146,3 +146,37 @@ impl Muxer {
         self.ctx.write_trailer()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_option_no_protocol_takes_fails_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.ts");
+        let mut opts = ff::Dictionary::new();
+        opts.set("tls_verify", "1");
+        let setup = StreamSetup {
+            video: ff::codec::Parameters::new(),
+            audio: ff::codec::Parameters::new(),
+            video_tb: ff::Rational::new(1, 30),
+            audio_tb: ff::Rational::new(1, 48_000),
+            frame_rate: ff::Rational::new(30, 1),
+        };
+        // The file protocol has no `tls_verify`: FFmpeg hands it back unused, and an ignored
+        // `tls_verify` would be an unverified connection, so the open fails.
+        let r = Muxer::open(
+            out.to_str().unwrap(),
+            "mpegts",
+            opts,
+            ff::Dictionary::new(),
+            &setup,
+            Some(IoWatch::new(std::time::Duration::from_secs(5))),
+        );
+        match r {
+            Err(e) => assert!(e.contains("tls_verify"), "{e}"),
+            Ok(_) => panic!("an ignored option was accepted"),
+        }
+    }
+}

@@ -307,3 +307,52 @@ fn send_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsOptions;
+    use std::os::unix::fs::PermissionsExt;
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nTESTCA\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn the_ca_file_adds_to_the_system_store_in_a_private_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = dir.path().join("extra.pem");
+        std::fs::write(&extra, PEM).unwrap();
+        let tls = TlsSetup::new(&TlsOptions {
+            insecure: false,
+            ca_file: Some(extra),
+        })
+        .unwrap();
+        assert!(tls.verify);
+        let bundle = tls.ca_bundle.clone().expect("a combined bundle");
+        let path = bundle.to_path_buf();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with(PEM), "the given CA must be in the bundle");
+        if let Ok(system) = std::fs::read_to_string(TlsOptions::SYSTEM_BUNDLE) {
+            assert!(
+                text.starts_with(&system),
+                "the system store must stay trusted"
+            );
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(bundle);
+        assert!(path.exists(), "still held by the setup");
+        drop(tls);
+        assert!(!path.exists(), "removed when the last holder lets go");
+    }
+
+    #[test]
+    fn insecure_turns_verification_off_and_no_ca_file_means_no_bundle() {
+        let tls = TlsSetup::new(&TlsOptions {
+            insecure: true,
+            ca_file: None,
+        })
+        .unwrap();
+        assert!(!tls.verify);
+        assert!(tls.ca_bundle.is_none());
+    }
+}
