@@ -167,6 +167,7 @@ fn a_wrong_passphrase_is_refused_clearly_and_the_recording_completes() {
 fn a_listener_that_vanishes_is_retried_and_the_recording_has_no_gap() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut listener = SrtListener::start(dir.path(), "srt-gone", None);
+    let port = listener.port;
     let local = dir.path().join("local.flv");
     let mut cfg = config();
     cfg.rtmp_timeout = Duration::from_secs(2);
@@ -209,8 +210,43 @@ fn a_listener_that_vanishes_is_retried_and_the_recording_has_no_gap() {
     );
     stream(&mut enc, i, u64::from(FPS));
     i += u64::from(FPS);
+    // The listener comes back on the same port: a new session, decodable from its start
+    // (PAT/PMT first, then a keyframe with SPS/PPS; timestamps rebased).
+    let mut back = SrtListener::start_on(port, dir.path(), "srt-back", None);
+    let mut live_again = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        stream(&mut enc, i, 5);
+        i += 5;
+        if state_of(&enc, OutputKind::Srt) == OutputState::Live {
+            live_again = true;
+            break;
+        }
+    }
+    assert!(
+        live_again,
+        "never reconnected: {:?}\n{}",
+        enc.stats().outputs,
+        back.log()
+    );
+    stream(&mut enc, i, 2 * u64::from(FPS));
+    i += 2 * u64::from(FPS);
     let stats = enc.finish().expect("finish");
-    eprintln!("after the listener vanished: {:?}", stats.outputs[1]);
+    eprintln!(
+        "after the listener vanished and came back: {:?}",
+        stats.outputs[1]
+    );
+    assert!(stats.outputs[1].reconnects >= 1);
     assert_eq!(stats.video_frames_encoded, i);
     assert_eq!(probe(&local).video_frames, i, "local recording");
+    let log = back.finish(Duration::from_secs(20));
+    let p = probe(&back.out);
+    eprintln!("second session: {p:?}");
+    assert_eq!(
+        (p.video_codec.as_str(), p.audio_codec.as_str()),
+        ("h264", "aac"),
+        "{log}"
+    );
+    // Two seconds after going live again, less at most the GOP before the first keyframe.
+    assert!(p.video_frames >= u64::from(FPS), "{p:?}\n{log}");
 }

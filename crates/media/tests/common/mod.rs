@@ -705,7 +705,11 @@ pub struct SrtListener {
 impl SrtListener {
     /// Starts listening; `passphrase` makes it require that passphrase (and encrypt).
     pub fn start(dir: &Path, name: &str, passphrase: Option<&str>) -> Self {
-        let port = free_udp_port();
+        Self::start_on(free_udp_port(), dir, name, passphrase)
+    }
+
+    /// [`SrtListener::start`] on a given port (a listener coming back).
+    pub fn start_on(port: u16, dir: &Path, name: &str, passphrase: Option<&str>) -> Self {
         let out = dir.join(format!("{name}.ts"));
         let log = dir.join(format!("{name}.log"));
         let mut url = format!("srt://127.0.0.1:{port}?mode=listener");
