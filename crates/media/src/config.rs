@@ -342,7 +342,8 @@ impl PushUrl {
                 "not a URL: it must start with rtmp://, rtmps:// or srt://".into(),
             ));
         };
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
+        let lower = scheme.to_ascii_lowercase();
+        let scheme = match lower.as_str() {
             "rtmp" => PushScheme::Rtmp,
             "rtmps" => PushScheme::Rtmps,
             "srt" => PushScheme::Srt,
@@ -373,7 +374,8 @@ impl PushUrl {
                 }
                 Ok(Self {
                     scheme,
-                    open: url.to_owned(),
+                    // FFmpeg looks protocols up by their lower-case name.
+                    open: format!("{lower}://{rest}"),
                     display: masked,
                     secrets,
                     srt: SrtParams::default(),
@@ -558,10 +560,11 @@ fn parse_srt_query(query: &str) -> Result<(SrtParams, Vec<String>), String> {
             }
             "passphrase" => {
                 secrets.extend([raw.to_owned(), value.clone()]);
-                let n = value.chars().count();
+                // SRT counts bytes (ASCII characters).
+                let n = value.len();
                 if !(10..=79).contains(&n) {
                     return Err(format!(
-                        "the passphrase has {n} characters; SRT needs 10..=79"
+                        "the passphrase is {n} bytes long; SRT needs 10..=79 characters"
                     ));
                 }
                 p.passphrase = Some(value);
@@ -683,6 +686,8 @@ mod tests {
         assert!(PushUrl::parse("rtmp://127.0.0.1:1935/live/key").is_ok());
         assert!(PushUrl::parse("rtmp://example.com/live/key").is_ok());
         assert!(PushUrl::parse("rtmp://[::1]:1935/live/key").is_ok());
+        let upper = PushUrl::parse("RTMP://h/live/key").unwrap();
+        assert_eq!(upper.open_url(), "rtmp://h/live/key");
         let s = PushUrl::parse("rtmps://a.b/app/sub/key").unwrap();
         assert_eq!(s.scheme(), PushScheme::Rtmps);
         assert_eq!(s.display(), "rtmps://a.b/app/sub/***");
@@ -737,6 +742,7 @@ mod tests {
             ),
             ("srt://h:9000?mode=x", "mode must be caller"),
             ("srt://h:9000?passphrase=short", "SRT needs 10..=79"),
+            ("SRT://h:9000?passphrase=short", "SRT needs 10..=79"),
             ("srt://h:9000?pbkeylen=16", "missing passphrase"),
             (
                 "srt://h:9000?passphrase=0123456789&pbkeylen=17",
@@ -755,7 +761,7 @@ mod tests {
             assert!(e.contains(why), "{bad}: {e}");
         }
         let long = format!("srt://h:9000?passphrase={}", "x".repeat(80));
-        assert!(refused(&long).contains("80 characters"));
+        assert!(refused(&long).contains("80 bytes"));
         assert!(PushUrl::parse(&format!("srt://h:9000?passphrase={}", "x".repeat(79))).is_ok());
     }
 
