@@ -291,8 +291,30 @@ unsafe extern "C" fn log_callback(
     record_log_line(&line);
 }
 
+/// syslog's `LOG_CRIT`: libsrt logs only critical lines at this level.
+const SRT_LOG_CRIT: c_int = 2;
+
+/// libsrt (loaded with libavformat when FFmpeg was built with it) writes its own warnings and
+/// errors to stderr, in the middle of the status line; FFmpeg already reports the failure
+/// through `av_log`. Lower its level if it is there.
+fn quiet_libsrt() {
+    // SAFETY: dlsym with RTLD_DEFAULT only looks a symbol up in the already loaded objects;
+    // the name is a NUL-terminated literal.
+    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"srt_setloglevel".as_ptr()) };
+    if sym.is_null() {
+        return;
+    }
+    // SAFETY: `srt_setloglevel` is libsrt's `void srt_setloglevel(int)` (a stable part of its C
+    // API since 1.3), so the pointer has exactly this type; it only stores the level.
+    unsafe {
+        let set = std::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_int)>(sym);
+        set(SRT_LOG_CRIT);
+    }
+}
+
 /// Replaces FFmpeg's logger (stderr) with the capture; once per process.
 pub(crate) fn install_log_capture() {
+    quiet_libsrt();
     // Errors only: nothing below them is kept, and some FFmpeg code skips formatting below it.
     ff::log::set_level(ff::log::Level::Error);
     // SAFETY: `log_callback` has the signature av_log expects, is thread-safe (it only touches
