@@ -34,7 +34,8 @@
 //!
 //! Needs FFmpeg 5.1 or newer shared libraries built with libx264.
 
-// Unsafe only in `ffi_io` (an FFmpeg call ffmpeg-next lacks), each block with a SAFETY note.
+// Unsafe only in `ffi_io` (FFmpeg calls ffmpeg-next lacks: the output interrupt callback, the
+// `av_log` capture), each block with a SAFETY note.
 #![deny(unsafe_code)]
 
 mod audio;
