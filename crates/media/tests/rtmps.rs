@@ -52,7 +52,12 @@ fn run(
         config(tls),
         &[
             OutputSpec::File(local.to_owned()),
-            OutputSpec::Push(nginx.rtmps_url(key)),
+            // `byname-…` keys go to the host name, checked against the DNS SAN (and SNI).
+            OutputSpec::Push(if key.starts_with("byname") {
+                nginx.rtmps_url(key).replace("127.0.0.1", "localhost")
+            } else {
+                nginx.rtmps_url(key)
+            }),
         ],
     )
     .expect("start");
@@ -92,6 +97,18 @@ fn trusted_through_ca_file_streams_untrusted_is_refused_insecure_streams() {
     );
     assert_eq!(before, OutputState::Live, "{}", nginx.error_log());
     assert_eq!(end, OutputState::Finished);
+
+    // By host name: the certificate's DNS SAN `localhost` matches too.
+    let (_, before) = run(
+        &nginx,
+        TlsOptions {
+            insecure: false,
+            ca_file: Some(pki.ca()),
+        },
+        "byname",
+        &dir.path().join("n.mp4"),
+    );
+    assert_eq!(before, OutputState::Live, "{}", nginx.error_log());
 
     // Untrusted: no CA file (the system store does not know the test CA)…
     let (_, before) = run(
@@ -136,7 +153,7 @@ fn trusted_through_ca_file_streams_untrusted_is_refused_insecure_streams() {
     assert_eq!(before, OutputState::Live);
 
     nginx.stop();
-    for key in ["trusted", "insecure"] {
+    for key in ["trusted", "byname", "insecure"] {
         let recs = nginx.recordings(key);
         assert_eq!(recs.len(), 1, "{key}: {recs:?}\n{}", nginx.error_log());
         let p = probe(&recs[0]);
