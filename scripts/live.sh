@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian/Ubuntu machine: installs the build dependencies (FFmpeg's
 # development libraries, clang for bindgen) when missing, then builds and runs `crosscast live`.
-# Extra arguments go to `crosscast live` (e.g. --rtmp rtmp://host/app/key --seconds 60).
+# Extra arguments go to `crosscast live` (e.g. --push rtmp://host/app/key --seconds 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(pkg-config clang libclang-dev

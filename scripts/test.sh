@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 # llvmpipe for GL without a GPU; xdotool plays the streamer in the preview window. Game audio:
 # PulseAudio clients (paplay/pacat, sox writes their files), ALSA's aplay through the pulse
 # plugin, and GStreamer (waylandsink + pulsesink) for A/V sync through both paths. libegl-dev:
-# the GL readback's tests link EGL (surfaceless, Mesa's llvmpipe). iproute2 (ip, tc): adaptive
-# bitrate is tested on a veth pair between two network namespaces the test makes, with tc's tbf
-# squeezing it.
+# the GL readback's tests link EGL (surfaceless, Mesa's llvmpipe). RTMPS: nginx's stream module
+# terminates TLS in front of nginx-rtmp, with a test CA and certificate made by openssl.
+# iproute2 (ip, tc): adaptive bitrate is tested on a veth pair between two network namespaces the
+# test makes, with tc's tbf squeezing it.
 packages=(pkg-config clang libclang-dev gcc libc6-dev
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavdevice-dev libavfilter-dev libswresample-dev
   ffmpeg nginx libnginx-mod-rtmp xvfb x11-apps imagemagick xdotool
@@ -23,7 +24,8 @@ packages=(pkg-config clang libclang-dev gcc libc6-dev
   libegl-mesa0 libgl1-mesa-dri libgles2 python3
   pulseaudio-utils sox alsa-utils libasound2-plugins
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-pulseaudio libegl-dev iproute2)
+  gstreamer1.0-pulseaudio libegl-dev
+  libnginx-mod-stream openssl iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

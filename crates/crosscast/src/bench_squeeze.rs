@@ -317,7 +317,7 @@ fn one_run(exe: &Path, s: &Squeeze, run_no: u32) -> anyhow::Result<Figures> {
         .args(["--size", &s.size.to_string(), "--fps", &s.fps.to_string()])
         .args(["--bitrate", &s.bitrate.to_string()])
         .args(["--min-bitrate", &s.min_bitrate.to_string()])
-        .args(["--rtmp", &url, "--out"])
+        .args(["--push", &url, "--out"])
         .arg(&recording)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

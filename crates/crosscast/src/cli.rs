@@ -19,7 +19,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Stream a sandboxed game: the built-in demo, or any program after `--` (a Wayland client of
-    /// the host's compositor); records to a file when no --rtmp is given.
+    /// the host's compositor); records to a file when no --out or --push is given.
     Live(LiveArgs),
     /// Named mode: listen for a separately launched game and stream it.
     Host(HostArgs),
@@ -119,9 +119,21 @@ pub(crate) struct StreamArgs {
     /// Record to FILE (.flv or .mp4, fragmented); repeatable.
     #[arg(long = "out", value_name = "FILE")]
     pub(crate) outs: Vec<PathBuf>,
-    /// Publish to rtmp://host[:port]/app/key; repeatable.
-    #[arg(long = "rtmp", value_name = "URL")]
-    pub(crate) rtmps: Vec<String>,
+    /// Publish to URL; repeatable; the scheme picks the protocol: rtmp://host[:port]/app/key,
+    /// rtmps://host[:port]/app/key (TLS, the server's certificate verified against the system's
+    /// CAs and --ca-file), or srt://host:port[?streamid=ID&passphrase=10..79
+    /// chars&pbkeylen=16|24|32&latency=MICROSECONDS] (MPEG-TS, caller mode; latency is in
+    /// microseconds, as FFmpeg's libsrt option: 200000 = 200 ms). --rtmp is an alias.
+    #[arg(long = "push", visible_alias = "rtmp", value_name = "URL")]
+    pub(crate) pushes: Vec<String>,
+    /// A PEM file of CA certificates to trust for rtmps:// besides the system's store (for a
+    /// server with a private CA).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Do not verify the rtmps:// server's certificate (anyone on the path could read the stream
+    /// key); prints a warning naming the outputs it affects.
+    #[arg(long)]
+    pub(crate) insecure_tls: bool,
     /// Lowest video bitrate (kb/s) adaptive bitrate may step network outputs down to when
     /// their link backs up (default: a quarter of the bitrate, at least 300).
     #[arg(long, value_name = "KBPS", conflicts_with = "no_adaptive_bitrate")]

@@ -13,7 +13,7 @@ use crosscast_host::{run_live, CommandLaunch, GameLaunch, LiveOptions, LiveRepor
 use crosscast_ipc::auth::SessionKey;
 use crosscast_ipc::connect::AcceptorOptions;
 use crosscast_ipc::HostOptions;
-use crosscast_media::{EncoderConfig, OutputSpec};
+use crosscast_media::{EncoderConfig, OutputSpec, OutputState, PushScheme, PushUrl, TlsOptions};
 use crosscast_preview::{CommentSource, FeedLimits, PreviewTarget};
 use crosscast_wire::{QueuePolicy, UidPolicy};
 
@@ -62,12 +62,13 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
     let encoder = if s.no_encode {
         None
     } else {
+        let tls = check_push(s)?;
         let mut outputs: Vec<OutputSpec> = s.outs.iter().cloned().map(OutputSpec::File).collect();
-        outputs.extend(s.rtmps.iter().cloned().map(OutputSpec::Rtmp));
+        outputs.extend(s.pushes.iter().cloned().map(OutputSpec::Push));
         if outputs.is_empty() {
             let path = default_recording();
             eprintln!(
-                "crosscast: no --out or --rtmp given; recording to {}",
+                "crosscast: no --out or --push given; recording to {}",
                 path.display()
             );
             outputs.push(OutputSpec::File(path));
@@ -80,6 +81,7 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
         cfg.keyint_frames = s.fps.frames_in(s.keyint);
         cfg.encoder_nice = s.encoder_nice;
         cfg.frame_times = s.frame_times.clone();
+        cfg.tls = tls;
         cfg.adaptive_min_kbps = if s.no_adaptive_bitrate {
             None
         } else {
@@ -127,11 +129,62 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
     })
 }
 
+/// Checks every --push URL and --ca-file before anything starts (a typo must not cost a
+/// recording), and says which outputs --insecure-tls leaves unverified.
+fn check_push(s: &StreamArgs) -> anyhow::Result<TlsOptions> {
+    let mut rtmps = Vec::new();
+    for u in &s.pushes {
+        let url = PushUrl::parse(u)?;
+        if url.scheme() == PushScheme::Rtmps {
+            rtmps.push(url.display().to_owned());
+        }
+    }
+    let tls = TlsOptions {
+        insecure: s.insecure_tls,
+        ca_file: s.ca_file.clone(),
+    };
+    tls.check()?;
+    if tls.insecure {
+        let which = if rtmps.is_empty() {
+            "no output (there is no rtmps:// output)".to_owned()
+        } else {
+            rtmps.join(", ")
+        };
+        eprintln!(
+            "crosscast: warning: --insecure-tls: the server's certificate is not verified for {which}; anyone on the path can read the stream key"
+        );
+    }
+    Ok(tls)
+}
+
+/// Prints a push output's error each time it changes (the status line has room only for the
+/// state word): why a connection failed is what the streamer needs to fix it.
+fn report_output_errors(seen: &mut Vec<String>, status: &crosscast_host::LiveStatus) {
+    let Some(e) = &status.encoder else {
+        return;
+    };
+    seen.resize(e.outputs.len(), String::new());
+    for (o, last) in e.outputs.iter().zip(seen.iter_mut()) {
+        match &o.state {
+            OutputState::Reconnecting { last_error, .. } if last_error != last => {
+                eprintln!("crosscast: {}: {last_error}; retrying", o.name);
+                last.clone_from(last_error);
+            }
+            OutputState::Live => last.clear(),
+            _ => {}
+        }
+    }
+}
+
 fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<ExitCode> {
+    let mut seen = Vec::new();
     let report = run_live(
         source,
         opts,
-        &mut |status| crate::game::say(status),
+        &mut |status| {
+            report_output_errors(&mut seen, status);
+            crate::game::say(status)
+        },
         &mut |note| eprintln!("crosscast: {note}"),
     )?;
     print_summary(&report);

@@ -65,7 +65,7 @@ impl fmt::Display for LiveStatus {
         if let Some(e) = &self.encoder {
             for o in &e.outputs {
                 write!(f, " | {} {}", o.name, state_word(&o.state))?;
-                if o.kind == OutputKind::Rtmp && o.backlog_ms >= 500 {
+                if matches!(o.kind, OutputKind::Rtmp | OutputKind::Srt) && o.backlog_ms >= 500 {
                     write!(f, " ({:.1} s queued)", o.backlog_ms as f64 / 1000.0)?;
                 }
             }

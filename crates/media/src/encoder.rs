@@ -5,16 +5,16 @@
 //!   hands it over a bounded channel; audio blocks go over the same channel, so order is kept;
 //! - the encoder thread (nice `encoder_nice`, inherited by the x264 threads it starts) frames
 //!   audio, encodes both streams and writes local files directly;
-//! - each RTMP output has its own writer thread behind a bounded queue (see `rtmp`).
+//! - each push output (RTMP, RTMPS, SRT) has its own writer thread behind a bounded queue (see `push`).
 
 use crate::abr::{BitrateController, LinkView};
 use crate::audio::AudioFramer;
-use crate::config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl};
+use crate::config::{EncoderConfig, FileFormat, OutputSpec, PushScheme, PushUrl};
 use crate::convert::I420Image;
 use crate::ffi_io::IoWatch;
 use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
 use crate::stats::{Counters, EncoderStats, OutputKind, OutputShared, OutputState};
-use crate::{rtmp, MediaError};
+use crate::{push, MediaError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 use crosscast_wire::PixelOrder;
 use ffmpeg_next as ff;
@@ -48,7 +48,7 @@ fn monotonic_ns() -> u64 {
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
-/// Sets FFmpeg's global state once: quiet logging (errors come back as values).
+/// Sets FFmpeg's global state once: logging captured, not printed (errors come back as values).
 fn init_ffmpeg() -> Result<(), MediaError> {
     static INIT: Once = Once::new();
     static RESULT: Mutex<Option<String>> = Mutex::new(None);
@@ -56,7 +56,8 @@ fn init_ffmpeg() -> Result<(), MediaError> {
         if let Err(e) = ff::init() {
             *RESULT.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
         }
-        ff::log::set_level(ff::log::Level::Quiet);
+        // Nothing on stderr; error lines are kept for the push writers' messages.
+        crate::ffi_io::install_log_capture();
     });
     match RESULT
         .lock()
@@ -110,7 +111,7 @@ struct RtmpOut {
 /// Validated outputs, before anything is opened.
 enum Planned {
     File(PathBuf, FileFormat, String),
-    Rtmp(RtmpUrl),
+    Push(PushUrl),
 }
 
 fn plan(outputs: &[OutputSpec]) -> Result<Vec<Planned>, MediaError> {
@@ -137,19 +138,31 @@ fn plan(outputs: &[OutputSpec]) -> Result<Vec<Planned>, MediaError> {
                 };
                 Ok(Planned::File(path.clone(), format, url))
             }
-            OutputSpec::Rtmp(url) => Ok(Planned::Rtmp(RtmpUrl::parse(url)?)),
+            OutputSpec::Push(url) => Ok(Planned::Push(PushUrl::parse(url)?)),
         })
         .collect()
 }
 
 impl LiveEncoder {
-    /// Opens the encoders and every file now, starts the RTMP writers (which connect in the background).
+    /// Opens the encoders and every file now, starts the push writers (which connect in the background).
     pub fn start(cfg: EncoderConfig, outputs: &[OutputSpec]) -> Result<Self, MediaError> {
         cfg.validate()?;
         if outputs.is_empty() {
             return Err(MediaError::InvalidConfig("no outputs given".into()));
         }
         let planned = plan(outputs)?;
+        // Only when an rtmps:// output will use it: the combined CA file is a temp file.
+        let tls = if planned
+            .iter()
+            .any(|p| matches!(p, Planned::Push(u) if u.scheme() == PushScheme::Rtmps))
+        {
+            push::TlsSetup::new(&cfg.tls)?
+        } else {
+            push::TlsSetup {
+                verify: !cfg.tls.insecure,
+                ca_bundle: None,
+            }
+        };
         init_ffmpeg()?;
 
         let counters = Arc::new(Counters::default());
@@ -175,13 +188,14 @@ impl LiveEncoder {
                     all_shared.push(shared.clone());
                     file_plans.push((url, format, shared));
                 }
-                Planned::Rtmp(url) => {
-                    let shared = OutputShared::new(
-                        url.display().to_owned(),
-                        OutputKind::Rtmp,
-                        OutputState::Connecting,
-                    );
-                    let (ptx, prx) = bounded(rtmp::QUEUE_PACKETS);
+                Planned::Push(url) => {
+                    let kind = match url.scheme() {
+                        PushScheme::Rtmp | PushScheme::Rtmps => OutputKind::Rtmp,
+                        PushScheme::Srt => OutputKind::Srt,
+                    };
+                    let shared =
+                        OutputShared::new(url.display().to_owned(), kind, OutputState::Connecting);
+                    let (ptx, prx) = bounded(push::QUEUE_PACKETS);
                     all_shared.push(shared.clone());
                     rtmp_plans.push((url, shared, ptx, prx));
                 }
@@ -238,12 +252,13 @@ impl LiveEncoder {
             // The encoder thread holds its own sender; ours must go so a finished encode ends the writer.
             drop(ptx);
             let setup = setup.clone();
-            let name = format!("cc-rtmp-{}", rtmp_threads.len());
+            let tls = tls.clone();
+            let name = format!("cc-push-{}", rtmp_threads.len());
             let send_buffer =
-                rtmp::send_buffer_bytes(cfg.video_bitrate_kbps + cfg.audio_bitrate_kbps);
+                push::send_buffer_bytes(cfg.video_bitrate_kbps + cfg.audio_bitrate_kbps);
             match std::thread::Builder::new()
                 .name(name)
-                .spawn(move || rtmp::run(url, setup, prx, shared, watch, send_buffer))
+                .spawn(move || push::run(url, tls, setup, prx, shared, watch, send_buffer))
             {
                 Ok(h) => rtmp_threads.push(h),
                 Err(_) => {
@@ -252,7 +267,7 @@ impl LiveEncoder {
                     for w in &rtmp_watches {
                         w.abort();
                     }
-                    return Err(MediaError::Spawn("RTMP writer".into()));
+                    return Err(MediaError::Spawn("push writer".into()));
                 }
             }
         }

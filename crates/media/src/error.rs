@@ -38,12 +38,20 @@ pub enum MediaError {
         /// FFmpeg's or the OS's reason.
         reason: String,
     },
-    /// An RTMP URL is not of the form `rtmp://host[:port]/app/key`; nothing was started.
-    #[error("invalid RTMP URL {url}: {reason}")]
-    InvalidRtmpUrl {
-        /// The URL with its stream key masked.
+    /// A push URL is malformed, has an unsupported scheme or bad options; nothing was started.
+    #[error("invalid push URL {url}: {reason}")]
+    InvalidPushUrl {
+        /// The URL with its secrets (stream key, SRT streamid and passphrase) masked.
         url: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// The extra CA file for `rtmps://` (`--ca-file`) is unusable; nothing was started.
+    #[error("CA file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be used.
         reason: String,
     },
     /// A video frame or image does not match the configured geometry; the frame was not used.

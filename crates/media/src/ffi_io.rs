@@ -1,17 +1,24 @@
 //! The one place this crate calls FFmpeg's C API directly: opening an output whose blocking
-//! network I/O can be interrupted.
+//! network I/O can be interrupted, and capturing FFmpeg's own error messages.
 //!
-//! `ffmpeg-next` offers interrupt callbacks only for inputs. An RTMP output without one can
+//! `ffmpeg-next` offers interrupt callbacks only for inputs. A push output without one can
 //! block for minutes in `connect` or `write` when the server stops answering without closing
 //! the connection (a black-holed address, a frozen ingest). With the callback, FFmpeg polls
-//! [`IoWatch`] about every 100 ms and gives up with an error, which the RTMP writer turns into
+//! [`IoWatch`] about every 100 ms and gives up with an error, which the push writer turns into
 //! a reconnect.
+//!
+//! FFmpeg reports the cause of a failure (a certificate that failed verification, an SRT
+//! connection rejected for its passphrase) only through `av_log`; the error code that comes
+//! back is a bare "I/O error". [`install_log_capture`] replaces FFmpeg's logger with one that
+//! prints nothing and keeps the first few error-level lines per thread since
+//! [`clear_log_errors`], which the writer attaches to its error ([`take_log_errors`]).
 
 #![allow(unsafe_code)]
 
 use ff::ffi;
 use ffmpeg_next as ff;
-use std::ffi::CString;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -91,6 +98,8 @@ impl IoWatch {
 pub(crate) struct InterruptibleOutput {
     ctx: ff::format::context::Output,
     guard: InterruptibleOutputGuard,
+    /// I/O options no protocol layer took (FFmpeg ignores unknown options silently).
+    pub(crate) unused_options: Vec<String>,
 }
 
 /// Keeps the interrupt callback's state alive; must be dropped after the context it serves.
@@ -140,7 +149,7 @@ pub(crate) fn output_as_with_interrupt(
     // SAFETY: `ps` is valid; `pb` is its (null) I/O slot that avio_open2 fills; the callback
     // pointer refers to the struct inside the live context; the dictionary's ownership goes to
     // FFmpeg for the call and comes back (with unused entries) to be freed by `Dictionary::own`.
-    let r = unsafe {
+    let (r, unused_options) = unsafe {
         let mut opts = options.disown();
         let r = ffi::avio_open2(
             &mut (*ps).pb,
@@ -149,8 +158,9 @@ pub(crate) fn output_as_with_interrupt(
             &(*ps).interrupt_callback,
             &mut opts,
         );
-        drop(ff::Dictionary::own(opts));
-        r
+        let left = ff::Dictionary::own(opts);
+        let unused: Vec<String> = left.iter().map(|(k, _)| k.to_owned()).collect();
+        (r, unused)
     };
     if r < 0 {
         // SAFETY: the context came from avformat_alloc_output_context2, avio_open2 failed so
@@ -166,6 +176,7 @@ pub(crate) fn output_as_with_interrupt(
         guard: InterruptibleOutputGuard {
             _guard: interrupt.guard,
         },
+        unused_options,
     })
 }
 
@@ -199,5 +210,202 @@ pub(crate) fn video_extradata(enc: &ff::encoder::Video) -> Vec<u8> {
             Ok(n) if !data.is_null() && n > 0 => std::slice::from_raw_parts(data, n).to_vec(),
             _ => Vec::new(),
         }
+    }
+}
+
+/// Error-level lines kept per thread between `clear_log_errors` and `take_log_errors`.
+const LOG_LINES: usize = 3;
+/// Longest line kept, in bytes (FFmpeg's lines are short; a URL in one may be long).
+const LOG_LINE_MAX: usize = 300;
+
+thread_local! {
+    /// This thread's error-level lines from FFmpeg, oldest first, at most `LOG_LINES`.
+    static LOG_ERRORS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Forgets this thread's captured FFmpeg errors (call before an operation).
+pub(crate) fn clear_log_errors() {
+    let _ = LOG_ERRORS.try_with(|l| l.borrow_mut().clear());
+}
+
+/// This thread's FFmpeg error lines since `clear_log_errors`, root cause first, joined by
+/// `; `; `None` when FFmpeg said nothing.
+pub(crate) fn take_log_errors() -> Option<String> {
+    let lines = LOG_ERRORS
+        .try_with(|l| std::mem::take(&mut *l.borrow_mut()))
+        .unwrap_or_default();
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
+/// `[tls @ 0x55d…] Peer certificate failed verification` → `Peer certificate failed
+/// verification (tls)`: the context's name says which layer failed, its address nothing.
+fn tidy_line(line: &str) -> Option<String> {
+    let mut rest = line.trim();
+    let mut name = None;
+    while let Some(inner) = rest.strip_prefix('[') {
+        let Some((tag, after)) = inner.split_once(']') else {
+            break;
+        };
+        match tag.split_once(" @ ") {
+            Some((n, _)) => name = Some(n),
+            None => break,
+        }
+        rest = after.trim_start();
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut msg = match name {
+        Some(n) => format!("{rest} ({n})"),
+        None => rest.to_owned(),
+    };
+    if msg.len() > LOG_LINE_MAX {
+        let mut cut = LOG_LINE_MAX;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push('…');
+    }
+    Some(msg)
+}
+
+fn record_log_line(line: &str) {
+    let Some(msg) = tidy_line(line) else {
+        return;
+    };
+    let _ = LOG_ERRORS.try_with(|l| {
+        let mut l = l.borrow_mut();
+        // The first lines name the cause; later ones are the layers above giving up.
+        if l.len() < LOG_LINES && !l.contains(&msg) {
+            l.push(msg);
+        }
+    });
+}
+
+/// The `va_list` argument as bindgen declares it for this target.
+#[cfg(target_arch = "x86_64")]
+type VaListArg = *mut ffi::__va_list_tag;
+#[cfg(not(target_arch = "x86_64"))]
+type VaListArg = ffi::va_list;
+
+/// FFmpeg's log callback: keeps error-level lines for this thread, prints nothing.
+unsafe extern "C" fn log_callback(
+    avcl: *mut c_void,
+    level: c_int,
+    fmt: *const c_char,
+    vl: VaListArg,
+) {
+    if level > ffi::AV_LOG_ERROR || fmt.is_null() {
+        return;
+    }
+    let mut buf = [0 as c_char; 1024];
+    let mut print_prefix: c_int = 1;
+    // SAFETY: FFmpeg calls us with the context, format and va_list of one av_log call, valid for
+    // the duration of this call; av_log_format_line2 consumes `vl` once (we never touch it
+    // again), writes at most `buf.len()` bytes and always NUL-terminates within them.
+    let n = unsafe {
+        ffi::av_log_format_line2(
+            avcl,
+            level,
+            fmt,
+            vl,
+            buf.as_mut_ptr(),
+            buf.len() as c_int,
+            &mut print_prefix,
+        )
+    };
+    if n < 0 {
+        return;
+    }
+    // SAFETY: `buf` is NUL-terminated by av_log_format_line2 (zeroed beforehand as well), and
+    // lives across the borrow.
+    let line = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+    record_log_line(&line);
+}
+
+/// syslog's `LOG_CRIT`: libsrt logs only critical lines at this level.
+const SRT_LOG_CRIT: c_int = 2;
+
+/// libsrt (loaded with libavformat when FFmpeg was built with it) writes its own warnings and
+/// errors to stderr, in the middle of the status line; FFmpeg already reports the failure
+/// through `av_log`. Lower its level if it is there.
+fn quiet_libsrt() {
+    // SAFETY: dlsym with RTLD_DEFAULT only looks a symbol up in the already loaded objects;
+    // the name is a NUL-terminated literal.
+    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"srt_setloglevel".as_ptr()) };
+    if sym.is_null() {
+        return;
+    }
+    // SAFETY: `srt_setloglevel` is libsrt's `void srt_setloglevel(int)` (a stable part of its C
+    // API since 1.3), so the pointer has exactly this type; it only stores the level.
+    unsafe {
+        let set = std::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_int)>(sym);
+        set(SRT_LOG_CRIT);
+    }
+}
+
+/// Replaces FFmpeg's logger (stderr) with the capture; once per process.
+pub(crate) fn install_log_capture() {
+    quiet_libsrt();
+    // Errors only: nothing below them is kept, and some FFmpeg code skips formatting below it.
+    ff::log::set_level(ff::log::Level::Error);
+    // SAFETY: `log_callback` has the signature av_log expects, is thread-safe (it only touches
+    // thread-local state) and never unwinds (no panicking operation on its path); FFmpeg may
+    // call it from any thread at any time, which the function allows.
+    unsafe { ffi::av_log_set_callback(Some(log_callback)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_tidied() {
+        assert_eq!(
+            tidy_line("[tls @ 0x55d0c0ffee00] Peer certificate failed verification\n").unwrap(),
+            "Peer certificate failed verification (tls)"
+        );
+        assert_eq!(tidy_line("plain message\n").unwrap(), "plain message");
+        assert_eq!(tidy_line("[tls @ 0x1] \n"), None);
+        let long = tidy_line(&"x".repeat(5000)).unwrap();
+        assert!(long.len() <= LOG_LINE_MAX + '…'.len_utf8());
+    }
+
+    #[test]
+    fn capture_is_per_thread_and_bounded() {
+        clear_log_errors();
+        for i in 0..10 {
+            record_log_line(&format!("[srt @ 0x1] failure {i}\n"));
+        }
+        record_log_line("[srt @ 0x1] failure 0\n");
+        std::thread::spawn(|| {
+            record_log_line("other thread\n");
+            assert_eq!(take_log_errors().as_deref(), Some("other thread"));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            take_log_errors().as_deref(),
+            Some("failure 0 (srt); failure 1 (srt); failure 2 (srt)")
+        );
+        assert_eq!(take_log_errors(), None);
+    }
+
+    #[test]
+    fn ffmpeg_errors_reach_the_capture_and_nothing_else() {
+        install_log_capture();
+        clear_log_errors();
+        // An FFmpeg call that logs an error: an unknown output format name.
+        let c = CString::new("x.nothing").unwrap();
+        let f = CString::new("no-such-muxer").unwrap();
+        let mut ps: *mut ffi::AVFormatContext = ptr::null_mut();
+        // SAFETY: valid out-pointer and NUL-terminated strings alive across the call.
+        let r = unsafe {
+            ffi::avformat_alloc_output_context2(&mut ps, ptr::null_mut(), f.as_ptr(), c.as_ptr())
+        };
+        assert!(r < 0 && ps.is_null());
+        let e = take_log_errors().expect("FFmpeg logged nothing");
+        assert!(e.contains("no-such-muxer"), "{e}");
     }
 }

@@ -3,7 +3,8 @@
 //! It converts RGBA frames to I420 ([`rgba_to_i420`], BT.709 limited range, SIMD through the
 //! `yuv` crate), encodes H.264 (libx264) and AAC-LC (FFmpeg's native encoder) through
 //! `ffmpeg-next` on its own threads, and writes that one encode to any mix of FLV files,
-//! fragmented MP4 files and RTMP ingests ([`LiveEncoder`]). It does not capture, composite or
+//! fragmented MP4 files and push outputs: RTMP, RTMPS (verified) and SRT ([`LiveEncoder`],
+//! [`OutputSpec::Push`], [`PushUrl`]). It does not capture, composite or
 //! pace frames: the host's output clock decides which frame goes out at which index.
 //!
 //! ```
@@ -33,7 +34,8 @@
 //!
 //! Needs FFmpeg 5.1 or newer shared libraries built with libx264.
 
-// Unsafe only in `ffi_io` (an FFmpeg call ffmpeg-next lacks), each block with a SAFETY note.
+// Unsafe only in `ffi_io` (FFmpeg calls ffmpeg-next lacks: the output interrupt callback, the
+// `av_log` capture), each block with a SAFETY note.
 #![deny(unsafe_code)]
 
 mod abr;
@@ -45,16 +47,18 @@ mod error;
 mod ffi_io;
 mod fit;
 mod mux;
-mod rtmp;
+mod push;
 mod stats;
 
-pub use config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl, X264_PRESETS};
+pub use config::{
+    EncoderConfig, FileFormat, OutputSpec, PushScheme, PushUrl, TlsOptions, SRT_KEYS, X264_PRESETS,
+};
 pub use convert::{rgba_to_i420, rgba_to_i420_reference, to_i420, I420Image};
 pub use encoder::LiveEncoder;
 pub use error::MediaError;
 pub use stats::{EncoderStats, OutputKind, OutputState, OutputStats};
 
-/// First RTMP reconnect delay; it doubles after every failed attempt.
-pub const RTMP_BACKOFF_START: std::time::Duration = rtmp::BACKOFF_START;
-/// Longest RTMP reconnect delay.
-pub const RTMP_BACKOFF_MAX: std::time::Duration = rtmp::BACKOFF_MAX;
+/// First push (RTMP, RTMPS, SRT) reconnect delay; it doubles after every failed attempt.
+pub const RTMP_BACKOFF_START: std::time::Duration = push::BACKOFF_START;
+/// Longest push reconnect delay.
+pub const RTMP_BACKOFF_MAX: std::time::Duration = push::BACKOFF_MAX;

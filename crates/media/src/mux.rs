@@ -1,4 +1,4 @@
-//! One libavformat muxer (file or RTMP) fed with packets from the shared encode.
+//! One libavformat muxer (file or push output) fed with packets from the shared encode.
 
 use crate::ffi_io::{output_as_with_interrupt, IoWatch};
 use ffmpeg_next as ff;
@@ -36,7 +36,7 @@ impl EncodedPacket {
         })
     }
 
-    /// Decode timestamp in microseconds, for rebasing RTMP sessions.
+    /// Decode timestamp in microseconds, for rebasing push sessions.
     pub(crate) fn dts_us(&self) -> Option<i64> {
         use ff::Rescale;
         self.dts
@@ -64,7 +64,7 @@ pub(crate) struct Muxer {
 }
 
 impl Muxer {
-    /// Opens `url` (file path or RTMP URL), adds video and audio streams and writes the header.
+    /// Opens `url` (file path or push URL), adds video and audio streams and writes the header.
     ///
     /// With a `watch`, blocking network I/O (connect, writes, close) gives up when the watch
     /// says so.
@@ -78,9 +78,17 @@ impl Muxer {
     ) -> Result<Self, String> {
         let (mut ctx, interrupt) = match watch {
             Some(w) => {
-                let (ctx, guard) = output_as_with_interrupt(url, format, io_options, w)
-                    .map_err(|e| e.to_string())?
-                    .into_parts();
+                let out = output_as_with_interrupt(url, format, io_options, w)
+                    .map_err(|e| e.to_string())?;
+                if !out.unused_options.is_empty() {
+                    // An option FFmpeg ignores silently could be `tls_verify`: never go on
+                    // without what was asked for.
+                    return Err(format!(
+                        "this FFmpeg build does not take the option(s) {}",
+                        out.unused_options.join(", ")
+                    ));
+                }
+                let (ctx, guard) = out.into_parts();
                 (ctx, Some(guard))
             }
             None => (
@@ -136,5 +144,39 @@ impl Muxer {
     /// Flushes the interleaving queue and writes the trailer (index, duration).
     pub(crate) fn finish(mut self) -> Result<(), ff::Error> {
         self.ctx.write_trailer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_option_no_protocol_takes_fails_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.ts");
+        let mut opts = ff::Dictionary::new();
+        opts.set("tls_verify", "1");
+        let setup = StreamSetup {
+            video: ff::codec::Parameters::new(),
+            audio: ff::codec::Parameters::new(),
+            video_tb: ff::Rational::new(1, 30),
+            audio_tb: ff::Rational::new(1, 48_000),
+            frame_rate: ff::Rational::new(30, 1),
+        };
+        // The file protocol has no `tls_verify`: FFmpeg hands it back unused, and an ignored
+        // `tls_verify` would be an unverified connection, so the open fails.
+        let r = Muxer::open(
+            out.to_str().unwrap(),
+            "mpegts",
+            opts,
+            ff::Dictionary::new(),
+            &setup,
+            Some(IoWatch::new(std::time::Duration::from_secs(5))),
+        );
+        match r {
+            Err(e) => assert!(e.contains("tls_verify"), "{e}"),
+            Ok(_) => panic!("an ignored option was accepted"),
+        }
     }
 }

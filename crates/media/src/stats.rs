@@ -10,18 +10,20 @@ pub enum OutputKind {
     FlvFile,
     /// Local fragmented MP4 file.
     Mp4File,
-    /// RTMP ingest.
+    /// RTMP or RTMPS ingest.
     Rtmp,
+    /// SRT (MPEG-TS) output.
+    Srt,
 }
 
 /// Where an output is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputState {
-    /// RTMP: first connection attempt in progress.
+    /// Push output: first connection attempt in progress.
     Connecting,
-    /// RTMP: connected and sending.
+    /// Push output: connected and sending.
     Live,
-    /// RTMP: lost or never reached; retrying with backoff, packets meanwhile are dropped.
+    /// Push output: lost or never reached; retrying with backoff, packets meanwhile are dropped.
     Reconnecting {
         /// Failed attempts in a row so far.
         attempt: u32,
@@ -39,7 +41,7 @@ pub enum OutputState {
 /// One output's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputStats {
-    /// Display name: file path, or RTMP URL with the key masked.
+    /// Display name: file path, or push URL with its secrets masked.
     pub name: String,
     /// Kind of sink.
     pub kind: OutputKind,
@@ -47,9 +49,9 @@ pub struct OutputStats {
     pub state: OutputState,
     /// Encoded bytes handed to the muxer.
     pub bytes: u64,
-    /// Packets dropped for this output (RTMP queue full or disconnected).
+    /// Packets dropped for this output (push queue full or disconnected).
     pub packets_dropped: u64,
-    /// Successful RTMP connections after the first.
+    /// Successful push connections after the first.
     pub reconnects: u64,
     /// Media time waiting in this output's queue (network outputs), in milliseconds.
     pub backlog_ms: u64,

@@ -93,20 +93,25 @@ fn bad_names_and_urls_are_rejected_before_anything_starts() {
         "rtmp://127.0.0.1:notaport/live/key",
         "rtmp:///live/key",
         "",
+        "udp://127.0.0.1:9000",
+        "srt://127.0.0.1",
+        "srt://127.0.0.1:9000?pbkeylen=16",
+        "srt://127.0.0.1:9000?mode=listener",
+        "srt://127.0.0.1:9000?passphrase=short",
     ] {
-        let e = start_err(&[OutputSpec::Rtmp(url.into())]);
-        assert!(matches!(e, MediaError::InvalidRtmpUrl { .. }), "{url}: {e}");
+        let e = start_err(&[OutputSpec::Push(url.into())]);
+        assert!(matches!(e, MediaError::InvalidPushUrl { .. }), "{url}: {e}");
         eprintln!("{e}");
     }
     let e = start_err(&[]);
     assert!(matches!(e, MediaError::InvalidConfig(_)), "{e}");
     let mut odd = cfg();
     odd.width = 161;
-    let e = LiveEncoder::start(odd, &[OutputSpec::Rtmp("rtmp://h/a/k".into())]).err();
+    let e = LiveEncoder::start(odd, &[OutputSpec::Push("rtmp://h/a/k".into())]).err();
     assert!(matches!(e, Some(MediaError::InvalidConfig(_))), "{e:?}");
     let mut bad = cfg();
     bad.preset = "ludicrous".into();
-    let e = LiveEncoder::start(bad, &[OutputSpec::Rtmp("rtmp://h/a/k".into())]).err();
+    let e = LiveEncoder::start(bad, &[OutputSpec::Push("rtmp://h/a/k".into())]).err();
     assert!(matches!(e, Some(MediaError::InvalidConfig(_))), "{e:?}");
 }
 
@@ -144,7 +149,7 @@ fn unreachable_ingest_retries_while_recording_continues() {
     let url = format!("rtmp://127.0.0.1:{}/live/secret", free_port());
     let mut c = cfg();
     c.block_when_full = true;
-    let mut enc = LiveEncoder::start(c, &[OutputSpec::File(out.clone()), OutputSpec::Rtmp(url)])
+    let mut enc = LiveEncoder::start(c, &[OutputSpec::File(out.clone()), OutputSpec::Push(url)])
         .expect("an unreachable server is not a start error");
     assert!(
         wait_until(Duration::from_secs(30), || matches!(
@@ -194,7 +199,7 @@ fn silent_server_times_out_and_is_retried() {
         c,
         &[
             OutputSpec::File(dir.path().join("o.flv")),
-            OutputSpec::Rtmp(url),
+            OutputSpec::Push(url),
         ],
     )
     .expect("start");

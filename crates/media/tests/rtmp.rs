@@ -73,8 +73,8 @@ fn two_ingests_and_a_local_file_from_one_encode() {
         config(),
         &[
             OutputSpec::File(local.clone()),
-            OutputSpec::Rtmp(nginx.url("alpha")),
-            OutputSpec::Rtmp(nginx.url("beta")),
+            OutputSpec::Push(nginx.url("alpha")),
+            OutputSpec::Push(nginx.url("beta")),
         ],
     )
     .expect("start");
@@ -132,7 +132,7 @@ fn reconnects_after_server_restart_and_local_file_has_no_gap() {
         config(),
         &[
             OutputSpec::File(local.clone()),
-            OutputSpec::Rtmp(nginx.url("gamma")),
+            OutputSpec::Push(nginx.url("gamma")),
         ],
     )
     .expect("start");
@@ -232,7 +232,7 @@ fn pushing_before_the_connection_is_up_loses_at_most_one_gop() {
     let mut nginx = Nginx::start();
     // Frames flow from the first moment, as from the host's output clock.
     let mut enc =
-        LiveEncoder::start(config(), &[OutputSpec::Rtmp(nginx.url("early"))]).expect("start");
+        LiveEncoder::start(config(), &[OutputSpec::Push(nginx.url("early"))]).expect("start");
     let frames = u64::from(FPS) * 3;
     let pacer = Pacer::new();
     for i in 0..frames {

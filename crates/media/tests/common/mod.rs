@@ -1,11 +1,12 @@
-//! Helpers shared by the media integration tests: synthetic A/V, ffprobe/ffmpeg checks, and a
-//! throwaway nginx-rtmp server. Reusable from other crates' tests with
+//! Helpers shared by the media integration tests: synthetic A/V, ffprobe/ffmpeg checks, a
+//! throwaway nginx-rtmp server (optionally behind TLS, with a test CA made by `openssl`) and an
+//! `ffmpeg` SRT listener. Reusable from other crates' tests with
 //! `#[path = "../../media/tests/common/mod.rs"] mod common;`.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -326,19 +327,42 @@ pub fn free_port() -> u16 {
 pub struct Nginx {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The TLS port (nginx's stream module terminating TLS in front of RTMP), when started
+    /// with [`Nginx::start_tls`].
+    pub tls_port: Option<u16>,
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
 }
 
 impl Nginx {
     /// Starts nginx on a free port and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts nginx with RTMP on a free port and, on another, TLS (the server certificate and
+    /// key given) proxied to it: an RTMPS ingest (Debian package libnginx-mod-stream).
+    pub fn start_tls(cert: &Path, key: &Path) -> Self {
+        Self::start_with(Some((cert.to_owned(), key.to_owned())))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("cc-nginx")
             .tempdir()
             .expect("tempdir");
+        let port = free_port();
+        let tls_port = tls.as_ref().map(|_| loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        });
         let mut n = Self {
             dir,
-            port: free_port(),
+            port,
+            tls_port,
+            tls,
             child: None,
         };
         n.write_config();
@@ -359,8 +383,28 @@ impl Nginx {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
             .unwrap_or(false);
+        let (stream_module, stream) = match (&self.tls, self.tls_port) {
+            (Some((cert, key)), Some(tls_port)) => (
+                "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n",
+                format!(
+                    "stream {{\n\
+                       server {{\n\
+                         listen 127.0.0.1:{tls_port} ssl;\n\
+                         ssl_certificate {cert};\n\
+                         ssl_certificate_key {key};\n\
+                         proxy_pass 127.0.0.1:{port};\n\
+                       }}\n\
+                     }}\n",
+                    cert = cert.display(),
+                    key = key.display(),
+                    port = self.port,
+                ),
+            ),
+            _ => ("", String::new()),
+        };
         let conf = format!(
             "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+             {stream_module}\
              {user}\
              daemon off;\n\
              master_process on;\n\
@@ -379,7 +423,8 @@ impl Nginx {
                    record_unique on;\n\
                  }}\n\
                }}\n\
-             }}\n",
+             }}\n\
+             {stream}",
             user = if is_root { "user root;\n" } else { "" },
             dir = d.display(),
             port = self.port,
@@ -407,7 +452,11 @@ impl Nginx {
                 .spawn()
                 .expect("spawn nginx (Debian packages nginx + libnginx-mod-rtmp)");
             self.child = Some(child);
-            if self.wait_listening(Duration::from_secs(10)) {
+            let ports: Vec<u16> = std::iter::once(self.port).chain(self.tls_port).collect();
+            if ports
+                .iter()
+                .all(|&p| self.wait_listening(p, Duration::from_secs(10)))
+            {
                 return;
             }
             // Port still held (e.g. a worker of the last instance not gone yet): retry.
@@ -421,9 +470,9 @@ impl Nginx {
         }
     }
 
-    fn wait_listening(&mut self, limit: Duration) -> bool {
+    fn wait_listening(&mut self, port: u16, limit: Duration) -> bool {
         let end = Instant::now() + limit;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         while Instant::now() < end {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -473,6 +522,12 @@ impl Nginx {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
     }
 
+    /// `rtmps://127.0.0.1:TLS_PORT/live/KEY` (nginx started with [`Nginx::start_tls`]).
+    pub fn rtmps_url(&self, key: &str) -> String {
+        let port = self.tls_port.expect("nginx started without TLS");
+        format!("rtmps://127.0.0.1:{port}/live/{key}")
+    }
+
     /// Recorded FLV files for a stream key, oldest first.
     pub fn recordings(&self, key: &str) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("rec"))
@@ -503,6 +558,234 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A test PKI (openssl)
+
+/// A CA and a server certificate it signed for 127.0.0.1 (IP SAN) and localhost (DNS SAN),
+/// plus a second, unrelated CA; made with the `openssl` command in a temp dir.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    /// Makes the keys and certificates (EC P-256, valid two days).
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("cc-pki")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        // nginx's workers may run as another user.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run openssl (Debian package openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=crosscast test {ca}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
+             basicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .expect("write server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        Self { dir }
+    }
+
+    /// The CA that signed the server's certificate (PEM).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A CA that signed nothing here (PEM).
+    pub fn other_ca(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    /// The server's certificate (PEM).
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    /// The server's private key (PEM).
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An SRT listener (ffmpeg)
+
+/// A free UDP port on 127.0.0.1 (bound and released; the listener binds it right after).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free UDP port")
+}
+
+/// `ffmpeg` as an SRT listener on 127.0.0.1 that remuxes what it receives (`-c copy`) into an
+/// MPEG-TS file; its log (`-v verbose`: the accepted stream id) goes to a file. Stopped by pid.
+pub struct SrtListener {
+    pub port: u16,
+    pub out: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl SrtListener {
+    /// Starts listening; `passphrase` makes it require that passphrase (and encrypt).
+    pub fn start(dir: &Path, name: &str, passphrase: Option<&str>) -> Self {
+        Self::start_on(free_udp_port(), dir, name, passphrase)
+    }
+
+    /// [`SrtListener::start`] on a given port (a listener coming back).
+    pub fn start_on(port: u16, dir: &Path, name: &str, passphrase: Option<&str>) -> Self {
+        let out = dir.join(format!("{name}.ts"));
+        let log = dir.join(format!("{name}.log"));
+        let mut url = format!("srt://127.0.0.1:{port}?mode=listener");
+        if let Some(p) = passphrase {
+            url.push_str(&format!("&passphrase={p}"));
+        }
+        let child = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-v", "verbose", "-y", "-i"])
+            .arg(&url)
+            .args(["-map", "0", "-c", "copy", "-f", "mpegts"])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("listener log"))
+            .spawn()
+            .expect("spawn ffmpeg (Debian package ffmpeg, built with libsrt)");
+        Self {
+            port,
+            out,
+            log,
+            child: Some(child),
+        }
+    }
+
+    /// `srt://127.0.0.1:PORT` plus `query` (without the `?`) when not empty.
+    pub fn url(&self, query: &str) -> String {
+        match query {
+            "" => format!("srt://127.0.0.1:{}", self.port),
+            q => format!("srt://127.0.0.1:{}?{q}", self.port),
+        }
+    }
+
+    /// ffmpeg's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the listener process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Waits up to `limit` for ffmpeg to end on its own (the caller hung up), then stops it by
+    /// pid (SIGINT: it finishes the file); returns its log.
+    pub fn finish(&mut self, limit: Duration) -> String {
+        if let Some(mut c) = self.child.take() {
+            let end = Instant::now() + limit;
+            let mut signalled = false;
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > end + Duration::from_secs(10) => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    _ if Instant::now() > end && !signalled => {
+                        let _ = Command::new("kill")
+                            .args(["-INT", &c.id().to_string()])
+                            .status();
+                        signalled = true;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        self.log()
+    }
+}
+
+impl Drop for SrtListener {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
