@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+use crosscast_media::VideoBackend;
 use crosscast_wire::FrameRate;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -108,8 +109,15 @@ pub(crate) struct StreamArgs {
     /// Video bitrate in kb/s (default 4500 at 1280x720, 6000 at 1920x1080).
     #[arg(long)]
     pub(crate) bitrate: Option<u32>,
-    /// x264 preset.
-    #[arg(long, default_value = "veryfast")]
+    /// H.264 encoder: auto (the first of vaapi, nvenc, qsv that opens here, else x264; one log
+    /// line says which and why), x264, vaapi, nvenc or qsv (an explicit one that cannot open is
+    /// an error before anything starts).
+    #[arg(long, default_value = "auto", value_parser = parse_encoder)]
+    pub(crate) encoder: VideoBackend,
+    /// x264 preset: auto (starts at veryfast, steps to superfast or ultrafast while the encoder
+    /// cannot keep up, and back after 10 s of headroom; each step is logged) or a fixed one
+    /// (ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow).
+    #[arg(long, default_value = "auto")]
     pub(crate) preset: String,
     /// Seconds between keyframes.
     #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
@@ -463,4 +471,9 @@ pub(crate) enum BenchCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+fn parse_encoder(s: &str) -> Result<VideoBackend, String> {
+    s.parse()
+        .map_err(|e: crosscast_media::MediaError| e.to_string())
 }

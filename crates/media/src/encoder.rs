@@ -4,15 +4,18 @@
 //! - the caller (the host's output-clock thread) converts RGBA → I420 into a pooled image and
 //!   hands it over a bounded channel; audio blocks go over the same channel, so order is kept;
 //! - the encoder thread (nice `encoder_nice`, inherited by the x264 threads it starts) frames
-//!   audio, encodes both streams and writes local files directly;
+//!   audio, encodes both streams and writes local files directly; it times itself per frame
+//!   (`load.rs`) and, with `--preset auto`, reopens x264 at a faster or slower preset;
 //! - each RTMP output has its own writer thread behind a bounded queue (see `rtmp`).
 
 use crate::audio::AudioFramer;
 use crate::config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl};
 use crate::convert::I420Image;
 use crate::ffi_io::IoWatch;
+use crate::load::{LoadController, LoadPolicy, Step, AUTO_LADDER};
 use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
 use crate::stats::{Counters, EncoderStats, OutputKind, OutputShared, OutputState};
+use crate::video::VideoEncoder;
 use crate::{rtmp, MediaError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 use crosscast_wire::PixelOrder;
@@ -48,7 +51,7 @@ fn monotonic_ns() -> u64 {
 }
 
 /// Sets FFmpeg's global state once: quiet logging (errors come back as values).
-fn init_ffmpeg() -> Result<(), MediaError> {
+pub(crate) fn init_ffmpeg() -> Result<(), MediaError> {
     static INIT: Once = Once::new();
     static RESULT: Mutex<Option<String>> = Mutex::new(None);
     INIT.call_once(|| {
@@ -502,6 +505,11 @@ impl LiveEncoder {
             w.2
         };
         let outputs: Vec<_> = self.outputs.iter().map(|o| o.snapshot()).collect();
+        let load = c
+            .load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         EncoderStats {
             video_frames_encoded: video,
             audio_frames_encoded: c.audio_encoded.load(Ordering::Relaxed),
@@ -512,7 +520,23 @@ impl LiveEncoder {
             audio_gap_samples: c.audio_gap.load(Ordering::Relaxed),
             audio_overlap_samples: c.audio_overlap.load(Ordering::Relaxed),
             outputs,
+            video_codec: load.video_codec,
+            preset: load.preset,
+            encode_load: load.load,
+            overloaded: load.overloaded,
+            target_fps: self.cfg.fps.as_f64(),
         }
+    }
+
+    /// Takes the notes the encoder has for the log since the last call, oldest first: which
+    /// encoder runs and why (`encoder: x264 (vaapi: ...)`), preset steps, and later others.
+    /// Bounded: unread notes beyond 64 are dropped, and the next call says how many.
+    pub fn take_notes(&self) -> Vec<String> {
+        self.counters
+            .notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Flushes the encoders, writes every trailer, joins the threads; errors if a recording failed.
@@ -597,55 +621,6 @@ fn frame_rate_parts(cfg: &EncoderConfig) -> (i32, i32) {
     )
 }
 
-fn open_video(cfg: &EncoderConfig) -> Result<ff::encoder::Video, MediaError> {
-    let codec = ff::encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderOpen {
-        codec: "libx264".into(),
-        reason: "FFmpeg was built without libx264".into(),
-    })?;
-    let mut enc = ff::codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .map_err(ff_err("libx264"))?;
-    let (num, den) = frame_rate_parts(cfg);
-    enc.set_width(cfg.width);
-    enc.set_height(cfg.height);
-    enc.set_format(ff::format::Pixel::YUV420P);
-    // One tick per frame: frame_index is the pts.
-    enc.set_time_base(ff::Rational::new(den, num));
-    enc.set_frame_rate(Some(ff::Rational::new(num, den)));
-    enc.set_gop(cfg.keyint_frames);
-    enc.set_max_b_frames(0);
-    let bps = cfg.video_bitrate_kbps as usize * 1000;
-    enc.set_bit_rate(bps);
-    enc.set_max_bit_rate(bps);
-    enc.set_colorspace(ff::color::Space::BT709);
-    enc.set_color_range(ff::color::Range::MPEG);
-    enc.set_color_primaries(ff::color::Primaries::BT709);
-    enc.set_color_transfer_characteristic(ff::color::TransferCharacteristic::BT709);
-    // Slice threads, x264 picking the count: what `tune zerolatency` asks for, which FFmpeg's
-    // wrapper overrides with frame threads unless told (frame threads hold `threads` frames,
-    // 37 ms at 720p60 on 2 cores, measured with --frame-times). The pipeline bench's ffmpeg
-    // baseline gets `-thread_type slice` to match.
-    enc.set_threading(ff::threading::Config {
-        kind: ff::threading::Type::Slice,
-        count: 0,
-        ..Default::default()
-    });
-    // FLV and MP4 carry SPS/PPS in the header (avcC), and RTMP re-sends it on every reconnect.
-    enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-    let mut opts = ff::Dictionary::new();
-    opts.set("preset", &cfg.preset);
-    opts.set("tune", "zerolatency");
-    let kbps = cfg.video_bitrate_kbps;
-    let k = cfg.keyint_frames;
-    // Fixed GOP (no scene-cut keyframes) and a one-second VBV: the CBR-like shape ingests expect.
-    opts.set(
-        "x264-params",
-        &format!("keyint={k}:min-keyint={k}:scenecut=0:vbv-maxrate={kbps}:vbv-bufsize={kbps}"),
-    );
-    enc.open_as_with(codec, opts).map_err(ff_err("libx264"))
-}
-
 fn open_audio(cfg: &EncoderConfig) -> Result<ff::encoder::Audio, MediaError> {
     let codec = ff::encoder::find_by_name("aac").ok_or_else(|| MediaError::EncoderOpen {
         codec: "aac".into(),
@@ -704,9 +679,13 @@ fn open_file(url: &str, format: FileFormat, setup: &StreamSetup) -> Result<Muxer
 }
 
 struct Encoding {
-    video: ff::encoder::Video,
+    video: VideoEncoder,
     audio: ff::encoder::Audio,
-    video_frame: ff::frame::Video,
+    /// The settings, for reopening x264 at another preset.
+    cfg: EncoderConfig,
+    /// Load and, with `--preset auto`, the preset ladder's position.
+    controller: LoadController,
+    period_ns: u64,
     audio_frame: ff::frame::Audio,
     video_tb: ff::Rational,
     audio_tb: ff::Rational,
@@ -746,7 +725,12 @@ fn encoder_main(
     let mut framer = AudioFramer::new(enc.channels, AAC_FRAME, cfg.sample_rate);
     let mut result = Ok(());
     let mut last: Option<I420Image> = None;
+    // The thread's busy time since the last video frame (audio work included).
+    let mut busy_ns = 0u64;
     while let Ok(msg) = rx.recv() {
+        let t0 = Instant::now();
+        let video =
+            matches!(msg, Msg::Video(..)) || (matches!(msg, Msg::Repeat(_)) && last.is_some());
         result = match msg {
             Msg::Video(img, pts, handed_ns) => {
                 if enc.frame_times.is_some() {
@@ -768,6 +752,11 @@ fn encoder_main(
             },
             Msg::Audio(samples, first) => enc.encode_audio_block(&mut framer, &samples, first),
         };
+        busy_ns =
+            busy_ns.saturating_add(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        if result.is_ok() && video {
+            result = enc.after_frame(std::mem::take(&mut busy_ns));
+        }
         if result.is_err() {
             break;
         }
@@ -791,13 +780,32 @@ fn init(
         // Before the encoders open, so x264's worker threads inherit it.
         set_nice(nice)?;
     }
-    let video = open_video(cfg)?;
+    let video = VideoEncoder::open(cfg)?;
     let audio = open_audio(cfg)?;
+    {
+        counters
+            .notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(video.selection().to_owned());
+        let mut load = counters.load.lock().unwrap_or_else(PoisonError::into_inner);
+        load.video_codec = video.codec_name().to_owned();
+        load.preset = video.preset().map(str::to_owned);
+    }
+    let controller = match video.preset() {
+        Some(p) if video.adaptive() => LoadController::new(
+            LoadPolicy::default(),
+            AUTO_LADDER.len(),
+            AUTO_LADDER.iter().position(|r| *r == p).unwrap_or(0),
+            true,
+        ),
+        _ => LoadController::new(LoadPolicy::default(), 1, 0, false),
+    };
     let (num, den) = frame_rate_parts(cfg);
     let video_tb = ff::Rational::new(den, num);
     let audio_tb = ff::Rational::new(1, i32::try_from(cfg.sample_rate).unwrap_or(48_000));
     let setup = StreamSetup {
-        video: ff::codec::Parameters::from(&*video),
+        video: video.parameters(),
         audio: ff::codec::Parameters::from(&*audio),
         video_tb,
         audio_tb,
@@ -825,14 +833,13 @@ fn init(
         layout,
     );
     audio_frame.set_rate(cfg.sample_rate);
-    let mut video_frame = ff::frame::Video::new(ff::format::Pixel::YUV420P, cfg.width, cfg.height);
-    video_frame.set_color_range(ff::color::Range::MPEG);
-    video_frame.set_color_space(ff::color::Space::BT709);
     Ok((
         Encoding {
             video,
             audio,
-            video_frame,
+            cfg: cfg.clone(),
+            controller,
+            period_ns: cfg.fps.period_ns(),
             audio_frame,
             video_tb,
             audio_tb,
@@ -855,32 +862,85 @@ fn init(
     ))
 }
 
-fn copy_plane(dst: &mut [u8], dst_stride: usize, src: &[u8], width: usize, rows: usize) {
-    for (d, s) in dst
-        .chunks_mut(dst_stride)
-        .zip(src.chunks_exact(width))
-        .take(rows)
-    {
-        d[..width].copy_from_slice(s);
-    }
-}
-
 impl Encoding {
     fn encode_video(&mut self, img: &I420Image, pts: i64) -> Result<(), String> {
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let f = &mut self.video_frame;
-        let s0 = f.stride(0);
-        copy_plane(f.data_mut(0), s0, img.y(), w, h);
-        let s1 = f.stride(1);
-        copy_plane(f.data_mut(1), s1, img.u(), w / 2, h / 2);
-        let s2 = f.stride(2);
-        copy_plane(f.data_mut(2), s2, img.v(), w / 2, h / 2);
-        f.set_pts(Some(pts));
-        self.video
-            .send_frame(&self.video_frame)
-            .map_err(|e| format!("H.264 encode failed: {e}"))?;
+        self.video.send_frame(img, pts).map_err(|e| e.to_string())?;
         self.counters.video_encoded.fetch_add(1, Ordering::Relaxed);
         self.drain(Kind::Video)
+    }
+
+    fn note(&self, text: String) {
+        self.counters
+            .notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(text);
+    }
+
+    /// After each video frame: feeds the load controller, publishes the load, takes a step.
+    fn after_frame(&mut self, busy_ns: u64) -> Result<(), String> {
+        let dropped = self.counters.video_dropped.load(Ordering::Relaxed);
+        let step = self
+            .controller
+            .record(monotonic_ns(), busy_ns, self.period_ns, dropped);
+        {
+            let mut load = self
+                .counters
+                .load
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            load.load = self.controller.load();
+            load.overloaded = self.controller.overloaded();
+        }
+        match step {
+            Some(step) => self.switch_preset(&step),
+            None => Ok(()),
+        }
+    }
+
+    /// Reopens x264 at the step's preset, from the next frame on (an IDR), if its headers are
+    /// the old ones: recordings and live outputs share this encode and keep their SPS/PPS.
+    fn switch_preset(&mut self, step: &Step) -> Result<(), String> {
+        let from = self.video.preset().unwrap_or("?").to_owned();
+        let to = AUTO_LADDER[step.to];
+        let new = match self.video.with_preset(&self.cfg, to) {
+            Ok(new) => new,
+            Err(e) => {
+                self.controller.refused();
+                self.note(format!(
+                    "encoder: cannot reopen x264 at {to} ({e}); staying at {from} for the rest of the run"
+                ));
+                return Ok(());
+            }
+        };
+        if new.extradata() != self.video.extradata() {
+            self.controller.refused();
+            self.note(format!(
+                "encoder: x264 at {to} writes other stream headers (SPS/PPS) than {from}, which would break decoders mid-stream; staying at {from} for the rest of the run"
+            ));
+            return Ok(());
+        }
+        // The old encoder's last packets go out before the new one's first.
+        self.video.send_eof().map_err(|e| e.to_string())?;
+        self.drain(Kind::Video)?;
+        self.video = new;
+        self.controller.switched(monotonic_ns(), step.to);
+        self.counters
+            .load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .preset = Some(to.to_owned());
+        let load = step.load * 100.0;
+        self.note(if step.overloaded {
+            let drops = match step.dropped {
+                0 => String::new(),
+                n => format!(", {n} frames dropped"),
+            };
+            format!("encoder: overloaded at {from} (load {load:.0} %{drops}): now {to}")
+        } else {
+            format!("encoder: headroom at {from} (load {load:.0} %): now {to}")
+        });
+        Ok(())
     }
 
     fn encode_audio_block(
@@ -929,7 +989,11 @@ impl Encoding {
         let mut pkt = ff::Packet::empty();
         loop {
             let r = match kind {
-                Kind::Video => self.video.receive_packet(&mut pkt),
+                Kind::Video => match self.video.receive_packet(&mut pkt) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => return Ok(()),
+                    Err(e) => return Err(e.to_string()),
+                },
                 Kind::Audio => self.audio.receive_packet(&mut pkt),
             };
             match r {
@@ -1013,9 +1077,7 @@ impl Encoding {
             }
         });
         result?;
-        self.video
-            .send_eof()
-            .map_err(|e| format!("H.264 flush failed: {e}"))?;
+        self.video.send_eof().map_err(|e| e.to_string())?;
         self.drain(Kind::Video)?;
         self.audio
             .send_eof()

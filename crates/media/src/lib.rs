@@ -2,7 +2,7 @@
 //!
 //! It converts RGBA frames to I420 ([`rgba_to_i420`], BT.709 limited range, SIMD through the
 //! `yuv` crate), encodes H.264 (libx264) and AAC-LC (FFmpeg's native encoder) through
-//! `ffmpeg-next` on its own threads, and writes that one encode to any mix of FLV files,
+//! `ffmpeg-next` on its own threads (or H.264 on a GPU: VAAPI, NVENC, QSV; see [`VideoEncoder`]), and writes that one encode to any mix of FLV files,
 //! fragmented MP4 files and RTMP ingests ([`LiveEncoder`]). It does not capture, composite or
 //! pace frames: the host's output clock decides which frame goes out at which index.
 //!
@@ -43,15 +43,19 @@ mod encoder;
 mod error;
 mod ffi_io;
 mod fit;
+mod load;
 mod mux;
 mod rtmp;
 mod stats;
+mod video;
 
 pub use config::{EncoderConfig, FileFormat, OutputSpec, RtmpUrl, X264_PRESETS};
 pub use convert::{rgba_to_i420, rgba_to_i420_reference, to_i420, I420Image};
 pub use encoder::LiveEncoder;
 pub use error::MediaError;
+pub use load::{LoadController, LoadPolicy, Step, AUTO_LADDER};
 pub use stats::{EncoderStats, OutputKind, OutputState, OutputStats};
+pub use video::{VideoBackend, VideoEncoder};
 
 /// First RTMP reconnect delay; it doubles after every failed attempt.
 pub const RTMP_BACKOFF_START: std::time::Duration = rtmp::BACKOFF_START;

@@ -74,6 +74,17 @@ pub struct EncoderStats {
     pub audio_overlap_samples: u64,
     /// Per-output figures, in the order the outputs were given.
     pub outputs: Vec<OutputStats>,
+    /// FFmpeg's name of the video encoder in use (`libx264`, `h264_vaapi`, ...).
+    pub video_codec: String,
+    /// x264's preset now (it moves with `--preset auto`); `None` for hardware encoders.
+    pub preset: Option<String>,
+    /// The encoder thread's busy time per encoded frame over the frame period, last ~second
+    /// (1.0 = 100 %: exactly keeping up; above, frames are being dropped).
+    pub encode_load: f64,
+    /// The last ~second dropped frames for a full encoder queue or ran above 100 % load.
+    pub overloaded: bool,
+    /// The frame rate the encoder should keep up with.
+    pub target_fps: f64,
 }
 
 /// Shared between an output's writer and `stats()`.
@@ -126,13 +137,74 @@ impl OutputShared {
     }
 }
 
+/// What the encoder thread reports about its load (see `load.rs`).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LoadState {
+    pub(crate) video_codec: String,
+    pub(crate) preset: Option<String>,
+    pub(crate) load: f64,
+    pub(crate) overloaded: bool,
+}
+
+/// Notes for the host's log, oldest first, bounded: a full queue drops the oldest, counted.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    queue: std::collections::VecDeque<String>,
+    lost: u64,
+}
+
+impl Notes {
+    /// Most notes kept until the host takes them.
+    const MAX: usize = 64;
+
+    pub(crate) fn push(&mut self, note: String) {
+        if self.queue.len() >= Self::MAX {
+            self.queue.pop_front();
+            self.lost += 1;
+        }
+        self.queue.push_back(note);
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.queue.len() + 1);
+        if self.lost > 0 {
+            out.push(format!(
+                "encoder: {} older notes dropped (nobody read them)",
+                std::mem::take(&mut self.lost)
+            ));
+        }
+        out.extend(self.queue.drain(..));
+        out
+    }
+}
+
 /// Encoder-wide counters.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) load: Mutex<LoadState>,
+    pub(crate) notes: Mutex<Notes>,
     pub(crate) video_encoded: AtomicU64,
     pub(crate) audio_encoded: AtomicU64,
     pub(crate) video_dropped: AtomicU64,
     pub(crate) audio_dropped: AtomicU64,
     pub(crate) audio_gap: AtomicU64,
     pub(crate) audio_overlap: AtomicU64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_bounded_and_say_what_was_lost() {
+        let mut n = Notes::default();
+        for i in 0..100 {
+            n.push(format!("n{i}"));
+        }
+        let got = n.take();
+        assert_eq!(got.len(), Notes::MAX + 1);
+        assert!(got[0].contains("36 older notes dropped"), "{}", got[0]);
+        assert_eq!(got[1], "n36");
+        assert!(n.take().is_empty());
+    }
 }
