@@ -6,7 +6,7 @@ mod common;
 
 use common::{run, stat, stderr, TempDir};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Whether this machine has a DRM render node (where VAAPI and QSV would open).
@@ -124,10 +124,28 @@ fn explicit_gpu_encoders_that_cannot_open_fail_before_anything_starts() {
     );
 }
 
+/// The first CPU this process may run on.
+fn first_cpu() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    list.trim()
+        .split([',', '-'])
+        .next()
+        .expect("a CPU")
+        .to_owned()
+}
+
 /// One 12 s run of the case; returns (stderr, frames encoded, frames dropped).
+///
+/// Pinned to one CPU (`taskset`, util-linux): the busy 2-core machine, made the same
+/// for both runs whatever else this machine runs (idle, veryfast keeps up with 1080p60 here).
 fn run_1080p60(dir: &TempDir, preset: &str, file: &str) -> (String, u64, u64) {
-    let out = run(
-        &[
+    let child = Command::new("taskset")
+        .args(["-c", &first_cpu(), common::bin()])
+        .args([
             "live",
             "--seconds",
             "12",
@@ -141,10 +159,14 @@ fn run_1080p60(dir: &TempDir, preset: &str, file: &str) -> (String, u64, u64) {
             "x264",
             "--out",
             file,
-        ],
-        &dir.0,
-        Duration::from_secs(120),
-    );
+        ])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("taskset (util-linux) must be installed");
+    let out = common::wait_with_watchdog(child, Duration::from_secs(120));
     let err = stderr(&out);
     assert!(out.status.success(), "{preset}: {err}");
     let encoded = stat(&err, "encoded");
@@ -205,15 +227,20 @@ fn at_1080p60_auto_steps_to_a_faster_preset_and_drops_fewer_frames_than_veryfast
         warned.contains("/60 fps): lower --size or --fps, or a faster --preset"),
         "{warned}"
     );
-    let shown: f64 = warned
-        .split(" out ")
-        .nth(1)
-        .and_then(|r| r.split(" fps").next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no out fps in {warned}"));
+    // While frames drop, the rate shown is the encoded one (the clock's stays at 60).
+    let shown = |l: &str| -> f64 {
+        l.split(" out ")
+            .nth(1)
+            .and_then(|r| r.split(" fps").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no out fps in {l}"))
+    };
     assert!(
-        shown < 59.0,
-        "the status shows the clock's rate, not the encoded one: {warned}"
+        fixed_err
+            .lines()
+            .filter(|l| l.contains("ENCODER OVERLOADED ("))
+            .any(|l| shown(l) < 57.0),
+        "the status shows the clock's rate, not the encoded one:\n{fixed_err}"
     );
     assert!(
         encoder_lines(&fixed_err)

@@ -934,6 +934,7 @@ impl Encoding {
         self.note(if step.overloaded {
             let drops = match step.dropped {
                 0 => String::new(),
+                1 => ", 1 frame dropped".to_owned(),
                 n => format!(", {n} frames dropped"),
             };
             format!("encoder: overloaded at {from} (load {load:.0} %{drops}): now {to}")
