@@ -465,6 +465,26 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The encoder under overload: the demo game at 1920x1080 and 60 fps streamed with x264 at
+    /// a fixed `veryfast` and with `--preset auto`, alternating: frames encoded and dropped,
+    /// preset steps and host CPU per run.
+    Encoder {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 12.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Rounds (each runs both presets once); figures are the median and range over them.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// The stream's size.
+        #[arg(long, default_value = "1920x1080")]
+        size: Size,
+        /// The stream's frame rate.
+        #[arg(long, default_value = "60")]
+        fps: String,
+        /// Write the JSON report here (one row per preset, median and range per figure).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// (internal) the second process of `bench ipc`.
     #[command(hide = true)]
     IpcPeer {
