@@ -21,7 +21,9 @@ packages=(pkg-config clang libclang-dev gcc libc6-dev
   libegl-mesa0 libgl1-mesa-dri libgles2 python3
   pulseaudio-utils sox alsa-utils libasound2-plugins
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-pulseaudio libegl-dev)
+  gstreamer1.0-pulseaudio libegl-dev
+  # taskset pins the encoder-overload test's runs to one CPU (crosscast/tests/encoder.rs).
+  util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
