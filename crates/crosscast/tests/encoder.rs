@@ -7,7 +7,7 @@ mod common;
 use common::{run, stat, stderr, TempDir};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Whether this machine has a DRM render node (where VAAPI and QSV would open).
 fn has_render_node() -> bool {
@@ -76,7 +76,6 @@ fn explicit_gpu_encoders_that_cannot_open_fail_before_anything_starts() {
             continue;
         }
         let dir = TempDir::new("enc-explicit");
-        let started = Instant::now();
         let out = run(
             &[
                 "live",
@@ -104,11 +103,6 @@ fn explicit_gpu_encoders_that_cannot_open_fail_before_anything_starts() {
             "{backend}: a recording was made"
         );
         assert!(!err.contains(" fps | game "), "{backend}: {err}");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{backend}: took {:?}",
-            started.elapsed()
-        );
     }
     let dir = TempDir::new("enc-bad");
     let out = run(
