@@ -103,6 +103,10 @@ fn explicit_gpu_encoders_that_cannot_open_fail_before_anything_starts() {
             "{backend}: a recording was made"
         );
         assert!(!err.contains(" fps | game "), "{backend}: {err}");
+        assert!(
+            !err.contains("game: "),
+            "{backend}: a game was started: {err}"
+        );
     }
     let dir = TempDir::new("enc-bad");
     let out = run(
