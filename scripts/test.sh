@@ -25,7 +25,9 @@ packages=(pkg-config clang libclang-dev gcc libc6-dev
   pulseaudio-utils sox alsa-utils libasound2-plugins
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-pulseaudio libegl-dev
-  libnginx-mod-stream openssl iproute2)
+  libnginx-mod-stream openssl iproute2
+  # taskset pins the encoder-overload test's runs to one CPU (crosscast/tests/encoder.rs).
+  util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 //! `crosscast bench …`: handoff (here), ipc (crosscast-bench), pipeline (pipeline.rs),
-//! wayland (bench_wayland.rs), input (bench_input.rs), pulse (bench_pulse.rs).
+//! wayland (bench_wayland.rs), input (bench_input.rs), pulse (bench_pulse.rs), encoder
+//! (bench_encoder.rs).
 
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,20 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Ipc(a) => ipc(a),
+        BenchCommand::Encoder {
+            seconds,
+            runs,
+            size,
+            fps,
+            json,
+        } => {
+            let report = crate::bench_encoder::encoder(size, &fps, seconds, runs)?;
+            print!("{}", report.figures_table(crate::bench_encoder::COLUMNS, 3));
+            if let Some(p) = json {
+                report.write_json(&p)?;
+            }
+            Ok(())
+        }
         BenchCommand::Pipeline {
             seconds,
             runs,

@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+use crosscast_media::VideoBackend;
 use crosscast_wire::FrameRate;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -110,8 +111,15 @@ pub(crate) struct StreamArgs {
     /// Video bitrate in kb/s (default 4500 at 1280x720, 6000 at 1920x1080).
     #[arg(long)]
     pub(crate) bitrate: Option<u32>,
-    /// x264 preset.
-    #[arg(long, default_value = "veryfast")]
+    /// H.264 encoder: auto (the first of vaapi, nvenc, qsv that opens here, else x264; one log
+    /// line says which and why), x264, vaapi, nvenc or qsv (an explicit one that cannot open is
+    /// an error before anything starts).
+    #[arg(long, default_value = "auto", value_parser = parse_encoder)]
+    pub(crate) encoder: VideoBackend,
+    /// x264 preset: auto (starts at veryfast, steps to superfast or ultrafast while the encoder
+    /// cannot keep up, and back after 10 s of headroom; each step is logged) or a fixed one
+    /// (ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow).
+    #[arg(long, default_value = "auto")]
     pub(crate) preset: String,
     /// Seconds between keyframes.
     #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
@@ -489,10 +497,35 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The encoder under overload: the demo game at 1920x1080 and 60 fps streamed with x264 at
+    /// a fixed `veryfast` and with `--preset auto`, alternating: frames encoded and dropped,
+    /// preset steps and host CPU per run.
+    Encoder {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 12.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Rounds (each runs both presets once); figures are the median and range over them.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// The stream's size.
+        #[arg(long, default_value = "1920x1080")]
+        size: Size,
+        /// The stream's frame rate.
+        #[arg(long, default_value = "60")]
+        fps: String,
+        /// Write the JSON report here (one row per preset, median and range per figure).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// (internal) the second process of `bench ipc`.
     #[command(hide = true)]
     IpcPeer {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+fn parse_encoder(s: &str) -> Result<VideoBackend, String> {
+    s.parse()
+        .map_err(|e: crosscast_media::MediaError| e.to_string())
 }

@@ -13,7 +13,10 @@ use crosscast_host::{run_live, CommandLaunch, GameLaunch, LiveOptions, LiveRepor
 use crosscast_ipc::auth::SessionKey;
 use crosscast_ipc::connect::AcceptorOptions;
 use crosscast_ipc::HostOptions;
-use crosscast_media::{EncoderConfig, OutputSpec, OutputState, PushScheme, PushUrl, TlsOptions};
+use crosscast_media::{
+    EncoderConfig, OutputSpec, OutputState, PushScheme, PushUrl, TlsOptions, VideoBackend,
+    VideoEncoder,
+};
 use crosscast_preview::{CommentSource, FeedLimits, PreviewTarget};
 use crosscast_wire::{QueuePolicy, UidPolicy};
 
@@ -78,6 +81,7 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
             cfg.video_bitrate_kbps = b;
         }
         cfg.preset = s.preset.clone();
+        cfg.encoder = s.encoder;
         cfg.keyint_frames = s.fps.frames_in(s.keyint);
         cfg.encoder_nice = s.encoder_nice;
         cfg.frame_times = s.frame_times.clone();
@@ -93,6 +97,12 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
         cfg.shared_encode = s.shared_encode;
         if s.policy == Policy::Fifo {
             cfg.block_when_full = true;
+        }
+        if !matches!(cfg.encoder, VideoBackend::Auto | VideoBackend::X264) {
+            // A GPU encoder asked for by name is opened once now, so a machine without it
+            // says why before any game or output starts (auto falls back instead).
+            VideoEncoder::probe(&cfg)
+                .with_context(|| format!("--encoder {} cannot be used here", cfg.encoder))?;
         }
         Some((cfg, outputs))
     };

@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_encoder;
 mod bench_input;
 mod bench_pulse;
 mod bench_squeeze;

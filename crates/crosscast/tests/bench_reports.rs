@@ -1,4 +1,4 @@
-//! `bench pipeline`, `bench preview`, `bench wayland`, `bench input` and `bench pulse` run briefly and write reports of the promised shape:
+//! `bench pipeline`, `bench preview`, `bench wayland`, `bench input`, `bench pulse` and `bench encoder` run briefly and write reports of the promised shape:
 //! every variant's row present, `null` (never 0) for figures a row did not measure, each
 //! median within its range, and the comment flood accepted at no more than the rate limit.
 
@@ -488,4 +488,44 @@ fn bench_pulse_without_its_clients_fails_naming_the_debian_package() {
         err.contains("apt-get install pulseaudio-utils"),
         "the error should name the package:\n{err}"
     );
+}
+
+#[test]
+fn bench_encoder_reports_both_presets_with_ranges() {
+    let dir = TempDir::new("bench-encoder");
+    let rows = rows(
+        &[
+            "bench",
+            "encoder",
+            "--seconds",
+            "2",
+            "--runs",
+            "2",
+            "--size",
+            "320x180",
+            "--fps",
+            "30",
+        ],
+        &dir,
+        Duration::from_secs(120),
+    );
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let figures = [
+        "frames_dropped",
+        "dropped_share",
+        "preset_steps",
+        "host_cpu_s",
+    ];
+    for preset in ["veryfast", "auto"] {
+        let r = row(&rows, &format!("320x180@30/{preset}"), "x264");
+        check_shape(r, &figures);
+        assert_eq!(r["runs"], 2, "{r:#}");
+        // 2 s at 30 fps, every frame encoded or dropped, none lost from the count.
+        let (encoded, dropped) = (measured(r, "frames"), measured(r, "frames_dropped"));
+        assert!((55.0..=65.0).contains(&(encoded + dropped)), "{r:#}");
+        assert!(measured(r, "host_cpu_s") > 0.0, "{r:#}");
+    }
+    // A fixed preset never steps.
+    let fixed = row(&rows, "320x180@30/veryfast", "x264");
+    assert_eq!(measured(fixed, "preset_steps_max"), 0.0, "{fixed:#}");
 }

@@ -310,9 +310,10 @@ pub fn run_live(
         for n in sink.notes.drain(..) {
             note(n);
         }
-        if let Some(e) = sink.encoder.as_ref() {
+        // Which encoder runs and why, preset steps (`crosscast: encoder: ...` lines).
+        if let Some(e) = &sink.encoder {
             for n in e.take_notes() {
-                note(format!("encoder: {n}"));
+                note(n);
             }
         }
         if sink.preview.as_ref().is_some_and(|p| p.closed) {
@@ -325,9 +326,15 @@ pub fn run_live(
             let snap = clock.snapshot();
             let enc_stats = sink.encoder.as_ref().map(|e| e.stats());
             let bytes = enc_stats.as_ref().map(|s| s.bytes_written).unwrap_or(0);
+            // Encoding, the frames out are the ones encoded: an overloaded encoder drops some
+            // of the clock's.
+            let frames_out = enc_stats
+                .as_ref()
+                .map(|s| s.video_frames_encoded)
+                .unwrap_or(snap.frames_out);
             let status = LiveStatus {
                 elapsed: Duration::from_nanos(clock.stream_ns()),
-                out_fps: (snap.frames_out - prev.0) as f64 / dt,
+                out_fps: frames_out.saturating_sub(prev.0) as f64 / dt,
                 game_fps: snap.game_frames_queued.saturating_sub(prev.1) as f64 / dt,
                 bitrate_kbps: bytes.saturating_sub(prev.2) as f64 * 8.0 / 1000.0 / dt,
                 dropped: snap.dropped,
@@ -338,7 +345,7 @@ pub fn run_live(
                 game_connected: snap.game_connected,
                 encoder: enc_stats,
             };
-            prev = (snap.frames_out, snap.game_frames_queued, bytes);
+            prev = (frames_out, snap.game_frames_queued, bytes);
             if let Some(p) = sink.preview.as_mut() {
                 p.status = crosscast_preview::LiveStatus {
                     state: match &status.encoder {

@@ -1,5 +1,6 @@
 //! Encoder settings and output descriptions, validated before anything starts.
 
+use crate::video::VideoBackend;
 use crate::MediaError;
 use crosscast_wire::FrameRate;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ pub const X264_PRESETS: &[&str] = &[
     "veryslow",
 ];
 
-/// Live encode settings: H.264 (libx264) video and AAC-LC (FFmpeg `aac`) audio.
+/// Live encode settings: H.264 (libx264 or a hardware encoder) video and AAC-LC (FFmpeg `aac`) audio.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncoderConfig {
     /// Frame width in pixels (even).
@@ -32,7 +33,10 @@ pub struct EncoderConfig {
     pub video_bitrate_kbps: u32,
     /// Distance between keyframes in frames (e.g. 2 × fps).
     pub keyint_frames: u32,
-    /// x264 preset, one of [`X264_PRESETS`].
+    /// Which H.264 encoder: `Auto` (default) uses the first hardware one that opens, else x264.
+    pub encoder: VideoBackend,
+    /// x264 preset, one of [`X264_PRESETS`] (fixed), or `auto` (default): starts at `veryfast`
+    /// and steps along [`crate::AUTO_LADDER`] to keep up with the frame rate.
     pub preset: String,
     /// Nice value for the encoder thread (and the x264 threads it starts); `None` keeps the caller's.
     pub encoder_nice: Option<i32>,
@@ -68,7 +72,8 @@ pub struct EncoderConfig {
 }
 
 impl EncoderConfig {
-    /// Live defaults for a size and rate: default bitrate, 2 s keyframes, `veryfast`, 48 kHz stereo 160 kb/s.
+    /// Live defaults for a size and rate: default bitrate, 2 s keyframes, encoder and preset
+    /// `auto`, 48 kHz stereo 160 kb/s.
     pub fn new(width: u32, height: u32, fps: impl Into<FrameRate>) -> Self {
         let fps = fps.into();
         Self {
@@ -77,7 +82,8 @@ impl EncoderConfig {
             fps,
             video_bitrate_kbps: Self::default_bitrate_kbps(width, height),
             keyint_frames: fps.frames_in(2.0),
-            preset: "veryfast".to_owned(),
+            encoder: VideoBackend::Auto,
+            preset: "auto".to_owned(),
             encoder_nice: None,
             sample_rate: 48_000,
             channels: 2,
@@ -141,9 +147,9 @@ impl EncoderConfig {
                 self.keyint_frames
             ));
         }
-        if !X264_PRESETS.contains(&self.preset.as_str()) {
+        if self.preset != "auto" && !X264_PRESETS.contains(&self.preset.as_str()) {
             return bad(format!(
-                "preset {:?} is not one of {}",
+                "preset {:?} is not auto or one of {}",
                 self.preset,
                 X264_PRESETS.join(", ")
             ));
@@ -879,6 +885,8 @@ mod tests {
         let mut c = EncoderConfig::new(1280, 720, 60);
         c.preset = "warp".into();
         assert!(c.validate().is_err());
+        c.preset = "auto".into();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! - the caller (the host's output-clock thread) converts RGBA → I420 into a pooled image and
 //!   hands it over a bounded channel; audio blocks go over the same channel, so order is kept;
 //! - the encoder thread (nice `encoder_nice`, inherited by the x264 threads it starts) frames
-//!   audio, encodes both streams and writes local files directly;
+//!   audio, encodes both streams and writes local files directly; it times itself per frame
+//!   (`load.rs`) and, with `--preset auto`, reopens x264 at a faster or slower preset; with
+//!   adaptive bitrate (`abr.rs`) it lowers the push outputs' bitrate, on a second encode while
+//!   recordings need the full one;
 //! - each push output (RTMP, RTMPS, SRT) has its own writer thread behind a bounded queue (see `push`).
 
 use crate::abr::{BitrateController, LinkView};
@@ -12,8 +15,10 @@ use crate::audio::AudioFramer;
 use crate::config::{EncoderConfig, FileFormat, OutputSpec, PushScheme, PushUrl};
 use crate::convert::I420Image;
 use crate::ffi_io::IoWatch;
+use crate::load::{LoadController, LoadPolicy, Step, AUTO_LADDER};
 use crate::mux::{EncodedPacket, Kind, Muxer, StreamSetup};
 use crate::stats::{Counters, EncoderStats, OutputKind, OutputShared, OutputState};
+use crate::video::VideoEncoder;
 use crate::{push, MediaError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 use crosscast_wire::PixelOrder;
@@ -49,7 +54,7 @@ fn monotonic_ns() -> u64 {
 }
 
 /// Sets FFmpeg's global state once: logging captured, not printed (errors come back as values).
-fn init_ffmpeg() -> Result<(), MediaError> {
+pub(crate) fn init_ffmpeg() -> Result<(), MediaError> {
     static INIT: Once = Once::new();
     static RESULT: Mutex<Option<String>> = Mutex::new(None);
     INIT.call_once(|| {
@@ -520,6 +525,11 @@ impl LiveEncoder {
             w.2
         };
         let outputs: Vec<_> = self.outputs.iter().map(|o| o.snapshot()).collect();
+        let load = c
+            .load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         EncoderStats {
             video_frames_encoded: video,
             audio_frames_encoded: c.audio_encoded.load(Ordering::Relaxed),
@@ -536,17 +546,23 @@ impl LiveEncoder {
             },
             video_bitrate_kbps: self.cfg.video_bitrate_kbps,
             second_encode: c.second_encode.load(Ordering::Relaxed) != 0,
+            video_codec: load.video_codec,
+            preset: load.preset,
+            encode_load: load.load,
+            overloaded: load.overloaded,
+            target_fps: self.cfg.fps.as_f64(),
         }
     }
 
-    /// Lines worth logging since the last call (bitrate steps and why), oldest first.
+    /// Takes the notes the encoder has for the log since the last call, oldest first: which
+    /// encoder runs and why (`encoder: x264 (vaapi: ...)`), preset steps, and later others.
+    /// Bounded: unread notes beyond 64 are dropped, and the next call says how many.
     pub fn take_notes(&self) -> Vec<String> {
         self.counters
             .notes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-            .collect()
+            .take()
     }
 
     /// Flushes the encoders, writes every trailer, joins the threads; errors if a recording failed.
@@ -631,59 +647,6 @@ fn frame_rate_parts(cfg: &EncoderConfig) -> (i32, i32) {
     )
 }
 
-fn open_video(cfg: &EncoderConfig) -> Result<ff::encoder::Video, MediaError> {
-    let codec = ff::encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderOpen {
-        codec: "libx264".into(),
-        reason: "FFmpeg was built without libx264".into(),
-    })?;
-    let mut enc = ff::codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .map_err(ff_err("libx264"))?;
-    let (num, den) = frame_rate_parts(cfg);
-    enc.set_width(cfg.width);
-    enc.set_height(cfg.height);
-    enc.set_format(ff::format::Pixel::YUV420P);
-    // One tick per frame: frame_index is the pts.
-    enc.set_time_base(ff::Rational::new(den, num));
-    enc.set_frame_rate(Some(ff::Rational::new(num, den)));
-    enc.set_gop(cfg.keyint_frames);
-    enc.set_max_b_frames(0);
-    let bps = cfg.video_bitrate_kbps as usize * 1000;
-    enc.set_bit_rate(bps);
-    enc.set_max_bit_rate(bps);
-    enc.set_colorspace(ff::color::Space::BT709);
-    enc.set_color_range(ff::color::Range::MPEG);
-    enc.set_color_primaries(ff::color::Primaries::BT709);
-    enc.set_color_transfer_characteristic(ff::color::TransferCharacteristic::BT709);
-    // Slice threads, x264 picking the count: what `tune zerolatency` asks for, which FFmpeg's
-    // wrapper overrides with frame threads unless told (frame threads hold `threads` frames,
-    // 37 ms at 720p60 on 2 cores, measured with --frame-times). The pipeline bench's ffmpeg
-    // baseline gets `-thread_type slice` to match.
-    enc.set_threading(ff::threading::Config {
-        kind: ff::threading::Type::Slice,
-        count: 0,
-        ..Default::default()
-    });
-    // FLV and MP4 carry SPS/PPS in the header (avcC), and RTMP re-sends it on every reconnect.
-    enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-    let mut opts = ff::Dictionary::new();
-    opts.set("preset", &cfg.preset);
-    opts.set("tune", "zerolatency");
-    let kbps = cfg.video_bitrate_kbps;
-    let k = cfg.keyint_frames;
-    // Fixed GOP (no scene-cut keyframes) and a one-second VBV: the CBR-like shape ingests expect.
-    opts.set(
-        "x264-params",
-        &format!("keyint={k}:min-keyint={k}:scenecut=0:vbv-maxrate={kbps}:vbv-bufsize={kbps}"),
-    );
-    let mut enc = enc.open_as_with(codec, opts).map_err(ff_err("libx264"))?;
-    // The context's rate fields must match the VBV given to x264 above: FFmpeg's wrapper
-    // reconfigures x264 from them before each frame (a zero buffer size would turn VBV off).
-    crate::ffi_io::set_video_rate(&mut enc, kbps);
-    Ok(enc)
-}
-
 fn open_audio(cfg: &EncoderConfig) -> Result<ff::encoder::Audio, MediaError> {
     let codec = ff::encoder::find_by_name("aac").ok_or_else(|| MediaError::EncoderOpen {
         codec: "aac".into(),
@@ -742,9 +705,13 @@ fn open_file(url: &str, format: FileFormat, setup: &StreamSetup) -> Result<Muxer
 }
 
 struct Encoding {
-    video: ff::encoder::Video,
+    video: VideoEncoder,
     audio: ff::encoder::Audio,
-    video_frame: ff::frame::Video,
+    /// The settings, for reopening x264 at another preset.
+    cfg: EncoderConfig,
+    /// Load and, with `--preset auto`, the preset ladder's position.
+    controller: LoadController,
+    period_ns: u64,
     audio_frame: ff::frame::Audio,
     video_tb: ff::Rational,
     audio_tb: ff::Rational,
@@ -793,7 +760,7 @@ struct Abr {
     /// Recordings exist and must keep the full bitrate: lower the live rate on a second encode.
     separate: bool,
     /// The second encode, open while the live bitrate is below full.
-    live: Option<ff::encoder::Video>,
+    live: Option<VideoEncoder>,
     route: Route,
     /// The configuration the main encode was opened with (the live one copies it).
     cfg: EncoderConfig,
@@ -824,7 +791,12 @@ fn encoder_main(
     let mut framer = AudioFramer::new(enc.channels, AAC_FRAME, cfg.sample_rate);
     let mut result = Ok(());
     let mut last: Option<I420Image> = None;
+    // The thread's busy time since the last video frame (audio work included).
+    let mut busy_ns = 0u64;
     while let Ok(msg) = rx.recv() {
+        let t0 = Instant::now();
+        let video =
+            matches!(msg, Msg::Video(..)) || (matches!(msg, Msg::Repeat(_)) && last.is_some());
         result = match msg {
             Msg::Video(img, pts, handed_ns) => {
                 if enc.frame_times.is_some() {
@@ -846,6 +818,11 @@ fn encoder_main(
             },
             Msg::Audio(samples, first) => enc.encode_audio_block(&mut framer, &samples, first),
         };
+        busy_ns =
+            busy_ns.saturating_add(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        if result.is_ok() && video {
+            result = enc.after_frame(std::mem::take(&mut busy_ns));
+        }
         if result.is_err() {
             break;
         }
@@ -870,13 +847,32 @@ fn init(
         // Before the encoders open, so x264's worker threads inherit it.
         set_nice(nice)?;
     }
-    let video = open_video(cfg)?;
+    let video = VideoEncoder::open(cfg)?;
     let audio = open_audio(cfg)?;
+    {
+        counters
+            .notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(video.selection().to_owned());
+        let mut load = counters.load.lock().unwrap_or_else(PoisonError::into_inner);
+        load.video_codec = video.codec_name().to_owned();
+        load.preset = video.preset().map(str::to_owned);
+    }
+    let controller = match video.preset() {
+        Some(p) if video.adaptive() => LoadController::new(
+            LoadPolicy::default(),
+            AUTO_LADDER.len(),
+            AUTO_LADDER.iter().position(|r| *r == p).unwrap_or(0),
+            true,
+        ),
+        _ => LoadController::new(LoadPolicy::default(), 1, 0, false),
+    };
     let (num, den) = frame_rate_parts(cfg);
     let video_tb = ff::Rational::new(den, num);
     let audio_tb = ff::Rational::new(1, i32::try_from(cfg.sample_rate).unwrap_or(48_000));
     let setup = StreamSetup {
-        video: ff::codec::Parameters::from(&*video),
+        video: video.parameters(),
         audio: ff::codec::Parameters::from(&*audio),
         video_tb,
         audio_tb,
@@ -904,9 +900,6 @@ fn init(
         layout,
     );
     audio_frame.set_rate(cfg.sample_rate);
-    let mut video_frame = ff::frame::Video::new(ff::format::Pixel::YUV420P, cfg.width, cfg.height);
-    video_frame.set_color_range(ff::color::Range::MPEG);
-    video_frame.set_color_space(ff::color::Space::BT709);
     let abr = match cfg.adaptive_min_kbps {
         Some(min) if !rtmp.is_empty() => {
             counters
@@ -932,7 +925,9 @@ fn init(
         Encoding {
             video,
             audio,
-            video_frame,
+            cfg: cfg.clone(),
+            controller,
+            period_ns: cfg.fps.period_ns(),
             audio_frame,
             video_tb,
             audio_tb,
@@ -956,27 +951,8 @@ fn init(
     ))
 }
 
-fn copy_plane(dst: &mut [u8], dst_stride: usize, src: &[u8], width: usize, rows: usize) {
-    for (d, s) in dst
-        .chunks_mut(dst_stride)
-        .zip(src.chunks_exact(width))
-        .take(rows)
-    {
-        d[..width].copy_from_slice(s);
-    }
-}
-
 impl Encoding {
     fn encode_video(&mut self, img: &I420Image, pts: i64) -> Result<(), String> {
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let f = &mut self.video_frame;
-        let s0 = f.stride(0);
-        copy_plane(f.data_mut(0), s0, img.y(), w, h);
-        let s1 = f.stride(1);
-        copy_plane(f.data_mut(1), s1, img.u(), w / 2, h / 2);
-        let s2 = f.stride(2);
-        copy_plane(f.data_mut(2), s2, img.v(), w / 2, h / 2);
-        f.set_pts(Some(pts));
         if let Some(abr) = self.abr.as_mut() {
             if abr.live.is_some() && abr.route == Route::Live(None) {
                 // This frame is the live encode's first (an IDR): the network outputs take it
@@ -984,9 +960,7 @@ impl Encoding {
                 abr.route = Route::Live(Some(pts));
             }
         }
-        self.video
-            .send_frame(&self.video_frame)
-            .map_err(|e| format!("H.264 encode failed: {e}"))?;
+        self.video.send_frame(img, pts).map_err(|e| e.to_string())?;
         self.counters.video_encoded.fetch_add(1, Ordering::Relaxed);
         self.drain(Source::Main)?;
         let Some(abr) = self.abr.as_mut() else {
@@ -1002,8 +976,8 @@ impl Encoding {
         let Some(live) = abr.live.as_mut() else {
             return Ok(());
         };
-        live.send_frame(&self.video_frame)
-            .map_err(|e| format!("H.264 encode (live) failed: {e}"))?;
+        live.send_frame(img, pts)
+            .map_err(|e| format!("live encode: {e}"))?;
         self.drain(Source::Live)
     }
 
@@ -1033,10 +1007,9 @@ impl Encoding {
         let full = abr.cfg.video_bitrate_kbps;
         let to = change.to_kbps;
         let mut how = "";
-        if !abr.separate {
-            crate::ffi_io::set_video_rate(&mut self.video, to);
+        let applied = if !abr.separate {
+            self.video.set_bitrate_kbps(to)
         } else if let Some(live) = abr.live.as_mut() {
-            crate::ffi_io::set_video_rate(live, to);
             abr.route = match (abr.route, to < full) {
                 // Full rate again: the network outputs go back to the main encode at its next
                 // keyframe; the live one keeps them fed (at full rate) until then.
@@ -1044,38 +1017,140 @@ impl Encoding {
                 (Route::Back(since, None), true) => Route::Live(since),
                 (route, _) => route,
             };
+            live.set_bitrate_kbps(to)
         } else if to < full {
-            let mut live_cfg = abr.cfg.clone();
-            live_cfg.video_bitrate_kbps = to;
-            match open_video(&live_cfg) {
-                Ok(live)
-                    if crate::ffi_io::video_extradata(&live)
-                        == crate::ffi_io::video_extradata(&self.video) =>
-                {
+            match self.video.sibling(&abr.cfg, to) {
+                Ok(live) if live.extradata() == self.video.extradata() => {
                     abr.live = Some(live);
                     abr.route = Route::Live(None);
                     self.counters.second_encode.store(1, Ordering::Relaxed);
                     how = " on a second encode (recordings keep the full bitrate)";
+                    Ok(())
                 }
-                Ok(_) => {
+                other => {
+                    // Recordings follow the live rate from now on: say why.
                     abr.separate = false;
-                    crate::ffi_io::set_video_rate(&mut self.video, to);
-                    how = " (a second encode would not match the stream's headers: recordings follow the live bitrate from now on)";
-                }
-                Err(e) => {
-                    abr.separate = false;
-                    crate::ffi_io::set_video_rate(&mut self.video, to);
-                    how = " (recordings follow it: no second encode)";
-                    self.counters
-                        .note(format!("cannot open a second encode: {e}"));
+                    how = match other {
+                        Ok(_) => " (a second encode would not match the stream's headers: recordings follow the live bitrate from now on)",
+                        Err(_) => " (no second encode here: recordings follow the live bitrate from now on)",
+                    };
+                    self.video.set_bitrate_kbps(to)
                 }
             }
+        } else {
+            Ok(())
+        };
+        if let Err(e) = applied {
+            // A hardware encoder that cannot change its rate while running.
+            self.abr = None;
+            self.counters.live_kbps.store(0, Ordering::Relaxed);
+            self.note(format!(
+                "encoder: adaptive bitrate off: {e}; push outputs keep {full} kb/s"
+            ));
+            return;
         }
         self.counters.live_kbps.store(to, Ordering::Relaxed);
-        self.counters.note(format!(
-            "bitrate {} -> {} kb/s{how}: {}",
+        self.note(format!(
+            "encoder: bitrate {} -> {} kb/s{how}: {}",
             change.from_kbps, to, change.reason
         ));
+    }
+
+    fn note(&self, text: String) {
+        self.counters
+            .notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(text);
+    }
+
+    /// After each video frame: feeds the load controller, publishes the load, takes a step.
+    fn after_frame(&mut self, busy_ns: u64) -> Result<(), String> {
+        let dropped = self.counters.video_dropped.load(Ordering::Relaxed);
+        let step = self
+            .controller
+            .record(monotonic_ns(), busy_ns, self.period_ns, dropped);
+        {
+            let mut load = self
+                .counters
+                .load
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            load.load = self.controller.load();
+            load.overloaded = self.controller.overloaded();
+        }
+        match step {
+            Some(step) => self.switch_preset(&step),
+            None => Ok(()),
+        }
+    }
+
+    /// Reopens x264 at the step's preset, from the next frame on (an IDR), if its headers are
+    /// the old ones: recordings and live outputs share this encode and keep their SPS/PPS.
+    fn switch_preset(&mut self, step: &Step) -> Result<(), String> {
+        let from = self.video.preset().unwrap_or("?").to_owned();
+        let to = AUTO_LADDER[step.to];
+        let new = match self.video.with_preset(&self.cfg, to) {
+            Ok(new) => new,
+            Err(e) => {
+                self.controller.refused();
+                self.note(format!(
+                    "encoder: cannot reopen x264 at {to} ({e}); staying at {from} for the rest of the run"
+                ));
+                return Ok(());
+            }
+        };
+        if new.extradata() != self.video.extradata() {
+            self.controller.refused();
+            self.note(format!(
+                "encoder: x264 at {to} writes other stream headers (SPS/PPS) than {from}, which would break decoders mid-stream; staying at {from} for the rest of the run"
+            ));
+            return Ok(());
+        }
+        // The old encoder's last packets go out before the new one's first.
+        self.video.send_eof().map_err(|e| e.to_string())?;
+        self.drain(Source::Main)?;
+        self.video = new;
+        // A live encode (adaptive bitrate) steps with it, keeping its own bitrate; its new
+        // first frame is an IDR, which the network outputs take like any other of its frames.
+        let new_live = self
+            .abr
+            .as_ref()
+            .and_then(|a| a.live.as_ref().map(|l| l.with_preset(&a.cfg, to)));
+        if let Some(new_live) = new_live {
+            match new_live {
+                Ok(n) if n.extradata() == self.video.extradata() => {
+                    if let Some(live) = self.abr.as_mut().and_then(|a| a.live.as_mut()) {
+                        live.send_eof().map_err(|e| e.to_string())?;
+                    }
+                    self.drain(Source::Live)?;
+                    if let Some(a) = self.abr.as_mut() {
+                        a.live = Some(n);
+                    }
+                }
+                _ => self.note(format!(
+                    "encoder: the live encode stays at its preset (cannot reopen it at {to})"
+                )),
+            }
+        }
+        self.controller.switched(monotonic_ns(), step.to);
+        self.counters
+            .load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .preset = Some(to.to_owned());
+        let load = step.load * 100.0;
+        self.note(if step.overloaded {
+            let drops = match step.dropped {
+                0 => String::new(),
+                1 => ", 1 frame dropped".to_owned(),
+                n => format!(", {n} frames dropped"),
+            };
+            format!("encoder: overloaded at {from} (load {load:.0} %{drops}): now {to}")
+        } else {
+            format!("encoder: headroom at {from} (load {load:.0} %): now {to}")
+        });
+        Ok(())
     }
 
     fn encode_audio_block(
@@ -1124,12 +1199,20 @@ impl Encoding {
         let mut pkt = ff::Packet::empty();
         loop {
             let r = match from {
-                Source::Main => self.video.receive_packet(&mut pkt),
-                Source::Audio => self.audio.receive_packet(&mut pkt),
+                Source::Main => match self.video.receive_packet(&mut pkt) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => return Ok(()),
+                    Err(e) => return Err(e.to_string()),
+                },
                 Source::Live => match self.abr.as_mut().and_then(|a| a.live.as_mut()) {
-                    Some(live) => live.receive_packet(&mut pkt),
+                    Some(live) => match live.receive_packet(&mut pkt) {
+                        Ok(true) => Ok(()),
+                        Ok(false) => return Ok(()),
+                        Err(e) => return Err(e.to_string()),
+                    },
                     None => return Ok(()),
                 },
+                Source::Audio => self.audio.receive_packet(&mut pkt),
             };
             match r {
                 Ok(()) => {
@@ -1251,13 +1334,10 @@ impl Encoding {
             }
         });
         result?;
-        self.video
-            .send_eof()
-            .map_err(|e| format!("H.264 flush failed: {e}"))?;
+        self.video.send_eof().map_err(|e| e.to_string())?;
         self.drain(Source::Main)?;
         if let Some(live) = self.abr.as_mut().and_then(|a| a.live.as_mut()) {
-            live.send_eof()
-                .map_err(|e| format!("H.264 flush (live) failed: {e}"))?;
+            live.send_eof().map_err(|e| e.to_string())?;
             self.drain(Source::Live)?;
         }
         self.audio

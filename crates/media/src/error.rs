@@ -79,6 +79,9 @@ pub enum MediaError {
     /// A worker thread could not be spawned; nothing was started.
     #[error("cannot spawn {0} thread")]
     Spawn(String),
+    /// Encoding a frame or taking its packets failed; the encoder thread stops with this reason.
+    #[error("{0}")]
+    Encode(String),
     /// The encoder thread stopped on an error; no more frames are accepted, call `finish`.
     #[error("encoder stopped: {0}")]
     EncoderStopped(String),

@@ -1,5 +1,6 @@
 //! The one place this crate calls FFmpeg's C API directly: opening an output whose blocking
-//! network I/O can be interrupted, and capturing FFmpeg's own error messages.
+//! network I/O can be interrupted, capturing FFmpeg's own error messages, and (at the end) the
+//! video encoder's fields and VAAPI hardware frames that ffmpeg-next does not reach.
 //!
 //! `ffmpeg-next` offers interrupt callbacks only for inputs. A push output without one can
 //! block for minutes in `connect` or `write` when the server stops answering without closing
@@ -180,37 +181,140 @@ pub(crate) fn output_as_with_interrupt(
     })
 }
 
-// ---- Rate control of a running H.264 encode (adaptive bitrate) ----
+// ---------------------------------------------------------------------------------------------
+// Video encoder fields and hardware frames that ffmpeg-next does not reach (see `video.rs`):
+// the VBV buffer size (`rc_buffer_size`), the opened encoder's extradata (SPS/PPS), and VAAPI's
+// hwcontext (a device, a frames pool on the encoder, and the per-frame upload).
 
-/// Sets the bitrate of an open video encoder to `kbps` (target, VBV max rate and a one-second
-/// VBV buffer). FFmpeg's libx264 wrapper compares these context fields with x264's before
-/// every frame and calls `x264_encoder_reconfig` when they differ, so the next frame is
-/// encoded at the new rate; ffmpeg-next has no setter for `rc_buffer_size`.
-pub(crate) fn set_video_rate(enc: &mut ff::encoder::Video, kbps: u32) {
-    let bps = i64::from(kbps) * 1000;
-    // SAFETY: `enc` is an open encoder context owned by the caller and used by this thread
-    // only; these are plain integer fields FFmpeg reads at the next `send_frame`.
+/// Sets `rc_buffer_size` (bits) on a codec context; libx264 reads it at open and compares it
+/// before every frame, reconfiguring x264's VBV when it changed.
+pub(crate) fn set_rc_buffer_size(ctx: &mut ff::codec::Context, bits: i32) {
+    // SAFETY: `ctx` wraps a live AVCodecContext that we borrow mutably; `rc_buffer_size` is a
+    // plain int field the encoder reads only from this (its only) thread, inside its calls.
     unsafe {
-        let ctx = enc.as_mut_ptr();
-        (*ctx).bit_rate = bps;
-        (*ctx).rc_max_rate = bps;
-        (*ctx).rc_buffer_size = i32::try_from(bps).unwrap_or(i32::MAX);
+        (*ctx.as_mut_ptr()).rc_buffer_size = bits;
     }
 }
 
-/// The encoder's global header (SPS/PPS for H.264): two encodes whose headers match can feed
-/// the same stream one after the other.
-pub(crate) fn video_extradata(enc: &ff::encoder::Video) -> Vec<u8> {
-    // SAFETY: the context is open and owned by the caller; FFmpeg sets `extradata` (or leaves
-    // it null) at open and owns it until close, and `extradata_size` is its length.
+/// The opened encoder's global header (for H.264: SPS and PPS), empty if it has none.
+pub(crate) fn extradata(ctx: &ff::codec::Context) -> Vec<u8> {
+    // SAFETY: `ctx` wraps a live AVCodecContext; `extradata` is either null or points at
+    // `extradata_size` bytes owned by the context, which we copy while the borrow holds.
     unsafe {
-        let ctx = enc.as_ptr();
-        let (data, size) = ((*ctx).extradata, (*ctx).extradata_size);
-        match usize::try_from(size) {
-            Ok(n) if !data.is_null() && n > 0 => std::slice::from_raw_parts(data, n).to_vec(),
-            _ => Vec::new(),
+        let c = ctx.as_ptr();
+        let (p, n) = ((*c).extradata, (*c).extradata_size);
+        if p.is_null() || n <= 0 {
+            return Vec::new();
         }
+        std::slice::from_raw_parts(p, n as usize).to_vec()
     }
+}
+
+/// One counted reference to an FFmpeg buffer (a hw device or frames context), unref'd on drop.
+pub(crate) struct BufferRef(*mut ffi::AVBufferRef);
+
+// SAFETY: AVBufferRef reference counting is atomic and hw device/frames contexts are meant to be
+// shared between threads; the pointer is owned by this value alone.
+unsafe impl Send for BufferRef {}
+
+impl Drop for BufferRef {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from an FFmpeg allocation that gave us one reference, which
+        // this value owns; av_buffer_unref nulls it and frees the buffer at the last reference.
+        unsafe { ffi::av_buffer_unref(&mut self.0) };
+    }
+}
+
+/// Opens a VAAPI device on a DRM render node (`/dev/dri/renderD128`).
+pub(crate) fn vaapi_device(node: &str) -> Result<BufferRef, ff::Error> {
+    let node_c = CString::new(node).map_err(|_| ff::Error::InvalidData)?;
+    let mut dev: *mut ffi::AVBufferRef = ptr::null_mut();
+    // SAFETY: `dev` is a valid out-pointer; the node string is NUL-terminated and outlives the
+    // call; no options dictionary.
+    let r = unsafe {
+        ffi::av_hwdevice_ctx_create(
+            &mut dev,
+            ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI,
+            node_c.as_ptr(),
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if r < 0 || dev.is_null() {
+        return Err(ff::Error::from(r.min(-1)));
+    }
+    Ok(BufferRef(dev))
+}
+
+/// Gives an unopened encoder a pool of `width × height` VAAPI surfaces holding `sw_format`
+/// pixels, and returns the pool for [`upload`]. The encoder keeps its own reference.
+pub(crate) fn attach_hw_frames(
+    ctx: &mut ff::codec::Context,
+    device: &BufferRef,
+    (width, height): (u32, u32),
+    sw_format: ff::format::Pixel,
+) -> Result<BufferRef, ff::Error> {
+    let w = i32::try_from(width).map_err(|_| ff::Error::InvalidData)?;
+    let h = i32::try_from(height).map_err(|_| ff::Error::InvalidData)?;
+    // SAFETY: `device.0` is a live device reference; av_hwframe_ctx_alloc returns a new
+    // reference (or null) whose `data` is an AVHWFramesContext we fill before init.
+    let frames = unsafe { ffi::av_hwframe_ctx_alloc(device.0) };
+    if frames.is_null() {
+        return Err(ff::Error::from(-libc_enomem()));
+    }
+    let frames = BufferRef(frames);
+    // SAFETY: `frames.0` is the fresh, uninitialised frames context we own; its fields are set
+    // as av_hwframe_ctx_init expects, then it is initialised once.
+    let r = unsafe {
+        let fc = (*frames.0).data as *mut ffi::AVHWFramesContext;
+        (*fc).format = ffi::AVPixelFormat::AV_PIX_FMT_VAAPI;
+        (*fc).sw_format = sw_format.into();
+        (*fc).width = w;
+        (*fc).height = h;
+        (*fc).initial_pool_size = 16;
+        ffi::av_hwframe_ctx_init(frames.0)
+    };
+    if r < 0 {
+        return Err(ff::Error::from(r));
+    }
+    // SAFETY: the codec context is live and not opened yet; it takes its own new reference to
+    // the initialised frames context (av_buffer_ref), which avcodec_free_context releases.
+    unsafe {
+        let own = ffi::av_buffer_ref(frames.0);
+        if own.is_null() {
+            return Err(ff::Error::from(-libc_enomem()));
+        }
+        (*ctx.as_mut_ptr()).hw_frames_ctx = own;
+    }
+    Ok(frames)
+}
+
+/// ENOMEM without a libc dependency (Linux's value).
+fn libc_enomem() -> i32 {
+    12
+}
+
+/// Copies `sw` into a fresh surface of `frames` and returns it as a frame to send.
+pub(crate) fn upload(
+    frames: &BufferRef,
+    sw: &ff::frame::Video,
+) -> Result<ff::frame::Video, ff::Error> {
+    let mut hw = ff::frame::Video::empty();
+    // SAFETY: `hw` is an empty, owned AVFrame; av_hwframe_get_buffer attaches a surface from the
+    // live pool `frames.0`; av_hwframe_transfer_data reads `sw` (a complete frame of the pool's
+    // sw_format and size, borrowed for the call) into it. `hw` frees both on drop.
+    let r = unsafe {
+        let r = ffi::av_hwframe_get_buffer(frames.0, hw.as_mut_ptr(), 0);
+        if r < 0 {
+            r
+        } else {
+            ffi::av_hwframe_transfer_data(hw.as_mut_ptr(), sw.as_ptr(), 0)
+        }
+    };
+    if r < 0 {
+        return Err(ff::Error::from(r));
+    }
+    Ok(hw)
 }
 
 /// Error-level lines kept per thread between `clear_log_errors` and `take_log_errors`.

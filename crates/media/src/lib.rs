@@ -2,9 +2,10 @@
 //!
 //! It converts RGBA frames to I420 ([`rgba_to_i420`], BT.709 limited range, SIMD through the
 //! `yuv` crate), encodes H.264 (libx264) and AAC-LC (FFmpeg's native encoder) through
-//! `ffmpeg-next` on its own threads, and writes that one encode to any mix of FLV files,
-//! fragmented MP4 files and push outputs: RTMP, RTMPS (verified) and SRT ([`LiveEncoder`],
-//! [`OutputSpec::Push`], [`PushUrl`]). It does not capture, composite or
+//! `ffmpeg-next` on its own threads (or H.264 on a GPU: VAAPI, NVENC, QSV; see [`VideoEncoder`]),
+//! and writes that one encode to any mix of FLV files, fragmented MP4 files and push outputs:
+//! RTMP, RTMPS (verified) and SRT ([`LiveEncoder`], [`OutputSpec::Push`], [`PushUrl`]), with
+//! adaptive bitrate for the push outputs. It does not capture, composite or
 //! pace frames: the host's output clock decides which frame goes out at which index.
 //!
 //! ```
@@ -46,9 +47,11 @@ mod encoder;
 mod error;
 mod ffi_io;
 mod fit;
+mod load;
 mod mux;
 mod push;
 mod stats;
+mod video;
 
 pub use config::{
     EncoderConfig, FileFormat, OutputSpec, PushScheme, PushUrl, TlsOptions, SRT_KEYS, X264_PRESETS,
@@ -56,7 +59,9 @@ pub use config::{
 pub use convert::{rgba_to_i420, rgba_to_i420_reference, to_i420, I420Image};
 pub use encoder::LiveEncoder;
 pub use error::MediaError;
+pub use load::{LoadController, LoadPolicy, Step, AUTO_LADDER};
 pub use stats::{EncoderStats, OutputKind, OutputState, OutputStats};
+pub use video::{VideoBackend, VideoEncoder};
 
 /// First push (RTMP, RTMPS, SRT) reconnect delay; it doubles after every failed attempt.
 pub const RTMP_BACKOFF_START: std::time::Duration = push::BACKOFF_START;

@@ -86,6 +86,17 @@ pub struct EncoderStats {
     /// Whether a second video encode runs for the network outputs (so recordings keep the
     /// full bitrate while the live bitrate is lowered).
     pub second_encode: bool,
+    /// FFmpeg's name of the video encoder in use (`libx264`, `h264_vaapi`, ...).
+    pub video_codec: String,
+    /// x264's preset now (it moves with `--preset auto`); `None` for hardware encoders.
+    pub preset: Option<String>,
+    /// The encoder thread's busy time per encoded frame over the frame period, last ~second
+    /// (1.0 = 100 %: exactly keeping up; above, frames are being dropped).
+    pub encode_load: f64,
+    /// The last ~second dropped frames for a full encoder queue or ran above 100 % load.
+    pub overloaded: bool,
+    /// The frame rate the encoder should keep up with.
+    pub target_fps: f64,
 }
 
 /// Shared between an output's writer and `stats()`.
@@ -162,9 +173,52 @@ impl OutputShared {
     }
 }
 
+/// What the encoder thread reports about its load (see `load.rs`).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LoadState {
+    pub(crate) video_codec: String,
+    pub(crate) preset: Option<String>,
+    pub(crate) load: f64,
+    pub(crate) overloaded: bool,
+}
+
+/// Notes for the host's log, oldest first, bounded: a full queue drops the oldest, counted.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    queue: std::collections::VecDeque<String>,
+    lost: u64,
+}
+
+impl Notes {
+    /// Most notes kept until the host takes them.
+    const MAX: usize = 64;
+
+    pub(crate) fn push(&mut self, note: String) {
+        if self.queue.len() >= Self::MAX {
+            self.queue.pop_front();
+            self.lost += 1;
+        }
+        self.queue.push_back(note);
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.queue.len() + 1);
+        if self.lost > 0 {
+            out.push(format!(
+                "encoder: {} older notes dropped (nobody read them)",
+                std::mem::take(&mut self.lost)
+            ));
+        }
+        out.extend(self.queue.drain(..));
+        out
+    }
+}
+
 /// Encoder-wide counters.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) load: Mutex<LoadState>,
+    pub(crate) notes: Mutex<Notes>,
     pub(crate) video_encoded: AtomicU64,
     pub(crate) audio_encoded: AtomicU64,
     pub(crate) video_dropped: AtomicU64,
@@ -175,20 +229,22 @@ pub(crate) struct Counters {
     pub(crate) live_kbps: AtomicU32,
     /// 1 while a second video encode serves the network outputs.
     pub(crate) second_encode: AtomicU32,
-    /// Things worth a log line (bitrate steps), oldest first, bounded.
-    pub(crate) notes: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
-/// Notes kept until the host reads them; older ones go first.
-const MAX_NOTES: usize = 64;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Counters {
-    /// Keeps a line for the log.
-    pub(crate) fn note(&self, line: String) {
-        let mut n = self.notes.lock().unwrap_or_else(PoisonError::into_inner);
-        if n.len() >= MAX_NOTES {
-            n.pop_front();
+    #[test]
+    fn notes_are_bounded_and_say_what_was_lost() {
+        let mut n = Notes::default();
+        for i in 0..100 {
+            n.push(format!("n{i}"));
         }
-        n.push_back(line);
+        let got = n.take();
+        assert_eq!(got.len(), Notes::MAX + 1);
+        assert!(got[0].contains("36 older notes dropped"), "{}", got[0]);
+        assert_eq!(got[1], "n36");
+        assert!(n.take().is_empty());
     }
 }
