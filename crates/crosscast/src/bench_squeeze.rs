@@ -31,6 +31,8 @@ use crate::pipeline::{aggregate, frames_in, Figures};
 pub(crate) const COLUMNS: &[&str] = &[
     "first_step_down_s",
     "lowest_kbps",
+    "squeeze_mean_kbps",
+    "steps",
     "recovery_s",
     "max_queue_s",
     "reconnects",
@@ -532,5 +534,21 @@ fn figures(lines: &[Timed], s: &Squeeze) -> anyhow::Result<Figures> {
     f.insert("full_before_release", if early_full { 1.0 } else { 0.0 });
     f.insert("max_queue_s", max_queue);
     f.insert("steps", steps.len() as f64);
+    // The live bitrate averaged over the squeeze (it holds between steps): how much of the
+    // narrow link the stream used.
+    let rate_at = |t: f64| {
+        steps
+            .iter()
+            .take_while(|(at, _, _)| *at <= t)
+            .last()
+            .map_or(s.bitrate, |&(_, _, to)| to)
+    };
+    let mut sum = 0.0;
+    let n = 200;
+    for k in 0..n {
+        let t = squeeze_at + s.squeeze * (f64::from(k) + 0.5) / f64::from(n);
+        sum += f64::from(rate_at(t));
+    }
+    f.insert("squeeze_mean_kbps", sum / f64::from(n));
     Ok(f)
 }

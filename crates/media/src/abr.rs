@@ -25,11 +25,11 @@ pub(crate) const CONGESTED_US: i64 = 600_000;
 /// Media time waiting in every queue below which there is headroom.
 pub(crate) const HEADROOM_US: i64 = 200_000;
 /// Wait after a step down before the next one, so the queue can show the effect.
-pub(crate) const DOWN_COOLDOWN_NS: u64 = 1_000_000_000;
+pub(crate) const DOWN_COOLDOWN_NS: u64 = 2_000_000_000;
 /// Sustained headroom needed before the first step up after a change.
 pub(crate) const UP_HOLD: u64 = 3_000_000_000;
 /// The longest wait between probes up on a link that keeps refusing them.
-pub(crate) const MAX_UP_HOLD: u64 = 16_000_000_000;
+pub(crate) const MAX_UP_HOLD: u64 = 8_000_000_000;
 /// A congestion this soon after a step up means the probe failed.
 const FAILED_PROBE_NS: u64 = 10_000_000_000;
 /// How far back the throughput estimate looks.
@@ -81,8 +81,8 @@ pub(crate) struct BitrateController {
     /// Since when every live output has had headroom (None: not now).
     headroom_since: Option<u64>,
     up_hold: u64,
-    /// The rate that last congested a link: probes up stop there first and go past it only
-    /// in small steps, until a probe above it holds.
+    /// The rate that last congested a link: probes up stop just under it first and go past it
+    /// only in small steps, until a probe above it holds.
     ceiling: Option<u32>,
     /// The worst backlog at recent ticks (about a second's worth), to tell a queue that is
     /// still growing from one that drains.
@@ -260,7 +260,8 @@ impl BitrateController {
             // A probe past the old ceiling held for a whole hold: that ceiling is gone.
             self.ceiling = None;
         }
-        self.current = match self.ceiling {
+        self.current = match self.ceiling.map(|c| c * 9 / 10) {
+            // Quickly to just under the rate that congested, then carefully past it.
             Some(c) if from < c => from.saturating_add(big).min(c),
             Some(_) => from.saturating_add(small),
             None => from.saturating_add(big),
