@@ -248,6 +248,14 @@ impl BitrateController {
     }
 
     fn step_up(&mut self, now: u64) -> Change {
+        if self
+            .last_up
+            .is_some_and(|u| self.last_down.is_none_or(|d| d < u))
+        {
+            // The last probe held through a whole hold: back to the usual pace, so a link
+            // that has come back is climbed in seconds, not at the wary pace of failed probes.
+            self.up_hold = UP_HOLD;
+        }
         let from = self.current;
         // Big steps while far below full, so a recovered link gets its quality back in a few
         // steps; a step that overshoots a link still narrow is undone at once (the step down
@@ -403,7 +411,7 @@ mod tests {
             .iter()
             .find(|(t, c)| *t > squeeze_end && c.to_kbps == 4000);
         let back = back.expect("never back to full").0 - squeeze_end;
-        assert!(back < 40 * S, "took {} s to recover", back / S);
+        assert!(back < 20 * S, "took {} s to recover", back / S);
     }
 
     #[test]
