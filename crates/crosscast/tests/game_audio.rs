@@ -348,8 +348,17 @@ fn gstreamer_flash_and_beep_stay_in_sync_through_wayland_and_pulse() {
 fn an_alsa_program_plays_through_the_pulseaudio_plugin() {
     let (dir, data) = game_dir("pulse-alsa");
     let aplay = find_program("aplay", "alsa-utils");
+    // The plugin's PCM module, wherever the multiarch library dir is (its config file's name
+    // differs between Debian releases: pulse.conf, 50-pulseaudio.conf).
+    let plugin = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("alsa-lib/libasound_module_pcm_pulse.so"))
+        .chain([PathBuf::from("/usr/lib/alsa-lib/libasound_module_pcm_pulse.so")])
+        .any(|p| p.exists());
     assert!(
-        Path::new("/usr/share/alsa/alsa.conf.d/pulse.conf").exists(),
+        plugin,
         "the ALSA PulseAudio plugin is missing: install libasound2-plugins"
     );
     let file = tone(&data, "tone.wav", 440, 0.5, 1.0, 48_000, 2);
