@@ -355,7 +355,9 @@ fn an_alsa_program_plays_through_the_pulseaudio_plugin() {
         .flatten()
         .flatten()
         .map(|e| e.path().join("alsa-lib/libasound_module_pcm_pulse.so"))
-        .chain([PathBuf::from("/usr/lib/alsa-lib/libasound_module_pcm_pulse.so")])
+        .chain([PathBuf::from(
+            "/usr/lib/alsa-lib/libasound_module_pcm_pulse.so",
+        )])
         .any(|p| p.exists());
     assert!(
         plugin,
