@@ -160,7 +160,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 #[cfg(feature = "bench")]
 fn ipc(a: IpcArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let report = crosscast_bench::ipc::run_ipc(&a.into(), &exe, &mut |line| eprintln!("{line}"))?;
+    let report = crosscast_bench::ipc::run_ipc(&a.into(), &exe, &mut |line| say!("{line}"))?;
     print!("{}", report.table());
     // Beside the fair delay: the surface's I/O-thread arrival and validation in the consumer.
     print!(
@@ -249,7 +249,7 @@ fn handoff_case(
             .context("the game never connected")?
         {
             SourceEvent::Session(s) => break s,
-            SourceEvent::Note(n) => eprintln!("bench: {n}"),
+            SourceEvent::Note(n) => say!("bench: {n}"),
             SourceEvent::GameExited(status) => anyhow::bail!("the game exited: {status}"),
             SourceEvent::GameFailed(why) => anyhow::bail!("the game failed: {why}"),
             SourceEvent::Feed(_) => anyhow::bail!("the bench game is not a Wayland client"),
@@ -283,9 +283,11 @@ fn handoff_case(
     // The session's wall time from connection to close; its I/O thread's CPU includes the
     // handshake before it, a few hundred µs at most against seconds.
     let wall_ns = started.elapsed().as_nanos().max(1) as f64;
-    eprintln!(
+    say!(
         "bench: {width}x{height}: {} frames queued, {} acquired, {} dropped",
-        counters.frames_queued, counters.frames_acquired, counters.frames_dropped
+        counters.frames_queued,
+        counters.frames_acquired,
+        counters.frames_dropped
     );
     Ok(Handoff {
         held,
@@ -323,7 +325,7 @@ fn handoff(seconds: f64, busy_poll: Duration) -> anyhow::Result<Report> {
     let mut report = Report::new("handoff");
     // The floor first, in the same run: a payload-free ping between this process and a
     // separate peer process over the session's socket type, received by a sleeping thread.
-    eprintln!("bench handoff: platform floor (SEQPACKET ping between two processes) ...");
+    say!("bench handoff: platform floor (SEQPACKET ping between two processes) ...");
     let exe = std::env::current_exe()?;
     let pings = (seconds * f64::from(HANDOFF_FPS)).ceil() as usize;
     let floor_ns = run_floor(
@@ -346,7 +348,7 @@ fn handoff(seconds: f64, busy_poll: Duration) -> anyhow::Result<Report> {
         // (row index, I/O CPU µs per frame, % of a core) of this size's polling case.
         let mut polled: Option<(usize, f64, f64)> = None;
         for (poll, suffix) in [(busy_poll, ""), (Duration::ZERO, "-no-busy-poll")] {
-            eprintln!("bench handoff: {w}x{h}{suffix} for {seconds} s ...");
+            say!("bench handoff: {w}x{h}{suffix} for {seconds} s ...");
             let d = handoff_case(w, h, seconds, poll)?;
             let consumer = summary(&d.acquired);
             let io = summary(&d.held);

@@ -95,7 +95,7 @@ pub(crate) fn encoder(size: Size, fps: &str, seconds: f64, runs: u32) -> anyhow:
     for round in 0..runs {
         for (i, preset) in PRESETS.iter().enumerate() {
             let f = one_run(dir.path(), size, fps, seconds, preset)?;
-            eprintln!(
+            say!(
                 "bench encoder: round {} {preset}: {} encoded, {} dropped, {} steps",
                 round + 1,
                 f["frames"],

@@ -423,7 +423,7 @@ pub(crate) fn input(
         [(Path_::Native, Vec::new()), (Path_::Wayland, Vec::new())];
     for round in 0..runs {
         for (path, rounds) in &mut figures {
-            eprintln!(
+            say!(
                 "bench input: round {}/{runs}, {} path, {presses} presses",
                 round + 1,
                 path.name()
@@ -437,9 +437,11 @@ pub(crate) fn input(
                 dir.path(),
                 u64::from(round) + 1,
             )?;
-            eprintln!(
+            say!(
                 "bench input:   press p50 {:.1} ms, p99 {:.1} ms; {} missed",
-                f["press_p50_ms"], f["press_p99_ms"], f["missed"]
+                f["press_p50_ms"],
+                f["press_p99_ms"],
+                f["missed"]
             );
             rounds.push(f);
         }

@@ -580,7 +580,7 @@ pub(crate) fn pulse(seconds: f64, runs: u32, reference: bool) -> anyhow::Result<
             };
             let mut figures = Vec::new();
             for client in CLIENTS {
-                eprintln!(
+                say!(
                     "bench pulse: round {}/{runs}, {}, {}, {seconds} s ...",
                     round + 1,
                     server.name(),
@@ -592,9 +592,10 @@ pub(crate) fn pulse(seconds: f64, runs: u32, reference: bool) -> anyhow::Result<
                     (Some(p50), Some(p99)) => format!("delay p50 {p50:.1} ms, p99 {p99:.1} ms; "),
                     _ => String::new(),
                 };
-                eprintln!(
+                say!(
                     "bench pulse:   {delay}CPU {:.2} ms per s of audio ({:.2}% of a core)",
-                    f["cpu_ms_per_audio_s"], f["cpu_core_pct"]
+                    f["cpu_ms_per_audio_s"],
+                    f["cpu_core_pct"]
                 );
                 figures.push(f);
             }

@@ -92,7 +92,7 @@ pub(crate) fn squeeze(s: &Squeeze) -> anyhow::Result<Report> {
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     let mut rounds = Vec::new();
     for run in 0..runs {
-        eprintln!("bench squeeze: run {}/{runs}", run + 1);
+        say!("bench squeeze: run {}/{runs}", run + 1);
         rounds.push(one_run(&exe, s, run)?);
     }
     let mut report = Report::new("squeeze");
@@ -371,7 +371,7 @@ fn one_run(exe: &Path, s: &Squeeze, run_no: u32) -> anyhow::Result<Figures> {
             "ingest down" => ingest.stop(),
             _ => ingest.restart()?,
         }
-        eprintln!("bench squeeze: {what}");
+        say!("bench squeeze: {what}");
     }
     let status = child.wait()?;
     let _ = reader.join();

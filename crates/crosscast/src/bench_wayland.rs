@@ -281,13 +281,13 @@ pub(crate) fn wayland(seconds: f64, runs: u32, size: Size) -> anyhow::Result<Rep
         };
         for r in 1..=runs {
             let round = format!("bench wayland: {size}: round {r}/{runs}:");
-            eprintln!("{round} crosscast live -- glmark2 ...");
+            say!("{round} crosscast live -- glmark2 ...");
             let mut c = crosscast_run(strict, &glmark2, seconds, size, &dir)?;
-            eprintln!("{round} weston (headless) + glmark2 ...");
+            say!("{round} weston (headless) + glmark2 ...");
             let w = weston_run(&weston, &glmark2, seconds, size, &dir, r)?;
             // glmark2 is not sandboxed under weston: this run tells the sandbox's share of
             // the difference from the compositor's and encoder's.
-            eprintln!("{round} crosscast live --sandbox off -- glmark2 ...");
+            say!("{round} crosscast live --sandbox off -- glmark2 ...");
             let off = Setup {
                 sandbox: "off",
                 ..strict
@@ -295,7 +295,7 @@ pub(crate) fn wayland(seconds: f64, runs: u32, size: Size) -> anyhow::Result<Rep
             let mut u = crosscast_run(off, &glmark2, seconds, size, &dir)?;
             // Nothing encoded: what the compositor itself costs the game, beside what a
             // streamer sees.
-            eprintln!("{round} crosscast live --no-encode -- glmark2 ...");
+            say!("{round} crosscast live --no-encode -- glmark2 ...");
             let no_encode = Setup {
                 encode: false,
                 ..strict

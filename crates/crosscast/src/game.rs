@@ -57,12 +57,6 @@ impl std::fmt::Display for GameSummary {
     }
 }
 
-/// Prints `line` to stderr in one write, so that it stays whole on a stderr it shares with the
-/// host (`eprintln!` writes piece by piece, and the benches read these lines back).
-pub(crate) fn say(line: &dyn std::fmt::Display) {
-    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
-}
-
 pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.raw_out {
         return run_raw(&args, path);
@@ -96,7 +90,7 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     if let Some(report) = game.sandbox_report() {
-        eprintln!("game: {report}");
+        say!("game: {report}");
     }
     let game = Arc::new(game);
     let result = play(&args, &game);
@@ -105,9 +99,9 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
     }
     match result {
         Ok(summary) => {
-            say(&summary);
+            crate::say_line(&summary);
             if summary.host_lost {
-                eprintln!("game: the host went away");
+                say!("game: the host went away");
                 std::process::exit(EXIT_HOST_LOST);
             }
             Ok(())
@@ -116,7 +110,7 @@ pub(crate) fn run(args: GameArgs) -> anyhow::Result<()> {
             if e.downcast_ref::<SdkError>()
                 .is_some_and(SdkError::host_lost) =>
         {
-            eprintln!("game: the host went away");
+            say!("game: the host went away");
             std::process::exit(EXIT_HOST_LOST);
         }
         Err(e) => Err(e),
@@ -145,7 +139,7 @@ fn supervise(args: &GameArgs) -> anyhow::Result<()> {
             cmd.args(child_args(args, remaining));
             cmd
         },
-        |line| eprintln!("game: {line}"),
+        |line| say!("game: {line}"),
     )?;
     Ok(())
 }
@@ -310,7 +304,7 @@ fn play(args: &GameArgs, game: &Arc<Game>) -> anyhow::Result<GameSummary> {
         let _ = a.join();
     }
     // A line of its own: the summary line's format is read by the benches.
-    say(&format_args!(
+    crate::say_line(&format_args!(
         "game: input {input_events} events, {} dropped (queue full)",
         game.input_dropped()
     ));
@@ -371,7 +365,7 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open {}", path.display()))?;
         if fifo && args.raw_writer == RawWriter::Careful {
             let got = enlarge_pipe(&file, frame_bytes);
-            eprintln!("game: raw writer careful: pipe buffer {got} bytes");
+            say!("game: raw writer careful: pipe buffer {got} bytes");
         }
         Box::new(file)
     };
@@ -443,13 +437,13 @@ fn run_raw(args: &GameArgs, path: &std::path::Path) -> anyhow::Result<()> {
     if let Some(a) = audio {
         let _ = a.join();
     }
-    say(&GameSummary {
+    crate::say_line(&GameSummary {
         rendered,
         skipped,
         seconds: (monotonic_ns() - t0) as f64 / 1e9,
         host_lost: false,
     });
-    say(&format_args!(
+    crate::say_line(&format_args!(
         "game: raw writer {}: dropped {dropped} frames with the queue full",
         args.raw_writer
     ));

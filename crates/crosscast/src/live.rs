@@ -70,7 +70,7 @@ fn live_options(s: &StreamArgs, stop: Arc<AtomicBool>) -> anyhow::Result<LiveOpt
         outputs.extend(s.pushes.iter().cloned().map(OutputSpec::Push));
         if outputs.is_empty() {
             let path = default_recording();
-            eprintln!(
+            say!(
                 "crosscast: no --out or --push given; recording to {}",
                 path.display()
             );
@@ -160,7 +160,7 @@ fn check_push(s: &StreamArgs) -> anyhow::Result<TlsOptions> {
         } else {
             rtmps.join(", ")
         };
-        eprintln!(
+        say!(
             "crosscast: warning: --insecure-tls: the server's certificate is not verified for {which}; anyone on the path can read the stream key"
         );
     }
@@ -177,7 +177,7 @@ fn report_output_errors(seen: &mut Vec<String>, status: &crosscast_host::LiveSta
     for (o, last) in e.outputs.iter().zip(seen.iter_mut()) {
         match &o.state {
             OutputState::Reconnecting { last_error, .. } if last_error != last => {
-                eprintln!("crosscast: {}: {last_error}; retrying", o.name);
+                say!("crosscast: {}: {last_error}; retrying", o.name);
                 last.clone_from(last_error);
             }
             OutputState::Live => last.clear(),
@@ -193,9 +193,9 @@ fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<ExitCode> {
         opts,
         &mut |status| {
             report_output_errors(&mut seen, status);
-            crate::game::say(status)
+            crate::say_line(status)
         },
-        &mut |note| eprintln!("crosscast: {note}"),
+        &mut |note| say!("crosscast: {note}"),
     )?;
     print_summary(&report);
     if report.clock.stamp_errors > 0 {
@@ -222,7 +222,7 @@ fn run(source: &SessionSource, opts: &LiveOptions) -> anyhow::Result<ExitCode> {
 fn print_summary(report: &LiveReport) {
     let r = &report.clock;
     let c = &r.counters;
-    crate::game::say(&format_args!(
+    crate::say_line(&format_args!(
         "crosscast: done: {:.2} s, {} frames out ({} repeated, {} skipped), game sessions {}, frames queued {} acquired {} dropped {} stale {}, configs {}, audio blocks {} (gaps {}, overlaps {}, dropped {}), silence {} samples, stamps ok {} bad {}",
         report.duration.as_secs_f64(),
         r.frames_out,
@@ -243,19 +243,21 @@ fn print_summary(report: &LiveReport) {
         r.stamp_errors,
     ));
     if let Some(line) = &r.audio_source {
-        eprintln!("crosscast: {line}");
+        say!("crosscast: {line}");
     }
     if let Some(m) = &r.mix {
-        eprintln!(
+        say!(
             "crosscast: audio mix: {} samples of game audio placed, {} late, {} too early",
-            m.added, m.late, m.too_early
+            m.added,
+            m.late,
+            m.too_early
         );
     }
     if c.handoff.count() > 0 {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         // The percentiles are upper bounds of the histogram's power-of-two buckets; the mean
         // and max are exact (`bench wayland` reports all four).
-        eprintln!(
+        say!(
             "crosscast: frame handoff (game -> host): {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, avg {:.3} ms",
             c.handoff.count(),
             ms(c.handoff.quantile_upper(0.5)),
@@ -267,10 +269,10 @@ fn print_summary(report: &LiveReport) {
     if let Ok(u) =
         crosscast_ipc::os::process::resource_usage(crosscast_ipc::os::process::UsageOf::Process)
     {
-        eprintln!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
+        say!("crosscast: host peak rss {} MiB", u.max_rss_bytes >> 20);
         // The host's own CPU (every thread: compositor, output clock, encoder), without the
         // game's: `bench wayland` divides it by the frames out.
-        eprintln!(
+        say!(
             "crosscast: host cpu {:.3} s (user {:.3} s, sys {:.3} s)",
             (u.user_ns + u.system_ns) as f64 / 1e9,
             u.user_ns as f64 / 1e9,
@@ -278,14 +280,14 @@ fn print_summary(report: &LiveReport) {
         );
     }
     if let Some(s) = &report.comments {
-        crate::game::say(&format_args!(
+        crate::say_line(&format_args!(
             "crosscast: comments: {} lines, {} accepted, {} over the rate limit, {} malformed",
             s.lines, s.accepted, s.rate_dropped, s.malformed
         ));
     }
     if let Some(i) = &report.input {
         let (w, sc) = (&i.window, &i.script);
-        crate::game::say(&format_args!(
+        crate::say_line(&format_args!(
             "crosscast: input: {} events to the game, {} dropped by its full queue, {} with no game to take them, {} over the rate limit, {} ignored (outside the game, without focus)",
             i.sent,
             i.dropped,
@@ -295,20 +297,24 @@ fn print_summary(report: &LiveReport) {
         ));
     }
     if let Some(s) = &report.input_script {
-        crate::game::say(&format_args!(
+        crate::say_line(&format_args!(
             "crosscast: input script: {} lines, {} applied, {} malformed",
             s.lines, s.applied, s.malformed
         ));
     }
     if let Some(e) = &report.encoder {
-        crate::game::say(&format_args!(
+        crate::say_line(&format_args!(
             "crosscast: encoded {} video frames ({} dropped), {} audio frames, {} bytes",
             e.video_frames_encoded, e.video_frames_dropped, e.audio_frames_encoded, e.bytes_written
         ));
         for o in &e.outputs {
-            eprintln!(
+            say!(
                 "crosscast: output {}: {:?}, {} bytes, {} packets dropped, {} reconnects",
-                o.name, o.state, o.bytes, o.packets_dropped, o.reconnects
+                o.name,
+                o.state,
+                o.bytes,
+                o.packets_dropped,
+                o.reconnects
             );
         }
     }
@@ -384,9 +390,10 @@ pub(crate) fn host(args: HostArgs) -> anyhow::Result<ExitCode> {
         },
         host_options(&args.stream),
     )?;
-    eprintln!(
+    say!(
         "crosscast: listening for app '{}' user '{}'",
-        args.app_id, args.user_id
+        args.app_id,
+        args.user_id
     );
     run(&source, &opts)
 }

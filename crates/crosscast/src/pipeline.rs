@@ -539,7 +539,7 @@ pub(crate) fn pipeline(seconds: f64, runs: u32) -> anyhow::Result<Report> {
             for r in 1..=runs {
                 let mut round = Vec::with_capacity(VARIANTS.len());
                 for v in VARIANTS {
-                    eprintln!("bench pipeline: {case}: round {r}/{runs}: {v} ...");
+                    say!("bench pipeline: {case}: round {r}/{runs}: {v} ...");
                     round.push(run_variant(v, &c, &dir)?);
                 }
                 relate(&mut round);
@@ -692,9 +692,9 @@ pub(crate) fn preview(seconds: f64) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> anyhow::Result<Report> {
         let mut report = Report::new("preview");
-        eprintln!("bench preview: no comments ...");
+        say!("bench preview: no comments ...");
         let quiet = preview_run(seconds, &dir, false)?;
-        eprintln!("bench preview: flood of {FLOOD_PER_SECOND} comments/s ...");
+        say!("bench preview: flood of {FLOOD_PER_SECOND} comments/s ...");
         let mut flooded = preview_run(seconds, &dir, true)?;
         if let (Some(off), Some(on)) = (quiet.get("game_fps"), flooded.get("game_fps")) {
             flooded.insert("game_fps_loss", 1.0 - on / off);

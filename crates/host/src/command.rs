@@ -165,16 +165,16 @@ impl CommandRun {
                 level: launch.sandbox,
                 wayland_display: WAYLAND_SOCKET.into(),
                 eager: launch.x11,
-                notify: std::sync::Arc::new(|note| eprintln!("crosscast: {note}")),
+                notify: std::sync::Arc::new(|note| say(&format_args!("crosscast: {note}"))),
             },
         )?;
         // The compositor streams the most recently mapped toplevel: Xwayland's screen must be
         // up before the game starts, or a Wayland game that maps first loses the stream to it.
         if launch.x11 && !compositor.wait_frame(XWAYLAND_SCREEN_WAIT) {
-            eprintln!(
+            say(&format_args!(
                 "crosscast: Xwayland showed no screen within {XWAYLAND_SCREEN_WAIT:?}; starting \
                  the game anyway"
-            );
+            ));
         }
         Ok(CommandRun {
             launch,
@@ -339,4 +339,11 @@ fn forward_output(child: &mut Child, name: &str) {
     if let Some(err) = child.stderr.take() {
         forward_lines(err, format!("{name}[err]"), "cc-game-log");
     }
+}
+
+/// Prints `line` to stderr in one write, so that it stays whole on a stderr the host shares
+/// with its game (`eprintln!` writes piece by piece).
+fn say(line: &dyn std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
