@@ -3,6 +3,8 @@
 //! The bench builds its own network: two network namespaces joined by a veth pair, nothing in
 //! the machine's own namespace. nginx-rtmp listens in one (recording what arrives), and
 //! `crosscast live` streams the demo game from the other to it while also recording to a file.
+//! With `--protocol srt` the ingest is an `ffmpeg` SRT listener (remuxing to MPEG-TS files)
+//! instead, and crosscast pushes `srt://` to it.
 //! After `before` seconds of a clear link, `tc`'s token bucket (`tbf`) limits the sender's side
 //! of the veth to `link_kbps` for `squeeze` seconds, then the limit goes and the run goes on
 //! for `after` seconds. With `restart_ingest`, nginx is also stopped and started again in the
@@ -75,6 +77,9 @@ pub(crate) struct Squeeze {
     /// Stop and restart the ingest in the middle of the squeeze (reconnect under pressure).
     #[arg(long)]
     pub(crate) restart_ingest: bool,
+    /// The live output's protocol: rtmp (nginx-rtmp ingest) or srt (an ffmpeg SRT listener).
+    #[arg(long, value_enum, default_value_t = Protocol::Rtmp)]
+    pub(crate) protocol: Protocol,
     /// Run `live` with --shared-encode (recordings follow the live bitrate).
     #[arg(long)]
     pub(crate) shared_encode: bool,
@@ -84,6 +89,15 @@ pub(crate) struct Squeeze {
     /// Write the JSON report here.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
+}
+
+/// The protocol of the squeezed live output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Protocol {
+    /// RTMP to nginx-rtmp.
+    Rtmp,
+    /// SRT (caller) to an `ffmpeg` listener.
+    Srt,
 }
 
 /// Runs the bench `s.runs` times and reports the median and range of each figure.
@@ -97,7 +111,12 @@ pub(crate) fn squeeze(s: &Squeeze) -> anyhow::Result<Report> {
     }
     let mut report = Report::new("squeeze");
     let case = format!(
-        "{}x{}@{} {} kb/s, link {} kb/s for {} s{}",
+        "{} {}x{}@{} {} kb/s, link {} kb/s for {} s{}",
+        if s.protocol == Protocol::Srt {
+            "srt"
+        } else {
+            "rtmp"
+        },
         s.size.width,
         s.size.height,
         s.fps,
@@ -221,57 +240,106 @@ impl Drop for NetPair {
     }
 }
 
-/// nginx-rtmp inside the receiving namespace, recording every stream; stopped by pid.
+/// The ingest inside the receiving namespace, recording every session it gets; stopped by pid:
+/// nginx-rtmp, or an `ffmpeg` SRT listener (one per session, each remuxing to its own file).
 struct Ingest {
     dir: PathBuf,
     ns: String,
+    protocol: Protocol,
+    addr: String,
+    sessions: u32,
     child: Option<Child>,
 }
 
+/// The SRT listener's port.
+const SRT_PORT: u16 = 9000;
+
 impl Ingest {
-    fn start(dir: &Path, ns: &str, addr: &str) -> anyhow::Result<Self> {
+    fn start(dir: &Path, ns: &str, addr: &str, protocol: Protocol) -> anyhow::Result<Self> {
         let rec = dir.join("rec");
         std::fs::create_dir_all(&rec)?;
-        let conf = format!(
-            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
-             user root;\ndaemon off;\nmaster_process on;\nworker_processes 1;\n\
-             pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 64; }}\n\
-             rtmp {{ server {{ listen {addr}:1935; chunk_size 4096;\n\
-               application live {{ live on; record all; record_path {rec}; record_unique on; }} }} }}\n",
-            d = dir.display(),
-            rec = rec.display(),
-        );
-        std::fs::write(dir.join("nginx.conf"), conf)?;
+        if protocol == Protocol::Rtmp {
+            let conf = format!(
+                "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+                 user root;\ndaemon off;\nmaster_process on;\nworker_processes 1;\n\
+                 pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+                 events {{ worker_connections 64; }}\n\
+                 rtmp {{ server {{ listen {addr}:1935; chunk_size 4096;\n\
+                   application live {{ live on; record all; record_path {rec}; record_unique on; }} }} }}\n",
+                d = dir.display(),
+                rec = rec.display(),
+            );
+            std::fs::write(dir.join("nginx.conf"), conf)?;
+        }
         let mut ingest = Self {
             dir: dir.to_owned(),
             ns: ns.to_owned(),
+            protocol,
+            addr: addr.to_owned(),
+            sessions: 0,
             child: None,
         };
         ingest.restart()?;
         Ok(ingest)
     }
 
+    /// The URL crosscast pushes to.
+    fn url(&self) -> String {
+        match self.protocol {
+            Protocol::Rtmp => format!("rtmp://{}:1935/live/squeeze", self.addr),
+            Protocol::Srt => format!("srt://{}:{SRT_PORT}", self.addr),
+        }
+    }
+
     fn restart(&mut self) -> anyhow::Result<()> {
-        let child = NetPair::exec(&self.ns, "nginx")
-            .arg("-p")
-            .arg(&self.dir)
-            .arg("-c")
-            .arg(self.dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(self.dir.join("error.log"))
+        self.sessions += 1;
+        let log_path = self.dir.join(format!("ingest-{}.log", self.sessions));
+        let log = std::fs::File::create(&log_path)?;
+        let mut cmd = match self.protocol {
+            Protocol::Rtmp => {
+                let mut c = NetPair::exec(&self.ns, "nginx");
+                c.arg("-p")
+                    .arg(&self.dir)
+                    .arg("-c")
+                    .arg(self.dir.join("nginx.conf"))
+                    .arg("-e")
+                    .arg(self.dir.join("error.log"));
+                c
+            }
+            Protocol::Srt => {
+                // One listener per session: it remuxes what arrives and exits when the
+                // caller goes.
+                let mut c = NetPair::exec(&self.ns, "ffmpeg");
+                c.args(["-nostdin", "-v", "error", "-i"])
+                    .arg(format!("srt://{}:{SRT_PORT}?mode=listener", self.addr))
+                    .args(["-map", "0", "-c", "copy", "-f", "mpegts"])
+                    .arg(
+                        self.dir
+                            .join("rec")
+                            .join(format!("session-{:03}.ts", self.sessions)),
+                    );
+                c
+            }
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
-            .context("cannot start nginx (Debian packages nginx and libnginx-mod-rtmp)")?;
+            .context(match self.protocol {
+                Protocol::Rtmp => {
+                    "cannot start nginx (Debian packages nginx and libnginx-mod-rtmp)"
+                }
+                Protocol::Srt => "cannot start ffmpeg (Debian package ffmpeg)",
+            })?;
         self.child = Some(child);
-        // nginx binds at once; a short wait covers its start-up.
+        // Both bind at once; a short wait covers their start-up.
         std::thread::sleep(Duration::from_millis(300));
         if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
             bail!(
-                "nginx exited at start ({st}): {}",
-                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+                "the ingest exited at start ({st}): {}{}",
+                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
             );
         }
         Ok(())
@@ -279,7 +347,8 @@ impl Ingest {
 
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // `ip netns exec` execs nginx in place: this pid is nginx's master.
+            // `ip netns exec` execs the program in place: this pid is nginx's master (or
+            // ffmpeg, which finishes its file on SIGTERM).
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
@@ -309,8 +378,8 @@ type Timed = (f64, String);
 fn one_run(exe: &Path, s: &Squeeze, run_no: u32) -> anyhow::Result<Figures> {
     let dir = tempfile::Builder::new().prefix("cc-squeeze").tempdir()?;
     let net = NetPair::create(run_no)?;
-    let mut ingest = Ingest::start(dir.path(), &net.recv, &net.recv_addr)?;
-    let url = format!("rtmp://{}:1935/live/squeeze", net.recv_addr);
+    let mut ingest = Ingest::start(dir.path(), &net.recv, &net.recv_addr, s.protocol)?;
+    let url = ingest.url();
     let recording = dir.path().join("recording.mp4");
     let total = s.before + s.squeeze + s.after;
     let mut cmd = NetPair::exec(&net.send, exe);
@@ -338,7 +407,10 @@ fn one_run(exe: &Path, s: &Squeeze, run_no: u32) -> anyhow::Result<Figures> {
     let live_at = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok((t, l)) => {
-                let live = l.contains("*** live");
+                // The status line names the output with its state: `rtmp://…/*** live`.
+                let live = l
+                    .split(" | ")
+                    .any(|part| part.contains("://") && part.ends_with(" live"));
                 lines.push((t, l));
                 if live {
                     break t;
@@ -395,7 +467,11 @@ fn one_run(exe: &Path, s: &Squeeze, run_no: u32) -> anyhow::Result<Figures> {
     let mut at_ingest = 0.0;
     let mut live_errors = 0.0;
     for r in ingest.recordings() {
-        at_ingest += frames_in(&r).unwrap_or(0.0);
+        // A session that got no stream (a listener waiting when the run ended) is empty.
+        if std::fs::metadata(&r)?.len() == 0 {
+            continue;
+        }
+        at_ingest += frames_in(&r)?;
         live_errors += decode_errors(&r)?;
     }
     f.insert("live_frames_lost", encoded - at_ingest);
@@ -489,7 +565,7 @@ fn figures(lines: &[Timed], s: &Squeeze) -> anyhow::Result<Figures> {
                 f.insert("encoded_frames", n);
             }
         }
-        if l.starts_with("crosscast: output rtmp://") {
+        if l.starts_with("crosscast: output rtmp://") || l.starts_with("crosscast: output srt://") {
             let num_before = |word: &str| {
                 l.split(", ")
                     .find(|p| p.ends_with(word))

@@ -116,10 +116,17 @@ pub(crate) fn frames_in(path: &Path) -> anyhow::Result<f64> {
         .arg(path)
         .output()
         .context("ffprobe is needed to count the frames written (apt-get install ffmpeg)")?;
+    // An MPEG-TS stream is listed twice (under its program and on its own): take the first.
     String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .with_context(|| format!("ffprobe could not count frames in {}", path.display()))
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .with_context(|| {
+            format!(
+                "ffprobe could not count frames in {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })
 }
 
 struct Case {
