@@ -219,9 +219,17 @@ fn connect(
     for (k, v) in url.io_options(tls.verify, ca) {
         io_opts.set(&k, &v);
     }
-    if url.scheme() != PushScheme::Srt {
+    match url.scheme() {
         // Down to FFmpeg's tcp (through tls for rtmps): a bounded socket send buffer.
-        io_opts.set("send_buffer_size", &send_buffer.to_string());
+        PushScheme::Rtmp | PushScheme::Rtmps => {
+            io_opts.set("send_buffer_size", &send_buffer.to_string())
+        }
+        // libsrt's sender buffer, bounded the same way. Its default (8192 packets, about
+        // 10 MB) never fills on a squeezed link: live mode instead drops packets older than
+        // about a second (too-late drop), the viewer sees holes, and our queue, which adaptive
+        // bitrate watches, stays empty. Smaller than that second, it fills first, the write
+        // waits, and the backlog shows in our queue as it does for TCP.
+        PushScheme::Srt => io_opts.set("sndbuf", &send_buffer.to_string()),
     }
     clear_log_errors();
     let started = Instant::now();
