@@ -89,6 +89,10 @@ pub(crate) struct Squeeze {
     /// Write the JSON report here.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
+    /// Keep what `crosscast live` printed in each run, as DIR/run-N.log (each line with its
+    /// time in seconds since the stream went live).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) log_dir: Option<PathBuf>,
 }
 
 /// The protocol of the squeezed live output.
@@ -461,6 +465,15 @@ fn one_run(exe: &Path, s: &Squeeze, run_no: u32) -> anyhow::Result<Figures> {
             (secs.as_secs_f64(), l)
         })
         .collect();
+    if let Some(dir) = &s.log_dir {
+        let text: String = timed
+            .iter()
+            .map(|(t, l)| format!("{t:8.3} {l}\n"))
+            .collect();
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(dir.join(format!("run-{}.log", run_no + 1)), text))
+            .with_context(|| format!("cannot write the log to {}", dir.display()))?;
+    }
     let mut f = figures(&timed, s)?;
     let encoded = f.get("encoded_frames").copied().unwrap_or(0.0);
     f.insert("recording_frames_lost", encoded - frames_in(&recording)?);
