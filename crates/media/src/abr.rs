@@ -46,6 +46,8 @@ pub(crate) struct LinkView {
     pub(crate) backlog_us: i64,
     /// Bytes written to the connection so far.
     pub(crate) sent_bytes: u64,
+    /// Bytes of encoded media queued and not yet written.
+    pub(crate) queued_bytes: u64,
 }
 
 /// A bitrate change the controller asks for.
@@ -64,6 +66,11 @@ struct LinkTrack {
     connections: u64,
     /// (time, bytes sent) samples within the last `RATE_WINDOW_NS`.
     sent: std::collections::VecDeque<(u64, u64)>,
+    /// Bytes queued at the last few ticks (about a second's worth), to tell a queue that is
+    /// still growing from one that drains. Bytes, not media time: just after a step down the
+    /// link is still sending media encoded at the old rate, so the media time waiting keeps
+    /// growing for a while even though the bytes waiting already shrink.
+    queued: std::collections::VecDeque<u64>,
 }
 
 /// The controller; see the module docs.
@@ -84,9 +91,6 @@ pub(crate) struct BitrateController {
     /// The rate that last congested a link: probes up stop just under it first and go past it
     /// only in small steps, until a probe above it holds.
     ceiling: Option<u32>,
-    /// The worst backlog at recent ticks (about a second's worth), to tell a queue that is
-    /// still growing from one that drains.
-    recent_backlog: std::collections::VecDeque<i64>,
 }
 
 impl BitrateController {
@@ -105,7 +109,6 @@ impl BitrateController {
             headroom_since: None,
             up_hold: UP_HOLD,
             ceiling: None,
-            recent_backlog: std::collections::VecDeque::new(),
         }
     }
 
@@ -130,10 +133,15 @@ impl BitrateController {
             if view.connections != track.connections {
                 track.connections = view.connections;
                 track.sent.clear();
+                track.queued.clear();
                 reconnected = true;
             }
             if view.live {
                 track.sent.push_back((now, view.sent_bytes));
+                track.queued.push_back(view.queued_bytes);
+                if track.queued.len() > 5 {
+                    track.queued.pop_front();
+                }
             }
             while track
                 .sent
@@ -154,15 +162,12 @@ impl BitrateController {
             .iter()
             .max_by_key(|(_, l)| l.backlog_us)
             .map(|&(i, l)| (i, *l))?;
-        let second_ago = if self.recent_backlog.len() >= 4 {
-            self.recent_backlog.pop_front()
-        } else {
-            self.recent_backlog.front().copied()
-        };
-        self.recent_backlog.push_back(worst.1.backlog_us);
         if worst.1.backlog_us > CONGESTED_US {
             self.headroom_since = None;
-            let growing = second_ago.is_none_or(|b| worst.1.backlog_us >= b);
+            // Growing: more bytes waiting than about a second ago (or too little history to
+            // say otherwise).
+            let queued = &self.links[worst.0].queued;
+            let growing = queued.len() < 5 || queued.back() >= queued.front();
             return self.step_down(now, worst.0, worst.1.backlog_us, growing);
         }
         if reconnected || worst.1.backlog_us > HEADROOM_US {
@@ -203,8 +208,8 @@ impl BitrateController {
             return None;
         }
         let seen = self.throughput_kbps(link);
-        // Already below what the link carries and the queue going down: it is draining, and
-        // stepping further would only overshoot.
+        // Already below what the link carries and fewer bytes waiting than a second ago: the
+        // queue is draining, and stepping further would only overshoot.
         let below_link = seen
             .is_some_and(|k| u64::from(self.current + self.audio_kbps) * 10 <= u64::from(k) * 9);
         if below_link && !growing {
@@ -357,6 +362,7 @@ mod tests {
                     connections: self.connections,
                     backlog_us,
                     sent_bytes: self.sent_bytes as u64,
+                    queued_bytes: (self.queued_bits / 8.0) as u64,
                 };
                 if let Some(c) = self.ctl.tick(self.now, &[view]) {
                     self.changes.push((self.now, c));
@@ -412,6 +418,97 @@ mod tests {
             .find(|(t, c)| *t > squeeze_end && c.to_kbps == 4000);
         let back = back.expect("never back to full").0 - squeeze_end;
         assert!(back < 20 * S, "took {} s to recover", back / S);
+    }
+
+    /// A closer simulation of what the encoder thread sees: the queue holds media in 250 ms
+    /// chunks, each of the size it was encoded at, so the media time waiting keeps growing
+    /// for a while after a step down (the link is still sending what was encoded at the old
+    /// rate); and the encoder's output follows a new target only over a second (x264's VBV).
+    struct MediaSim {
+        ctl: BitrateController,
+        now: u64,
+        /// (media µs, bits left) per queued chunk, oldest first.
+        queue: std::collections::VecDeque<(i64, f64)>,
+        /// The targets of the last second; the encoder produces their mean.
+        targets: std::collections::VecDeque<f64>,
+        sent_bytes: f64,
+        changes: Vec<(u64, Change)>,
+    }
+
+    impl MediaSim {
+        fn new(min: u32, max: u32, audio: u32) -> Self {
+            Self {
+                ctl: BitrateController::new(min, max, audio, 1),
+                now: 0,
+                queue: std::collections::VecDeque::new(),
+                targets: std::collections::VecDeque::new(),
+                sent_bytes: 0.0,
+                changes: Vec::new(),
+            }
+        }
+
+        /// Runs `secs` seconds on a link of `cap` kb/s.
+        fn run(&mut self, secs: f64, cap: f64) {
+            for _ in 0..(secs * 4.0) as usize {
+                self.now += TICK_NS;
+                self.targets
+                    .push_back(f64::from(self.ctl.current_kbps() + self.ctl.audio_kbps));
+                if self.targets.len() > 4 {
+                    self.targets.pop_front();
+                }
+                let rate = self.targets.iter().sum::<f64>() / self.targets.len() as f64;
+                self.queue.push_back((250_000, rate * 1000.0 * 0.25));
+                let mut budget = cap * 1000.0 * 0.25;
+                while let Some(front) = self.queue.front_mut() {
+                    let sent = front.1.min(budget);
+                    front.1 -= sent;
+                    budget -= sent;
+                    self.sent_bytes += sent / 8.0;
+                    if front.1 > 0.0 {
+                        break;
+                    }
+                    self.queue.pop_front();
+                }
+                let view = LinkView {
+                    live: true,
+                    connections: 1,
+                    backlog_us: self.queue.iter().map(|c| c.0).sum::<i64>() - 250_000,
+                    sent_bytes: self.sent_bytes as u64,
+                    queued_bytes: (self.queue.iter().map(|c| c.1).sum::<f64>() / 8.0) as u64,
+                };
+                if let Some(c) = self.ctl.tick(self.now, &[view]) {
+                    self.changes.push((self.now, c));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_queue_still_sending_old_media_after_a_step_down_does_not_drive_the_rate_to_the_floor() {
+        // The bench's case: 2500 kb/s (+160 audio) squeezed to a 1200 kb/s link.
+        let mut s = MediaSim::new(300, 2500, 160);
+        s.run(10.0, 10_000.0);
+        s.run(30.0, 1200.0);
+        let lowest = s.changes.iter().map(|(_, c)| c.to_kbps).min();
+        // What fits the link is about 1000 kb/s of video; the old media still draining after
+        // the first step down is no reason to go far below that.
+        assert!(
+            lowest.is_some_and(|l| l >= 600),
+            "lowest {lowest:?}: {:#?}",
+            s.changes
+        );
+        let end = s.now;
+        s.run(40.0, 10_000.0);
+        let back = s
+            .changes
+            .iter()
+            .find(|(t, c)| *t > end && c.to_kbps == 2500)
+            .map(|(t, _)| (t - end) / S);
+        assert!(
+            back.is_some_and(|b| b < 25),
+            "back after {back:?} s: {:#?}",
+            s.changes
+        );
     }
 
     #[test]

@@ -999,6 +999,7 @@ impl Encoding {
                 connections: r.shared.connections.load(Ordering::Relaxed),
                 backlog_us: r.shared.backlog_us(),
                 sent_bytes: r.shared.bytes.load(Ordering::Relaxed),
+                queued_bytes: r.shared.queued_bytes(),
             })
             .collect();
         let Some(change) = abr.ctl.tick(monotonic_ns(), &views) else {
@@ -1282,7 +1283,6 @@ impl Encoding {
         if !self.network_takes(&p, from) {
             return;
         }
-        let dts_us = p.dts_us();
         for r in &mut self.rtmp {
             if r.need_key {
                 if p.kind == Kind::Video && p.key {
@@ -1293,11 +1293,7 @@ impl Encoding {
                 }
             }
             match r.tx.try_send(p.clone()) {
-                Ok(()) => {
-                    if let Some(us) = dts_us {
-                        r.shared.queued_until_us.fetch_max(us, Ordering::Relaxed);
-                    }
-                }
+                Ok(()) => r.shared.entered_queue(&p),
                 Err(TrySendError::Full(_)) => {
                     // A hole in the stream: skip to the next keyframe so the ingest can decode again.
                     r.shared.dropped.fetch_add(1, Ordering::Relaxed);

@@ -159,7 +159,7 @@ pub(crate) fn run(
             match rx.recv_deadline(deadline) {
                 Ok(p) => {
                     shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    shared.left_queue(p.dts_us());
+                    shared.left_queue(&p);
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -287,7 +287,7 @@ fn send_loop(
                 .dropped
                 .fetch_add(backlog.len() as u64, Ordering::Relaxed);
             for old in backlog.drain(..) {
-                shared.left_queue(old.dts_us());
+                shared.left_queue(&old);
             }
         }
         backlog.push(p);
@@ -314,26 +314,33 @@ fn send_loop(
             }
             None => {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
-                shared.left_queue(p.dts_us());
+                shared.left_queue(&p);
                 continue;
             }
         };
         // Audio encoded before the session's first keyframe would get a negative timestamp.
         if p.dts_us().is_some_and(|t| t < base) {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
-            shared.left_queue(p.dts_us());
+            shared.left_queue(&p);
             continue;
         }
         clear_log_errors();
         watch.begin();
         let r = mux.write(&p, base);
         watch.end();
-        shared.left_queue(p.dts_us());
+        shared.left_queue(&p);
         match r {
             Ok(n) => {
                 shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
-            Err(e) => return SessionEnd::Failed(io_error("write failed", e, url, watch)),
+            Err(e) => {
+                // What this session took from the queue and will not send is gone with it.
+                for p in backlog {
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    shared.left_queue(&p);
+                }
+                return SessionEnd::Failed(io_error("write failed", e, url, watch));
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Counters and per-output states, readable at any time through `LiveEncoder::stats`.
 
+use crate::mux::EncodedPacket;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -114,6 +115,8 @@ pub(crate) struct OutputShared {
     /// (written or dropped): their difference is the media time waiting.
     pub(crate) queued_until_us: AtomicI64,
     pub(crate) sent_until_us: AtomicI64,
+    /// Bytes of packets in the queue (added when one goes in, taken when it leaves).
+    queued_bytes: AtomicI64,
 }
 
 impl OutputShared {
@@ -128,6 +131,7 @@ impl OutputShared {
             connections: AtomicU64::new(0),
             queued_until_us: AtomicI64::new(0),
             sent_until_us: AtomicI64::new(0),
+            queued_bytes: AtomicI64::new(0),
         })
     }
 
@@ -165,11 +169,27 @@ impl OutputShared {
         (q - s).max(0)
     }
 
-    /// Notes that a packet with timestamp `us` left the queue (written or dropped).
-    pub(crate) fn left_queue(&self, us: Option<i64>) {
-        if let Some(us) = us {
+    /// Notes that packet `p` went into the queue.
+    pub(crate) fn entered_queue(&self, p: &EncodedPacket) {
+        if let Some(us) = p.dts_us() {
+            self.queued_until_us.fetch_max(us, Ordering::Relaxed);
+        }
+        self.queued_bytes
+            .fetch_add(p.data.len() as i64, Ordering::Relaxed);
+    }
+
+    /// Notes that packet `p` left the queue (written or dropped).
+    pub(crate) fn left_queue(&self, p: &EncodedPacket) {
+        if let Some(us) = p.dts_us() {
             self.sent_until_us.fetch_max(us, Ordering::Relaxed);
         }
+        self.queued_bytes
+            .fetch_sub(p.data.len() as i64, Ordering::Relaxed);
+    }
+
+    /// Bytes of packets waiting in the queue.
+    pub(crate) fn queued_bytes(&self) -> u64 {
+        u64::try_from(self.queued_bytes.load(Ordering::Relaxed)).unwrap_or(0)
     }
 }
 
