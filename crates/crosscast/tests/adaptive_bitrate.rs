@@ -52,24 +52,28 @@ fn figure(row: &serde_json::Value, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in {row:#}"))
 }
 
+/// What every protocol must show on a squeezed link that comes back.
+fn rode_the_squeeze(row: &serde_json::Value) {
+    // It reacts within seconds of the squeeze, to below what the link carries.
+    assert!(figure(row, "first_step_down_s") < 5.0, "{row:#}");
+    assert!(figure(row, "lowest_kbps") < 800.0, "{row:#}");
+    // The stream kept playing: no disconnect, nothing lost at the ingest, and it decodes
+    // cleanly across the switches between the two encodes.
+    assert_eq!(figure(row, "reconnects"), 0.0, "{row:#}");
+    assert_eq!(figure(row, "live_frames_lost"), 0.0, "{row:#}");
+    assert_eq!(figure(row, "live_decode_errors"), 0.0, "{row:#}");
+    // The link came back, and so did the full bitrate.
+    assert!(figure(row, "recovery_s") < 25.0, "{row:#}");
+    // The recording has every frame, at the full bitrate (it never followed the live one).
+    assert_eq!(figure(row, "recording_frames_lost"), 0.0, "{row:#}");
+    assert_eq!(figure(row, "recording_decode_errors"), 0.0, "{row:#}");
+    assert!(figure(row, "recording_kbps") > 1500.0 * 0.85, "{row:#}");
+}
+
 #[test]
 fn a_squeezed_link_lowers_the_live_bitrate_without_a_disconnect_and_the_recording_keeps_it_all() {
     let dir = TempDir::new("abr");
-    let row = squeeze(&dir, &[]);
-    // It reacts within seconds of the squeeze, to below what the link carries.
-    assert!(figure(&row, "first_step_down_s") < 5.0, "{row:#}");
-    assert!(figure(&row, "lowest_kbps") < 800.0, "{row:#}");
-    // The stream kept playing: no disconnect, nothing lost at the ingest, and it decodes
-    // cleanly across the switches between the two encodes.
-    assert_eq!(figure(&row, "reconnects"), 0.0, "{row:#}");
-    assert_eq!(figure(&row, "live_frames_lost"), 0.0, "{row:#}");
-    assert_eq!(figure(&row, "live_decode_errors"), 0.0, "{row:#}");
-    // The link came back, and so did the full bitrate.
-    assert!(figure(&row, "recovery_s") < 25.0, "{row:#}");
-    // The recording has every frame, at the full bitrate (it never followed the live one).
-    assert_eq!(figure(&row, "recording_frames_lost"), 0.0, "{row:#}");
-    assert_eq!(figure(&row, "recording_decode_errors"), 0.0, "{row:#}");
-    assert!(figure(&row, "recording_kbps") > 1500.0 * 0.85, "{row:#}");
+    rode_the_squeeze(&squeeze(&dir, &[]));
 }
 
 #[test]
@@ -91,16 +95,8 @@ fn a_reconnect_during_a_squeeze_keeps_the_lowered_bitrate() {
 #[test]
 fn a_squeezed_srt_link_lowers_the_live_bitrate_and_loses_no_packet_to_late_drops() {
     let dir = TempDir::new("abr-srt");
-    let row = squeeze(&dir, &["--protocol", "srt"]);
     // SRT in live mode drops packets that wait about a second in its sender buffer; with the
-    // buffer bounded below that, the backlog shows in crosscast's queue instead, and adaptive
-    // bitrate steps down as it does for RTMP.
-    assert!(figure(&row, "first_step_down_s") < 5.0, "{row:#}");
-    assert!(figure(&row, "lowest_kbps") < 800.0, "{row:#}");
-    assert_eq!(figure(&row, "reconnects"), 0.0, "{row:#}");
-    // Nothing dropped as too late: every frame reached the listener and decodes.
-    assert_eq!(figure(&row, "live_frames_lost"), 0.0, "{row:#}");
-    assert_eq!(figure(&row, "live_decode_errors"), 0.0, "{row:#}");
-    assert!(figure(&row, "recovery_s") < 25.0, "{row:#}");
-    assert_eq!(figure(&row, "recording_frames_lost"), 0.0, "{row:#}");
+    // buffer bounded below that, the backlog shows in crosscast's queue instead, adaptive
+    // bitrate steps down as it does for RTMP, and nothing is dropped as too late.
+    rode_the_squeeze(&squeeze(&dir, &["--protocol", "srt"]));
 }

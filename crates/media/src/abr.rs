@@ -208,10 +208,9 @@ impl BitrateController {
             return None;
         }
         let seen = self.throughput_kbps(link);
-        // Already below what the link carries and fewer bytes waiting than a second ago: the
-        // queue is draining, and stepping further would only overshoot.
-        let below_link = seen
-            .is_some_and(|k| u64::from(self.current + self.audio_kbps) * 10 <= u64::from(k) * 9);
+        // Fewer bytes waiting than a second ago while sending no more than the link carried:
+        // the queue is draining, and stepping further would only overshoot.
+        let below_link = seen.is_some_and(|k| self.current + self.audio_kbps <= k);
         if below_link && !growing {
             return None;
         }
@@ -224,11 +223,14 @@ impl BitrateController {
         }
         let by_factor = self.current * 7 / 10;
         // What the link carried lately is a ceiling worth going to at once, with a margin so
-        // the queue drains; the factor bounds the step when the estimate is missing or high.
+        // the queue drains; the factor bounds the step when the estimate is missing or high,
+        // and no step more than halves the rate, since one bad estimate (a window that caught
+        // TCP recovering from a loss) would otherwise throw the rate to the floor.
         let target = match seen {
             Some(kbps) => by_factor.min((kbps * 85 / 100).saturating_sub(self.audio_kbps)),
             None => by_factor,
         }
+        .max(self.current / 2)
         .max(self.min_kbps);
         self.last_down = Some(now);
         if target >= self.current {
@@ -507,6 +509,26 @@ mod tests {
         assert!(
             back.is_some_and(|b| b < 25),
             "back after {back:?} s: {:#?}",
+            s.changes
+        );
+    }
+
+    #[test]
+    fn a_link_that_collapses_is_followed_down_in_halving_steps() {
+        let mut s = Sim::new(300, 4000);
+        s.run(5.0, 10_000.0);
+        s.run(20.0, 200.0);
+        // No single estimate throws the rate more than halfway down; the floor is still
+        // reached within seconds (4000, 2000, 1000, 500, 300).
+        assert!(
+            s.changes.iter().all(|(_, c)| c.to_kbps * 2 >= c.from_kbps),
+            "{:#?}",
+            s.changes
+        );
+        let floor_at = s.changes.iter().find(|(_, c)| c.to_kbps == 300);
+        assert!(
+            floor_at.is_some_and(|(t, _)| *t < 5 * S + 12 * S),
+            "{:#?}",
             s.changes
         );
     }
