@@ -6,6 +6,7 @@
 //!   two real processes, crosscast's own surface in the same table.
 //! - [`probe`]: the pixels of `crosscast-input-probe`, the Wayland client of the input-latency
 //!   bench (a white square while a key or button is held).
+//! - [`peers`]: the config of the nginx-rtmp ingest the squeeze bench and the tests start.
 //! - `plot` (feature `plot`): the delay-distribution chart of a transport comparison.
 //!
 //! The library never prints: it returns reports and tables, and status lines go through a
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ipc;
+pub mod peers;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod probe;

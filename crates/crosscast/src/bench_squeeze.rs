@@ -108,6 +108,7 @@ pub(crate) enum Protocol {
 pub(crate) fn squeeze(s: &Squeeze) -> anyhow::Result<Report> {
     let runs = s.runs;
     let exe = std::env::current_exe().context("cannot find our own executable")?;
+    remove_stale_namespaces();
     let mut rounds = Vec::new();
     for run in 0..runs {
         say!("bench squeeze: run {}/{runs}", run + 1);
@@ -142,6 +143,30 @@ pub(crate) fn squeeze(s: &Squeeze) -> anyhow::Result<Report> {
         .rows
         .push(aggregate(&case, encode, &rounds, COLUMNS).with_extra("min_bitrate", s.min_bitrate));
     Ok(report)
+}
+
+/// Removes the namespaces of squeeze benches that were killed before they could clean up
+/// (their names carry the bench's pid, and that process is gone).
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        let Some(pid) = name
+            .strip_prefix("ccsq")
+            .and_then(|rest| rest.split('x').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            say!("bench squeeze: removing {name}, left by a bench that was killed");
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
 }
 
 /// Two network namespaces joined by a veth pair; removed (with the pair) on drop.
@@ -263,16 +288,15 @@ impl Ingest {
         let rec = dir.join("rec");
         std::fs::create_dir_all(&rec)?;
         if protocol == Protocol::Rtmp {
-            let conf = format!(
-                "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
-                 user root;\ndaemon off;\nmaster_process on;\nworker_processes 1;\n\
-                 pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-                 events {{ worker_connections 64; }}\n\
-                 rtmp {{ server {{ listen {addr}:1935; chunk_size 4096;\n\
-                   application live {{ live on; record all; record_path {rec}; record_unique on; }} }} }}\n",
-                d = dir.display(),
-                rec = rec.display(),
-            );
+            let listen = format!("{addr}:1935");
+            let conf = crosscast_bench::peers::NginxRtmp {
+                dir,
+                listen: &listen,
+                record_path: &rec,
+                user_root: true,
+                tls: None,
+            }
+            .config();
             std::fs::write(dir.join("nginx.conf"), conf)?;
         }
         let mut ingest = Self {

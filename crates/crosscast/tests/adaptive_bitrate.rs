@@ -73,7 +73,29 @@ fn rode_the_squeeze(row: &serde_json::Value) {
 #[test]
 fn a_squeezed_link_lowers_the_live_bitrate_without_a_disconnect_and_the_recording_keeps_it_all() {
     let dir = TempDir::new("abr");
+    // A namespace as a killed bench leaves it (named after the bench's pid, now gone): the
+    // next bench removes it.
+    let mut gone = Command::new("true").spawn().expect("spawn true");
+    let dead_pid = gone.id();
+    gone.wait().expect("wait");
+    let stale = format!("ccsq{dead_pid}x0s");
+    let made = Command::new("ip")
+        .args(["netns", "add", &stale])
+        .status()
+        .expect("ip netns add");
+    assert!(made.success());
     rode_the_squeeze(&squeeze(&dir, &[]));
+    let left = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(
+        !left
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&stale)),
+        "{stale} is still there:\n{left}"
+    );
 }
 
 #[test]

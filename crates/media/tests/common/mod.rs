@@ -383,53 +383,19 @@ impl Nginx {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
             .unwrap_or(false);
-        let (stream_module, stream) = match (&self.tls, self.tls_port) {
-            (Some((cert, key)), Some(tls_port)) => (
-                "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n",
-                format!(
-                    "stream {{\n\
-                       server {{\n\
-                         listen 127.0.0.1:{tls_port} ssl;\n\
-                         ssl_certificate {cert};\n\
-                         ssl_certificate_key {key};\n\
-                         proxy_pass 127.0.0.1:{port};\n\
-                       }}\n\
-                     }}\n",
-                    cert = cert.display(),
-                    key = key.display(),
-                    port = self.port,
-                ),
-            ),
-            _ => ("", String::new()),
-        };
-        let conf = format!(
-            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
-             {stream_module}\
-             {user}\
-             daemon off;\n\
-             master_process on;\n\
-             worker_processes 1;\n\
-             pid {dir}/nginx.pid;\n\
-             error_log {dir}/error.log info;\n\
-             events {{ worker_connections 64; }}\n\
-             rtmp {{\n\
-               server {{\n\
-                 listen 127.0.0.1:{port};\n\
-                 chunk_size 4096;\n\
-                 application live {{\n\
-                   live on;\n\
-                   record all;\n\
-                   record_path {rec};\n\
-                   record_unique on;\n\
-                 }}\n\
-               }}\n\
-             }}\n\
-             {stream}",
-            user = if is_root { "user root;\n" } else { "" },
-            dir = d.display(),
-            port = self.port,
-            rec = rec.display(),
-        );
+        let listen = format!("127.0.0.1:{}", self.port);
+        let tls_listen = self.tls_port.map(|p| format!("127.0.0.1:{p}"));
+        let conf = crosscast_bench::peers::NginxRtmp {
+            dir: d,
+            listen: &listen,
+            record_path: &rec,
+            user_root: is_root,
+            tls: match (&self.tls, &tls_listen) {
+                (Some((cert, key)), Some(l)) => Some((l.as_str(), cert.as_path(), key.as_path())),
+                _ => None,
+            },
+        }
+        .config();
         std::fs::write(d.join("nginx.conf"), conf).expect("write nginx.conf");
     }
 
