@@ -331,10 +331,18 @@ fn focus_loss_releases_the_keys_held() {
         1,
         Duration::from_secs(10),
     );
-    // The real release, now elsewhere, does not reach the game a second time.
+    // The real release, now elsewhere, does not reach the game a second time. (Presses are
+    // not counted: the client repeats a key held past its repeat delay on its own, which a
+    // slow focus change on a loaded machine gives it time to do.)
     xdo(&x.1, &["keyup", "a"]);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(live.matching("key key: 30").len(), 2, "{}", live.log());
+    assert_eq!(
+        live.matching("key key: 30, unicode: 97, state: released")
+            .len(),
+        1,
+        "{}",
+        live.log()
+    );
     let _ = other.kill();
     let _ = other.wait();
     live.stop();
