@@ -112,6 +112,7 @@ impl FrameDecoder {
                 seek,
             });
         }
+        check_timeval(payload)?;
         let (seq, cmd) = Command::read_tag_prefixed(&mut Cursor::new(payload), self.version)?;
         if self.authed {
             return Ok(Frame::Command {
@@ -219,5 +220,52 @@ mod tests {
             d.frame(&h, &msg[HEADER..]),
             Err(PulseError::Violation("first command is not auth"))
         ));
+    }
+}
+
+/// Refuses a latency query whose timeval has 1 000 000 microseconds or more, before the
+/// `pulseaudio` crate reads it: its `read_timeval` multiplies the microseconds by 1000 in a
+/// `u32`, which overflows (a panic where overflow checks are on; found by fuzzing). Only the
+/// two latency queries carry a timeval from the client, at a fixed place: `L` command, `L`
+/// sequence, `L` channel, then `T` seconds and microseconds.
+fn check_timeval(payload: &[u8]) -> Result<(), PulseError> {
+    const LATENCY_QUERIES: [u32; 2] = [14, 57];
+    let u32_at = |i: usize| {
+        payload
+            .get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
+    let is_query =
+        payload.first() == Some(&b'L') && u32_at(1).is_some_and(|c| LATENCY_QUERIES.contains(&c));
+    if is_query && payload.get(15) == Some(&b'T') && u32_at(20).is_some_and(|us| us >= 1_000_000) {
+        return Err(PulseError::Violation("timeval microseconds out of range"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod timeval_tests {
+    use super::*;
+
+    #[test]
+    fn a_latency_query_with_an_overflowing_timeval_is_refused_not_a_panic() {
+        let mut dec = FrameDecoder::authed(1 << 16, 32);
+        let mut p = Vec::new();
+        for (tag, v) in [(b'L', 14u32), (b'L', 1), (b'L', 0)] {
+            p.push(tag);
+            p.extend_from_slice(&v.to_be_bytes());
+        }
+        p.push(b'T');
+        p.extend_from_slice(&1u32.to_be_bytes());
+        p.extend_from_slice(&u32::MAX.to_be_bytes());
+        let h = Header {
+            len: p.len() as u32,
+            channel: CONTROL,
+            offset_hi: 0,
+            offset_lo: 0,
+            flags: 0,
+        };
+        assert!(dec.frame(&h, &p).is_err());
     }
 }
