@@ -158,8 +158,7 @@ pub(crate) fn run(
         loop {
             match rx.recv_deadline(deadline) {
                 Ok(p) => {
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    shared.left_queue(&p);
+                    shared.dropped_from_queue(&p);
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -313,15 +312,13 @@ fn send_loop(
                 b
             }
             None => {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-                shared.left_queue(&p);
+                shared.dropped_from_queue(&p);
                 continue;
             }
         };
         // Audio encoded before the session's first keyframe would get a negative timestamp.
         if p.dts_us().is_some_and(|t| t < base) {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            shared.left_queue(&p);
+            shared.dropped_from_queue(&p);
             continue;
         }
         clear_log_errors();
@@ -336,8 +333,7 @@ fn send_loop(
             Err(e) => {
                 // What this session took from the queue and will not send is gone with it.
                 for p in backlog {
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    shared.left_queue(&p);
+                    shared.dropped_from_queue(&p);
                 }
                 return SessionEnd::Failed(io_error("write failed", e, url, watch));
             }

@@ -187,6 +187,12 @@ impl OutputShared {
             .fetch_sub(p.data.len() as i64, Ordering::Relaxed);
     }
 
+    /// Notes that packet `p` left the queue unsent, counted as dropped.
+    pub(crate) fn dropped_from_queue(&self, p: &EncodedPacket) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.left_queue(p);
+    }
+
     /// Bytes of packets waiting in the queue.
     pub(crate) fn queued_bytes(&self) -> u64 {
         u64::try_from(self.queued_bytes.load(Ordering::Relaxed)).unwrap_or(0)
